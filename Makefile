@@ -1,0 +1,51 @@
+# rightsizer — developer entry points. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: help setup demo test unit lint fmt bench components sandbox-up sandbox-down clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed  ## create .venv and install rightsizer with its dev tools
+
+demo: setup  ## recommendations for the bundled example samples
+	$(BIN)/rightsizer recommend --samples examples/samples.csv
+
+components:  ## build/reuse the sandbox's binaries (Go, cached outside the repo) and Prometheus
+	bash scripts/build-components.sh
+
+lint: setup  ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/mypy
+
+unit: setup  ## fast tests only (no sandbox)
+	$(BIN)/pytest tests/unit
+
+test: setup components lint  ## the whole suite: lint, unit, and tests against the real sandbox
+	$(BIN)/pytest
+
+fmt: setup  ## format and autofix
+	$(BIN)/ruff format operator tests bench
+	$(BIN)/ruff check --fix operator tests bench
+
+bench: setup  ## engine benchmark (prints wall time, samples/s, peak RSS)
+	$(BIN)/python bench/bench_engine.py
+
+sandbox-up: setup components  ## start the local control plane + Prometheus
+	scripts/sandbox up
+
+sandbox-down:  ## stop the sandbox
+	scripts/sandbox down
+
+clean:  ## remove the virtualenv and caches (not the component cache)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,139 @@
+"""``rightsizer`` — the command line.
+
+Exit codes: 0 ok, 2 bad input (message on stderr, nothing on stdout), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from rightsizer import __version__
+from rightsizer.cli.render import FORMATS, render
+from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
+from rightsizer.engine.settings import SettingsError, parse_assignments
+from rightsizer.engine.strategies import STRATEGY_NAMES, build_strategy, settings_table
+from rightsizer.quantity import QuantityError
+from rightsizer.recommend import recommend_frame
+from rightsizer.samples.frame import SamplesError
+from rightsizer.sources.samples_file import read_samples
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_INPUT = 2
+
+
+class BadInputError(Exception):
+    """Input the user must fix; printed without a traceback, exit code 2."""
+
+
+def _settings_help() -> str:
+    lines = ["settings for --set KEY=VALUE, per strategy:"]
+    for name in STRATEGY_NAMES:
+        lines.append(f"\n  {name}:")
+        for s in settings_table(name):
+            lines.append(f"    {s.key:36} {s.help}")
+    return "\n".join(lines)
+
+
+def _read_limit_ranges(path: str) -> dict[str, list[LimitRangeItem]]:
+    """LimitRange manifests from a YAML file; ``metadata.namespace`` (or ``*``) per item."""
+    try:
+        docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInputError(f"{path}: cannot read LimitRange YAML: {exc}") from None
+    result: dict[str, list[LimitRangeItem]] = {}
+    for doc in docs:
+        if not isinstance(doc, dict):
+            raise BadInputError(f"{path}: expected LimitRange objects")
+        try:
+            items = parse_limit_range(doc)
+        except (ValueError, QuantityError) as exc:
+            raise BadInputError(f"{path}: {exc}") from None
+        ns = str((doc.get("metadata") or {}).get("namespace", "*"))
+        result.setdefault(ns, []).extend(items)
+    return result
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    try:
+        overrides = parse_assignments(args.set or [])
+        strategy, policy = build_strategy(args.strategy, overrides)
+    except (SettingsError, ValueError) as exc:
+        raise BadInputError(str(exc)) from None
+    limit_ranges = _read_limit_ranges(args.limit_range) if args.limit_range else {}
+    try:
+        frame = read_samples(args.samples)
+    except SamplesError as exc:
+        raise BadInputError(str(exc)) from None
+    recs = recommend_frame(frame, strategy, policy, limit_ranges)
+    sys.stdout.write(render(recs, args.format))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rightsizer",
+        description="Right-size Kubernetes workloads from real CPU and memory usage.",
+    )
+    parser.add_argument("--version", action="version", version=f"rightsizer {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rec = sub.add_parser(
+        "recommend",
+        help="recommend requests and limits from a samples file",
+        description=(
+            "Compute recommendations from a samples file (CSV, CSV.gz or Parquet; "
+            "columns as in shared/design/samples-format.md). Exit codes: 0 ok, "
+            "2 bad input (message on stderr, nothing on stdout)."
+        ),
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rec.add_argument("--samples", required=True, metavar="FILE", help="samples file to read")
+    rec.add_argument(
+        "--strategy",
+        choices=STRATEGY_NAMES,
+        default="vpa",
+        help="vpa: upstream VPA's recommender; percentile: p95 CPU, peak memory × 1.15 "
+        "(default: %(default)s)",
+    )
+    rec.add_argument(
+        "--format", choices=FORMATS, default="table", help="output format (default: table)"
+    )
+    rec.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a strategy or sizing setting; repeatable (keys listed below)",
+    )
+    rec.add_argument(
+        "--limit-range",
+        metavar="FILE",
+        help="YAML with LimitRange objects to cap recommendations by (per metadata.namespace; "
+        "without a namespace they apply everywhere)",
+    )
+    rec.set_defaults(func=cmd_recommend)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except BadInputError as exc:
+        print(f"rightsizer: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("rightsizer: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Developer tools: synthetic usage, sandbox helpers. Not used by the operator."""

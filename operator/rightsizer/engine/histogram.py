@@ -1,0 +1,233 @@
+"""Decaying histograms for many containers at once (``vpa-algorithm.md`` §1.1, §1.2, §1.8).
+
+One ``DecayingHistograms`` holds one histogram per row (container) as a dense
+``rows × buckets`` weight matrix, so adding a chunk of samples for thousands of containers
+is a handful of NumPy operations. Semantics follow upstream VPA exactly:
+
+* a bucket lighter than ``epsilon`` counts as empty: the histogram's min/max buckets are
+  the first/last buckets at or above ``epsilon``;
+* ``percentile(p)`` walks buckets from min to max, accumulating weight until it reaches
+  ``p × total``, and answers that bucket's *upper edge* (no interpolation);
+* a sample at time ``t`` weighs ``w × 2^((t − reference)/half_life)``; when ``t`` is more
+  than 100 half-lives after the reference, the reference moves to ``t`` rounded to a
+  multiple of the half-life and the stored weights are rescaled by the exact power of two.
+
+With ``half_life_s=None`` the histograms do not decay (used by the percentile strategy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from rightsizer.engine.buckets import BoolArray, BucketScheme, FloatArray, IntArray
+
+#: VPA's ``maxDecayExponent``: re-base the reference once a weight would exceed 2^100.
+MAX_DECAY_EXPONENT = 100
+#: VPA's ``MaxCheckpointWeight``: the heaviest bucket is stored as this integer.
+MAX_CHECKPOINT_WEIGHT = 10_000
+
+
+def _round_half_up(x: FloatArray) -> FloatArray:
+    """Go's ``math.Floor(x + 0.5)`` / ``time.Round`` for positive halves."""
+    return np.floor(x + 0.5)
+
+
+@dataclass(frozen=True)
+class HistogramCheckpoint:
+    """Compact histogram state (VPA's ``HistogramCheckpoint``): integer weights that sum to
+    anything, plus the real total weight they are to be rescaled to on load."""
+
+    reference_s: float | None
+    bucket_weights: dict[int, int]
+    total_weight: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "referenceTimestamp": self.reference_s,
+            "bucketWeights": {str(k): v for k, v in sorted(self.bucket_weights.items())},
+            "totalWeight": self.total_weight,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> HistogramCheckpoint:
+        ref = data.get("referenceTimestamp")
+        weights = data.get("bucketWeights") or {}
+        total = data.get("totalWeight", 0.0)
+        if not isinstance(weights, dict) or not isinstance(total, int | float):
+            raise ValueError("malformed histogram checkpoint")
+        return cls(
+            reference_s=float(ref) if isinstance(ref, int | float) else None,
+            bucket_weights={int(k): int(v) for k, v in weights.items()},
+            total_weight=float(total),
+        )
+
+
+class DecayingHistograms:
+    """``rows`` independent (decaying) histograms sharing one bucket scheme."""
+
+    def __init__(
+        self,
+        scheme: BucketScheme,
+        rows: int = 0,
+        *,
+        half_life_s: float | None,
+        epsilon: float,
+    ) -> None:
+        if half_life_s is not None and half_life_s <= 0:
+            raise ValueError("half-life must be positive")
+        self.scheme = scheme
+        self.half_life_s = half_life_s
+        self.epsilon = epsilon
+        self.weights: npt.NDArray[np.float64] = np.zeros((rows, scheme.num_buckets))
+        self.total: FloatArray = np.zeros(rows, dtype=np.float64)
+        #: NaN until a row's first sample (Go's zero time: the first sample always re-bases).
+        self.reference_s: FloatArray = np.full(rows, np.nan, dtype=np.float64)
+
+    @property
+    def rows(self) -> int:
+        return int(self.total.shape[0])
+
+    def grow(self, rows: int) -> None:
+        """Make room for at least ``rows`` histograms (new ones are empty)."""
+        extra = rows - self.rows
+        if extra <= 0:
+            return
+        b = self.scheme.num_buckets
+        self.weights = np.concatenate([self.weights, np.zeros((extra, b))])
+        self.total = np.concatenate([self.total, np.zeros(extra)])
+        self.reference_s = np.concatenate([self.reference_s, np.full(extra, np.nan)])
+
+    def copy(self) -> DecayingHistograms:
+        other = DecayingHistograms(
+            self.scheme, 0, half_life_s=self.half_life_s, epsilon=self.epsilon
+        )
+        other.weights = self.weights.copy()
+        other.total = self.total.copy()
+        other.reference_s = self.reference_s.copy()
+        return other
+
+    # -- adding -------------------------------------------------------------------------
+    def _rebase(self, rows: IntArray, times_s: FloatArray) -> None:
+        """Move references forward exactly as a time-ordered stream of adds would."""
+        assert self.half_life_s is not None
+        hl = self.half_life_s
+        limit = MAX_DECAY_EXPONENT * hl
+        while True:
+            ref = self.reference_s[rows]
+            need = np.isnan(ref) | (times_s > ref + limit)
+            if not need.any():
+                return
+            first = np.full(self.rows, np.inf)
+            np.minimum.at(first, rows[need], times_s[need])
+            moved = np.flatnonzero(np.isfinite(first))
+            new_ref = _round_half_up(first[moved] / hl) * hl
+            old_ref = self.reference_s[moved]
+            exponent = np.where(np.isnan(old_ref), 0.0, _round_half_up((old_ref - new_ref) / hl))
+            factor = np.exp2(exponent)
+            self.weights[moved] *= factor[:, None]
+            self.total[moved] *= factor
+            self.reference_s[moved] = new_ref
+
+    def decay_factors(self, rows: IntArray, times_s: FloatArray) -> FloatArray:
+        """``2^((t − reference)/half_life)`` per sample, after re-basing references."""
+        if self.half_life_s is None:
+            return np.ones(rows.shape[0])
+        self._rebase(rows, times_s)
+        return np.exp2((times_s - self.reference_s[rows]) / self.half_life_s)
+
+    def add(
+        self,
+        rows: IntArray,
+        values: FloatArray,
+        times_s: FloatArray,
+        base_weights: FloatArray | float,
+    ) -> None:
+        """Add samples (``rows[i]`` gets ``values[i]`` at ``times_s[i]``). Samples must be in
+        time order per row across calls; within one call any order gives the same state."""
+        if rows.shape[0] == 0:
+            return
+        weights = np.asarray(base_weights, dtype=np.float64) * self.decay_factors(rows, times_s)
+        buckets = self.scheme.find_buckets(values)
+        nb = self.scheme.num_buckets
+        np.add.at(self.weights.reshape(-1), rows * nb + buckets, weights)
+        np.add.at(self.total, rows, weights)
+
+    def subtract(
+        self, rows: IntArray, values: FloatArray, times_s: FloatArray, base_weights: float
+    ) -> None:
+        """Remove samples added before (VPA's ``SubtractSample``): weights that fall below
+        epsilon are set to zero, as is a total below epsilon."""
+        if rows.shape[0] == 0:
+            return
+        weights = base_weights * self.decay_factors(rows, times_s)
+        buckets = self.scheme.find_buckets(values)
+        flat = self.weights.reshape(-1)
+        cells = rows * self.scheme.num_buckets + buckets
+        np.subtract.at(flat, cells, weights)
+        np.subtract.at(self.total, rows, weights)
+        flat[cells] = np.where(flat[cells] < self.epsilon, 0.0, flat[cells])
+        self.total[rows] = np.where(self.total[rows] < self.epsilon, 0.0, self.total[rows])
+
+    # -- reading ------------------------------------------------------------------------
+    def bucket_range(self) -> tuple[IntArray, IntArray, BoolArray]:
+        """Per row: (min bucket, max bucket, non-empty) — first/last bucket ≥ epsilon."""
+        heavy = self.weights >= self.epsilon
+        nonempty: BoolArray = np.asarray(heavy.any(axis=1), dtype=bool)
+        nb = self.scheme.num_buckets
+        min_b = np.argmax(heavy, axis=1).astype(np.int64)
+        max_b = (nb - 1 - np.argmax(heavy[:, ::-1], axis=1)).astype(np.int64)
+        return min_b, max_b, nonempty
+
+    def percentile(self, fraction: float) -> FloatArray:
+        """VPA's ``Percentile``: per row, the upper edge of the bucket where the running
+        weight from the min bucket reaches ``fraction × total``; 0 for an empty row."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"percentile fraction must be within [0, 1], got {fraction}")
+        if self.rows == 0:
+            return np.zeros(0)
+        min_b, max_b, nonempty = self.bucket_range()
+        idx = np.arange(self.scheme.num_buckets)
+        in_range = (idx >= min_b[:, None]) & (idx <= max_b[:, None])
+        running = np.cumsum(np.where(in_range, self.weights, 0.0), axis=1)
+        threshold = fraction * self.total
+        hit = (running >= threshold[:, None]) & in_range & (idx < max_b[:, None])
+        bucket = np.where(hit.any(axis=1), np.argmax(hit, axis=1), max_b).astype(np.int64)
+        return np.where(nonempty, self.scheme.upper_edges(bucket), 0.0)
+
+    def is_empty(self) -> BoolArray:
+        empty: BoolArray = np.asarray(~(self.weights >= self.epsilon).any(axis=1), dtype=bool)
+        return empty
+
+    # -- checkpoints (§1.8) -------------------------------------------------------------
+    def save_checkpoint(self, row: int) -> HistogramCheckpoint:
+        """Scale so the heaviest bucket is 10000, round half-up, drop zeros; keep the real
+        total weight."""
+        min_b, max_b, nonempty = self.bucket_range()
+        ref = self.reference_s[row]
+        reference = None if np.isnan(ref) else float(ref)
+        if not nonempty[row]:
+            return HistogramCheckpoint(reference, {}, float(self.total[row]))
+        window = self.weights[row, min_b[row] : max_b[row] + 1]
+        ratio = MAX_CHECKPOINT_WEIGHT / float(window.max())
+        stored = np.floor(window * ratio + 0.5).astype(np.int64)
+        weights = {int(min_b[row] + i): int(w) for i, w in enumerate(stored.tolist()) if w > 0}
+        return HistogramCheckpoint(reference, weights, float(self.total[row]))
+
+    def load_checkpoint(self, row: int, checkpoint: HistogramCheckpoint) -> None:
+        """Add a checkpoint's state to ``row``: ``wᵢ = storedᵢ · total / Σstored``."""
+        stored_sum = sum(checkpoint.bucket_weights.values())
+        if stored_sum == 0:
+            return
+        if checkpoint.reference_s is not None and self.half_life_s is not None:
+            if np.isnan(self.reference_s[row]):
+                self.reference_s[row] = checkpoint.reference_s
+            elif self.reference_s[row] != checkpoint.reference_s:
+                raise ValueError("checkpoint reference differs from the histogram's")
+        ratio = checkpoint.total_weight / stored_sum
+        for bucket, weight in checkpoint.bucket_weights.items():
+            if 0 <= bucket < self.scheme.num_buckets:
+                self.weights[row, bucket] += weight * ratio
+        self.total[row] += checkpoint.total_weight

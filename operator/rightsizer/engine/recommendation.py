@@ -1,0 +1,40 @@
+"""What the engine answers: per-container recommendations in integer millicores/bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Resources:
+    """A CPU/memory pair; ``None`` means "not set" (no request, no limit, no bound)."""
+
+    cpu_millicores: int | None = None
+    memory_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ContainerRecommendation:
+    """The recommendation for one (namespace, workload, container)."""
+
+    namespace: str
+    workload: str
+    container: str
+    target: Resources
+    lower_bound: Resources
+    upper_bound: Resources
+    uncapped_target: Resources
+    limits: Resources
+    cpu_samples: int
+    memory_samples: int
+    confidence: float
+    """History length in days (VPA's confidence): min(span, samples at 1/min)."""
+    current_requests: Resources
+    current_limits: Resources
+    peak_memory_bytes: float
+    """Largest working set observed, for guardrails (never size memory below it)."""
+    oom_kills: int
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.namespace, self.workload, self.container)

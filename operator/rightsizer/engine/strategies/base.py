@@ -1,0 +1,139 @@
+"""What every strategy shares: the context it sizes in, and the final assembly step."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import numpy as np
+
+from rightsizer.engine.buckets import FloatArray, IntArray
+from rightsizer.engine.estimators import Estimates
+from rightsizer.engine.policy import LimitRangeItem, SizingPolicy, merge_items
+from rightsizer.engine.postprocess import apply_pod_limit_range, size_resource
+from rightsizer.engine.recommendation import ContainerRecommendation, Resources
+from rightsizer.engine.usage import ContainerKey, ContainerRegistry, UsageChunk
+
+
+class UsageState(Protocol):
+    """What a strategy accumulates from samples; fed chunk by chunk, in time order."""
+
+    def add(self, chunk: UsageChunk) -> None: ...
+
+
+@dataclass(frozen=True)
+class SizingContext:
+    """What a recommendation is sized against besides usage."""
+
+    policy: SizingPolicy = field(default_factory=SizingPolicy)
+    current_requests: Mapping[ContainerKey, Resources] = field(default_factory=dict)
+    current_limits: Mapping[ContainerKey, Resources] = field(default_factory=dict)
+    limit_ranges: Mapping[str, list[LimitRangeItem]] = field(default_factory=dict)
+    """LimitRange items per namespace; items under ``"*"`` apply in every namespace."""
+
+    def limit_range_items(self, namespace: str) -> list[LimitRangeItem]:
+        return [*self.limit_ranges.get("*", []), *self.limit_ranges.get(namespace, [])]
+
+
+class Strategy(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def new_state(self) -> UsageState: ...
+
+    def recommend(
+        self, state: UsageState, registry: ContainerRegistry, context: SizingContext
+    ) -> list[ContainerRecommendation]: ...
+
+
+def containers_per_workload(registry: ContainerRegistry) -> IntArray:
+    """For each container, how many containers its workload has (for per-pod minimums)."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for ns, wl, _ in registry.containers:
+        counts[(ns, wl)] += 1
+    return np.asarray([counts[(ns, wl)] for ns, wl, _ in registry.containers], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class RawRecommendations:
+    """A strategy's estimates for every registered container, before post-processing."""
+
+    cpu: Estimates
+    memory: Estimates
+    cpu_samples: IntArray
+    memory_samples: IntArray
+    confidence: FloatArray
+    peak_memory_bytes: FloatArray
+    oom_kills: IntArray
+
+
+def finalize(
+    raw: RawRecommendations, registry: ContainerRegistry, context: SizingContext
+) -> list[ContainerRecommendation]:
+    """Round, cap, apply LimitRanges and limit policies; one entry per container with
+    samples, sorted by (namespace, workload, container)."""
+    policy = context.policy
+    by_workload: dict[tuple[str, str], list[ContainerRecommendation]] = defaultdict(list)
+    for cid, key in enumerate(registry.containers):
+        if raw.cpu_samples[cid] == 0 and raw.memory_samples[cid] == 0 and raw.oom_kills[cid] == 0:
+            continue
+        ns, workload, container = key
+        container_lr = merge_items(context.limit_range_items(ns), "Container")
+        req = context.current_requests.get(key, Resources())
+        lim = context.current_limits.get(key, Resources())
+        cpu = size_resource(
+            "cpu",
+            int(raw.cpu.target[cid]),
+            int(raw.cpu.lower_bound[cid]),
+            int(raw.cpu.upper_bound[cid]),
+            req.cpu_millicores,
+            lim.cpu_millicores,
+            policy,
+            container_lr,
+        )
+        mem = size_resource(
+            "memory",
+            int(raw.memory.target[cid]),
+            int(raw.memory.lower_bound[cid]),
+            int(raw.memory.upper_bound[cid]),
+            req.memory_bytes,
+            lim.memory_bytes,
+            policy,
+            container_lr,
+        )
+        by_workload[(ns, workload)].append(
+            ContainerRecommendation(
+                namespace=ns,
+                workload=workload,
+                container=container,
+                target=Resources(cpu.target, mem.target),
+                lower_bound=Resources(cpu.lower_bound, mem.lower_bound),
+                upper_bound=Resources(cpu.upper_bound, mem.upper_bound),
+                uncapped_target=Resources(cpu.uncapped_target, mem.uncapped_target),
+                limits=Resources(cpu.limit, mem.limit),
+                cpu_samples=int(raw.cpu_samples[cid]),
+                memory_samples=int(raw.memory_samples[cid]),
+                confidence=float(raw.confidence[cid]),
+                current_requests=req,
+                current_limits=lim,
+                peak_memory_bytes=float(raw.peak_memory_bytes[cid]),
+                oom_kills=int(raw.oom_kills[cid]),
+            )
+        )
+    result: list[ContainerRecommendation] = []
+    for (ns, _), recs in by_workload.items():
+        pod_lr = merge_items(context.limit_range_items(ns), "Pod")
+        if pod_lr is not None:
+            targets, limits = apply_pod_limit_range(
+                [r.target for r in recs], [r.limits for r in recs], pod_lr
+            )
+            result.extend(
+                replace(r, target=t, limits=lim)
+                for r, t, lim in zip(recs, targets, limits, strict=True)
+            )
+        else:
+            result.extend(recs)
+    result.sort(key=lambda r: r.key)
+    return result

@@ -1,0 +1,143 @@
+"""Strategy ``percentile`` (KRR-like): CPU request = p95 of samples, memory = max × 1.15.
+
+No decay and no confidence maths: every sample in the window counts the same. The CPU
+percentile is read from a fine non-decaying histogram (buckets 1 % apart, answer = the
+bucket's upper edge, so at most 1 % above the exact sample percentile) — which keeps
+memory bounded however long the history is. Memory uses the exact maximum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rightsizer.engine.buckets import FloatArray, IntArray, exponential_scheme
+from rightsizer.engine.estimators import Estimates
+from rightsizer.engine.histogram import DecayingHistograms
+from rightsizer.engine.policy import LimitMode, LimitPolicy, SizingPolicy
+from rightsizer.engine.recommendation import ContainerRecommendation
+from rightsizer.engine.strategies.base import (
+    RawRecommendations,
+    SizingContext,
+    UsageState,
+    finalize,
+)
+from rightsizer.engine.usage import ContainerRegistry, UsageChunk
+
+#: Fine CPU buckets: 0.1 millicore first bucket, 1 % growth, up to 1000 cores.
+FINE_CPU_SCHEME = exponential_scheme(1000.0, 0.0001, 1.01)
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class PercentileSettings:
+    cpu_percentile: float = 0.95
+    """CPU request = this percentile of all CPU samples (fraction)."""
+    memory_buffer_ratio: float = 1.15
+    """Memory request = peak working set × this."""
+    min_cpu_millicores: int = 10
+    """Floor for the CPU request."""
+    min_memory_bytes: int = 100 * MIB
+    """Floor for the memory request."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.cpu_percentile <= 1:
+            raise ValueError("cpu_percentile must be a fraction within [0, 1]")
+        if self.memory_buffer_ratio < 1:
+            raise ValueError("memory_buffer_ratio must be ≥ 1")
+        if self.min_cpu_millicores < 0 or self.min_memory_bytes < 0:
+            raise ValueError("floors must not be negative")
+
+
+def _grow(array: FloatArray, size: int, fill: float) -> FloatArray:
+    if array.shape[0] >= size:
+        return array
+    grown: FloatArray = np.concatenate([array, np.full(size - array.shape[0], fill)])
+    return grown
+
+
+class PercentileUsage:
+    """All-time CPU distribution and memory maximum per container."""
+
+    def __init__(self) -> None:
+        self.cpu = DecayingHistograms(FINE_CPU_SCHEME, half_life_s=None, epsilon=0.0)
+        self.peak_memory_bytes: FloatArray = np.zeros(0)
+        self.cpu_samples: IntArray = np.zeros(0, dtype=np.int64)
+        self.memory_samples: IntArray = np.zeros(0, dtype=np.int64)
+        self.oom_kills: IntArray = np.zeros(0, dtype=np.int64)
+        self.first_s: FloatArray = np.zeros(0)
+        self.last_s: FloatArray = np.zeros(0)
+
+    def grow(self, count: int) -> None:
+        if count <= self.cpu.rows:
+            return
+        self.cpu.grow(count)
+        self.peak_memory_bytes = _grow(self.peak_memory_bytes, count, 0.0)
+        self.cpu_samples = _grow(self.cpu_samples.astype(np.float64), count, 0).astype(np.int64)
+        self.memory_samples = _grow(self.memory_samples.astype(np.float64), count, 0).astype(
+            np.int64
+        )
+        self.oom_kills = _grow(self.oom_kills.astype(np.float64), count, 0).astype(np.int64)
+        self.first_s = _grow(self.first_s, count, np.nan)
+        self.last_s = _grow(self.last_s, count, np.nan)
+
+    def add(self, chunk: UsageChunk) -> None:
+        if len(chunk) == 0:
+            return
+        self.grow(int(chunk.container_id.max()) + 1)
+        cid, ts = chunk.container_id, chunk.timestamp_s
+        cpu_ok = np.isfinite(chunk.cpu_cores) & (chunk.cpu_cores >= 0)
+        self.cpu.add(cid[cpu_ok], chunk.cpu_cores[cpu_ok], ts[cpu_ok], 1.0)
+        np.add.at(self.cpu_samples, cid[cpu_ok], 1)
+        np.fmin.at(self.first_s, cid[cpu_ok], ts[cpu_ok])
+        np.fmax.at(self.last_s, cid[cpu_ok], ts[cpu_ok])
+        mem_ok = np.isfinite(chunk.memory_bytes) & (chunk.memory_bytes >= 0) & ~chunk.oom
+        np.maximum.at(self.peak_memory_bytes, cid[mem_ok], chunk.memory_bytes[mem_ok])
+        np.add.at(self.memory_samples, cid[mem_ok], 1)
+        np.add.at(self.oom_kills, cid[chunk.oom], 1)
+
+
+@dataclass(frozen=True)
+class PercentileStrategy:
+    settings: PercentileSettings = field(default_factory=PercentileSettings)
+    name: str = "percentile"
+
+    @staticmethod
+    def default_policy() -> SizingPolicy:
+        """No CPU limit; memory limit = request; memory rounded up to whole MiB."""
+        return SizingPolicy(
+            cpu_limit=LimitPolicy(LimitMode.UNSET),
+            memory_limit=LimitPolicy(LimitMode.EQUAL_TO_REQUEST),
+            round_memory_bytes=MIB,
+        )
+
+    def new_state(self) -> PercentileUsage:
+        return PercentileUsage()
+
+    def raw(self, state: PercentileUsage, registry: ContainerRegistry) -> RawRecommendations:
+        s = self.settings
+        state.grow(len(registry.containers))
+        cpu_m = np.ceil(state.cpu.percentile(s.cpu_percentile) * 1000.0 - 1e-9)
+        cpu = np.where(state.cpu_samples > 0, np.maximum(cpu_m, s.min_cpu_millicores), 0)
+        mem = np.ceil(state.peak_memory_bytes * s.memory_buffer_ratio - 1e-6)
+        mem = np.where(state.memory_samples > 0, np.maximum(mem, s.min_memory_bytes), 0)
+        cpu_i = cpu.astype(np.int64)
+        mem_i = mem.astype(np.int64)
+        span_days = np.nan_to_num(state.last_s - state.first_s, nan=0.0) / 86_400.0
+        conf = np.minimum(span_days, state.cpu_samples / 1440.0)
+        return RawRecommendations(
+            cpu=Estimates(cpu_i, cpu_i, cpu_i),
+            memory=Estimates(mem_i, mem_i, mem_i),
+            cpu_samples=state.cpu_samples,
+            memory_samples=state.memory_samples,
+            confidence=conf,
+            peak_memory_bytes=state.peak_memory_bytes,
+            oom_kills=state.oom_kills,
+        )
+
+    def recommend(
+        self, state: UsageState, registry: ContainerRegistry, context: SizingContext
+    ) -> list[ContainerRecommendation]:
+        assert isinstance(state, PercentileUsage)
+        return finalize(self.raw(state, registry), registry, context)

@@ -1,0 +1,186 @@
+"""Validation and normalisation of samples frames (pure: DataFrame in, DataFrame out).
+
+Normalised columns: ``timestamp`` (float Unix seconds), ``namespace``, ``workload``
+(``Kind/name``), ``pod``, ``container`` (str), ``cpu``, ``memory``, ``cpu_request``,
+``cpu_limit``, ``memory_request``, ``memory_limit`` (float, NaN = not measured) and
+``oom`` (bool). Bad input raises ``SamplesError`` naming the source, line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+KEY_COLUMNS = ("namespace", "workload", "pod", "container")
+REQUIRED_COLUMNS = ("timestamp", *KEY_COLUMNS)
+USAGE_COLUMNS = ("cpu", "memory")
+RESOURCE_COLUMNS = ("cpu_request", "cpu_limit", "memory_request", "memory_limit")
+NUMERIC_COLUMNS = (*USAGE_COLUMNS, *RESOURCE_COLUMNS)
+ALL_COLUMNS = (*REQUIRED_COLUMNS, *NUMERIC_COLUMNS, "oom")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
+_KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+
+
+@dataclass
+class SamplesError(ValueError):
+    """Bad samples input, located as precisely as possible."""
+
+    source: str
+    message: str
+    line: int | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.line is not None:
+            where += f", line {self.line}"
+        if self.column is not None:
+            where += f", column {self.column!r}"
+        return f"{where}: {self.message}"
+
+
+def empty_samples() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in ALL_COLUMNS})
+    for c in KEY_COLUMNS:
+        frame[c] = frame[c].astype(str)
+    frame["oom"] = frame["oom"].astype(bool)
+    return frame
+
+
+def _is_text(series: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _blank(series: pd.Series) -> pd.Series:
+    if _is_text(series):
+        return series.isna() | (series.astype(str).str.strip() == "")
+    return series.isna()
+
+
+def _fail_first(bad: pd.Series, source: str, line_of: pd.Series, column: str, message: str) -> None:
+    if bool(bad.any()):
+        first = bad.to_numpy().nonzero()[0][0]
+        count = int(bad.sum())
+        more = f" ({count - 1} more rows like it)" if count > 1 else ""
+        raise SamplesError(source, f"{message}{more}", int(line_of.iloc[first]), column)
+
+
+def _numbers(
+    raw: pd.Series, source: str, line_of: pd.Series, column: str, *, allow_negative: bool
+) -> pd.Series:
+    blank = _blank(raw)
+    if _is_text(raw):
+        text = raw.where(~blank, None)
+        values = pd.to_numeric(text, errors="coerce").astype("float64")
+        _fail_first(values.isna() & ~blank, source, line_of, column, "not a number")
+    else:
+        values = raw.astype("float64")
+    values = values.where(~blank)
+    present = ~blank
+    _fail_first(
+        present & ~np.isfinite(values.fillna(0.0)),
+        source,
+        line_of,
+        column,
+        "NaN and infinite values are not allowed (leave the cell empty for 'not measured')",
+    )
+    if not allow_negative:
+        _fail_first(present & (values < 0), source, line_of, column, "must not be negative")
+    return values
+
+
+def _timestamps(raw: pd.Series, source: str, line_of: pd.Series) -> pd.Series:
+    blank = _blank(raw)
+    _fail_first(blank, source, line_of, "timestamp", "timestamp is required")
+    if not _is_text(raw):
+        values = raw.astype("float64")
+    else:
+        values = pd.to_numeric(raw, errors="coerce").astype("float64")
+        textual = values.isna()
+        if bool(textual.any()):
+            parsed = pd.to_datetime(raw[textual], errors="coerce", utc=True, format="ISO8601")
+            _fail_first(
+                parsed.isna().reindex(raw.index, fill_value=False),
+                source,
+                line_of,
+                "timestamp",
+                "not a Unix time in seconds or an RFC 3339 timestamp",
+            )
+            seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+            values[textual] = seconds.astype("float64")
+    _fail_first(
+        pd.Series(~np.isfinite(values.to_numpy())),
+        source,
+        line_of,
+        "timestamp",
+        "timestamp must be a finite number",
+    )
+    return values
+
+
+def _keys(raw: pd.Series, source: str, line_of: pd.Series, column: str) -> pd.Series:
+    blank = _blank(raw)
+    _fail_first(blank, source, line_of, column, f"{column} is required")
+    return raw.astype(str).str.strip()
+
+
+def _workloads(raw: pd.Series, source: str, line_of: pd.Series) -> pd.Series:
+    text = _keys(raw, source, line_of, "workload")
+    has_kind = text.str.contains("/", regex=False)
+    normalised = text.where(has_kind, "Deployment/" + text)
+    kind = normalised.str.split("/", n=1).str[0]
+    name = normalised.str.split("/", n=1).str[1]
+    bad = ~kind.str.match(_KIND) | (name.str.strip() == "") | name.str.contains("/", regex=False)
+    _fail_first(bad, source, line_of, "workload", "expected Kind/name, e.g. Deployment/web")
+    return normalised
+
+
+def _ooms(raw: pd.Series, source: str, line_of: pd.Series) -> pd.Series:
+    blank = _blank(raw)
+    if pd.api.types.is_bool_dtype(raw):
+        return raw.fillna(False).astype(bool)
+    text = raw.astype(str).str.strip().str.lower()
+    truthy = text.isin(["1", "1.0", "true"])
+    falsy = text.isin(["0", "0.0", "false"]) | blank
+    _fail_first(~(truthy | falsy), source, line_of, "oom", "oom must be 0 or 1")
+    return truthy
+
+
+def validate_samples(raw: pd.DataFrame, source: str, first_line: int = 2) -> pd.DataFrame:
+    """Check and normalise a raw frame (all cells may be text). Nothing is kept on error.
+
+    ``first_line`` is the line number of the first data row (2 for CSV with a header;
+    for Parquet, rows are numbered from 1).
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    if missing:
+        raise SamplesError(source, f"missing required column(s): {', '.join(missing)}")
+    if not any(c in raw.columns for c in (*USAGE_COLUMNS, "oom")):
+        raise SamplesError(source, "needs at least one of the columns cpu, memory, oom")
+    raw = raw.reset_index(drop=True)
+    line_of = pd.Series(np.arange(len(raw)) + first_line)
+    out = pd.DataFrame(index=raw.index)
+    out["timestamp"] = _timestamps(raw["timestamp"], source, line_of)
+    for column in ("namespace", "pod", "container"):
+        out[column] = _keys(raw[column], source, line_of, column)
+    out["workload"] = _workloads(raw["workload"], source, line_of)
+    for column in NUMERIC_COLUMNS:
+        if column in raw.columns:
+            out[column] = _numbers(raw[column], source, line_of, column, allow_negative=False)
+        else:
+            out[column] = np.nan
+    out["oom"] = _ooms(raw["oom"], source, line_of) if "oom" in raw.columns else False
+    empty = out["cpu"].isna() & out["memory"].isna() & ~out["oom"]
+    _fail_first(empty, source, line_of, "cpu", "row has none of cpu, memory, oom=1")
+    return out[list(ALL_COLUMNS)]
+
+
+def drop_duplicate_samples(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep the first sample per (pod, container, timestamp) and measurement; a later
+    duplicate is dropped, as upstream VPA drops non-increasing samples."""
+    keys = ["namespace", "workload", "pod", "container", "timestamp"]
+    dup = frame.duplicated(subset=[*keys, "oom"], keep="first")
+    return frame.loc[~dup].reset_index(drop=True)
