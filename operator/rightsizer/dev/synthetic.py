@@ -67,7 +67,7 @@ def profile_frame(
             daily = np.maximum(np.sin(phase), -0.3)
             cpu = p.cpu_base_cores + p.cpu_daily_amplitude * daily
             cpu = cpu * rng.lognormal(0.0, 0.15, n)
-            spikes = rng.random(n) < p.spike_probability
+            spikes = np.asarray(rng.random(n) < p.spike_probability, dtype=bool)
             cpu[spikes] *= rng.uniform(2.0, 4.0, int(spikes.sum()))
             mem = p.memory_base_bytes + p.memory_growth_per_day * (times - start_s) / DAY_S
             mem = mem * (1 + 0.05 * daily) * rng.normal(1.0, 0.01, n)
@@ -136,9 +136,7 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=300.0, help="seconds between samples")
     parser.add_argument("--start", type=float, default=1_763_251_200.0, help="Unix seconds")
     args = parser.parse_args()
-    frame = profile_frame(
-        EXAMPLE_PROFILES, start_s=args.start, days=args.days, step_s=args.step
-    )
+    frame = profile_frame(EXAMPLE_PROFILES, start_s=args.start, days=args.days, step_s=args.step)
     frame.to_csv(sys.stdout, index=False)
 
 

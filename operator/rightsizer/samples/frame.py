@@ -21,6 +21,7 @@ RESOURCE_COLUMNS = ("cpu_request", "cpu_limit", "memory_request", "memory_limit"
 NUMERIC_COLUMNS = (*USAGE_COLUMNS, *RESOURCE_COLUMNS)
 ALL_COLUMNS = (*REQUIRED_COLUMNS, *NUMERIC_COLUMNS, "oom")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
+_NOT_FINITE = "NaN and infinite values are not allowed (leave the cell empty for 'not measured')"
 _KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
 
@@ -75,6 +76,8 @@ def _numbers(
     if _is_text(raw):
         text = raw.where(~blank, None)
         values = pd.to_numeric(text, errors="coerce").astype("float64")
+        nan_text = raw.astype(str).str.strip().str.lower().str.lstrip("+-") == "nan"
+        _fail_first(nan_text, source, line_of, column, _NOT_FINITE)
         _fail_first(values.isna() & ~blank, source, line_of, column, "not a number")
     else:
         values = raw.astype("float64")
@@ -85,7 +88,7 @@ def _numbers(
         source,
         line_of,
         column,
-        "NaN and infinite values are not allowed (leave the cell empty for 'not measured')",
+        _NOT_FINITE,
     )
     if not allow_negative:
         _fail_first(present & (values < 0), source, line_of, column, "must not be negative")

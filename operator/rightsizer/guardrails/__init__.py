@@ -1,0 +1,1 @@
+"""Guardrails: pure decisions about whether and how a recommendation may be applied."""
