@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -75,6 +76,35 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dev_openmetrics(args: argparse.Namespace) -> int:
+    from rightsizer.dev.openmetrics import render, split_days, with_cpu_counter
+
+    try:
+        frame = read_samples(args.samples)
+    except SamplesError as exc:
+        raise BadInputError(str(exc)) from None
+    if frame.empty:
+        raise BadInputError(f"{args.samples}: no samples")
+    if args.end == "now":
+        end_s = time.time()
+    else:
+        try:
+            end_s = float(args.end)
+        except ValueError:
+            raise BadInputError(f"--end must be 'now' or Unix seconds, got {args.end!r}") from None
+    shift_s = end_s - float(frame["timestamp"].max())
+    frame = with_cpu_counter(frame)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    for day in split_days(frame):
+        first = float(day["timestamp"].min()) + shift_s
+        path = out / f"day-{time.strftime('%Y%m%d', time.gmtime(first))}.om"
+        with path.open("w") as fh:
+            fh.writelines(render(day, shift_s))
+        print(path)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rightsizer",
@@ -118,6 +148,25 @@ def build_parser() -> argparse.ArgumentParser:
         "without a namespace they apply everywhere)",
     )
     rec.set_defaults(func=cmd_recommend)
+
+    dev = sub.add_parser("dev", help="developer tools (sandbox data)")
+    dev_sub = dev.add_subparsers(dest="dev_command", required=True, metavar="TOOL")
+    om = dev_sub.add_parser(
+        "openmetrics",
+        help="turn a samples file into cAdvisor/kube-state-metrics series for promtool",
+        description=(
+            "Write one OpenMetrics file per UTC day into --output, ready for "
+            "`promtool tsdb create-blocks-from openmetrics`. Prints the files written."
+        ),
+    )
+    om.add_argument("--samples", required=True, metavar="FILE", help="samples file to read")
+    om.add_argument(
+        "--end",
+        default="now",
+        help="shift time so the history ends here: 'now' (default) or Unix seconds",
+    )
+    om.add_argument("--output", required=True, metavar="DIR", help="directory to write to")
+    om.set_defaults(func=cmd_dev_openmetrics)
     return parser
 
 

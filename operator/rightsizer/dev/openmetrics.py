@@ -1,0 +1,167 @@
+"""Samples → the series a real cluster exposes, as OpenMetrics text for promtool.
+
+cAdvisor: ``container_cpu_usage_seconds_total`` (a counter integrated from the sampled
+rates) and ``container_memory_working_set_bytes``; kube-state-metrics: ``kube_pod_owner``,
+``kube_replicaset_owner``, ``kube_pod_container_resource_requests``/``_limits``,
+``kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}`` and
+``kube_pod_container_status_restarts_total``. Time is shifted by ``shift_s`` (so that a
+history can end "now"). Pure: ``render`` yields text; the caller writes it.
+
+promtool's traps are handled here: timestamps in seconds, every series in time order,
+families not interleaved, ``# EOF`` at the end; ``split_days`` yields one text per UTC day
+so that promtool never maps a huge file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+CADVISOR_JOB = "kubelet"
+KSM_JOB = "kube-state-metrics"
+DAY_S = 86_400
+
+
+def replicaset_name(namespace: str, deployment: str) -> str:
+    """A stable, realistic ReplicaSet name for a Deployment (``web-5d8f7c9b6``)."""
+    digest = hashlib.sha1(f"{namespace}/{deployment}".encode()).hexdigest()
+    return f"{deployment}-{digest[:9]}"
+
+
+def _escape(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(**labels: object) -> str:
+    body = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+    return "{" + body + "}"
+
+
+def _lines(name: str, labels: str, values: np.ndarray, ts: np.ndarray) -> str:
+    vals = pd.Series(values).map(repr).to_numpy(dtype=str)
+    stamps = pd.Series(np.round(ts, 3)).map(repr).to_numpy(dtype=str)
+    prefix = f"{name}{labels} "
+    return "".join(prefix + v + " " + t + "\n" for v, t in zip(vals, stamps, strict=True))
+
+
+def with_cpu_counter(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``cpu_counter``: CPU seconds used so far per pod/container, integrating each
+    sampled rate over the interval it ends (the first over the median step)."""
+    frame = frame.sort_values("timestamp", kind="stable").copy()
+    steps = np.diff(np.sort(frame["timestamp"].unique()))
+    median_step = float(np.median(steps)) if steps.size else 60.0
+    frame["cpu_counter"] = np.nan
+    cpu = frame[frame["cpu"].notna()]
+    keys = ["namespace", "workload", "pod", "container"]
+    dt = cpu.groupby(keys, sort=False)["timestamp"].diff().fillna(median_step)
+    frame.loc[cpu.index, "cpu_counter"] = (
+        (cpu["cpu"] * dt).groupby([cpu[k] for k in keys], sort=False).cumsum()
+    )
+    return frame
+
+
+def render(frame: pd.DataFrame, shift_s: float) -> Iterator[str]:
+    """OpenMetrics text for a samples frame that has ``cpu_counter``, ``# EOF`` last."""
+    frame = frame.sort_values("timestamp", kind="stable")
+    groups = list(frame.groupby(["namespace", "workload", "pod", "container"], sort=True))
+
+    yield "# TYPE container_cpu_usage_seconds counter\n"
+    for (ns, _wl, pod, container), g in groups:
+        cpu = g[g["cpu_counter"].notna()]
+        if cpu.empty:
+            continue
+        ts = cpu["timestamp"].to_numpy(dtype=float)
+        counter = cpu["cpu_counter"].to_numpy(dtype=float)
+        labels = _labels(container=container, image=f"registry.local/{container}:1",
+                         job=CADVISOR_JOB, metrics_path="/metrics/cadvisor",
+                         namespace=ns, pod=pod)  # fmt: skip
+        yield _lines("container_cpu_usage_seconds_total", labels, counter, ts + shift_s)
+
+    yield "# TYPE container_memory_working_set_bytes gauge\n"
+    for (ns, _wl, pod, container), g in groups:
+        mem = g[g["memory"].notna() & ~g["oom"]]
+        if mem.empty:
+            continue
+        labels = _labels(container=container, image=f"registry.local/{container}:1",
+                         job=CADVISOR_JOB, metrics_path="/metrics/cadvisor",
+                         namespace=ns, pod=pod)  # fmt: skip
+        yield _lines(
+            "container_memory_working_set_bytes",
+            labels,
+            mem["memory"].to_numpy(dtype=float),
+            mem["timestamp"].to_numpy(dtype=float) + shift_s,
+        )
+
+    pods = frame.groupby(["namespace", "workload", "pod"], sort=True)["timestamp"]
+    yield "# TYPE kube_pod_owner gauge\n"
+    for (ns, wl, pod), pod_ts in pods:
+        kind, name = str(wl).split("/", 1)
+        owner_kind, owner_name = (
+            ("ReplicaSet", replicaset_name(str(ns), name)) if kind == "Deployment" else (kind, name)
+        )
+        labels = _labels(job=KSM_JOB, namespace=ns, owner_is_controller="true",
+                         owner_kind=owner_kind, owner_name=owner_name, pod=pod)  # fmt: skip
+        t = np.unique(pod_ts.to_numpy(dtype=float))
+        yield _lines("kube_pod_owner", labels, np.ones(t.shape[0]), t + shift_s)
+
+    yield "# TYPE kube_replicaset_owner gauge\n"
+    workloads = frame.groupby(["namespace", "workload"], sort=True)["timestamp"]
+    for (ns, wl), wl_ts in workloads:
+        kind, name = str(wl).split("/", 1)
+        if kind != "Deployment":
+            continue
+        labels = _labels(job=KSM_JOB, namespace=ns, owner_is_controller="true",
+                         owner_kind="Deployment", owner_name=name,
+                         replicaset=replicaset_name(str(ns), name))  # fmt: skip
+        t = np.unique(wl_ts.to_numpy(dtype=float))
+        yield _lines("kube_replicaset_owner", labels, np.ones(t.shape[0]), t + shift_s)
+
+    for family, columns in (
+        ("kube_pod_container_resource_requests", ("cpu_request", "memory_request")),
+        ("kube_pod_container_resource_limits", ("cpu_limit", "memory_limit")),
+    ):
+        yield f"# TYPE {family} gauge\n"
+        for (ns, _wl, pod, container), g in groups:
+            for column, resource, unit in zip(
+                columns, ("cpu", "memory"), ("core", "byte"), strict=True
+            ):
+                rows = g[g[column].notna()]
+                if rows.empty:
+                    continue
+                labels = _labels(container=container, job=KSM_JOB, namespace=ns, pod=pod,
+                                 resource=resource, unit=unit)  # fmt: skip
+                t = rows["timestamp"].to_numpy(dtype=float)
+                yield _lines(family, labels, rows[column].to_numpy(dtype=float), t + shift_s)
+
+    yield "# TYPE kube_pod_container_status_last_terminated_reason gauge\n"
+    restarts: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for (ns, _wl, pod, container), g in groups:
+        if not g["oom"].any():
+            continue
+        t = g["timestamp"].to_numpy(dtype=float)
+        after = np.cumsum(g["oom"].to_numpy(dtype=bool))
+        seen = after > 0
+        labels = _labels(container=container, job=KSM_JOB, namespace=ns, pod=pod,
+                         reason="OOMKilled")  # fmt: skip
+        yield _lines(
+            "kube_pod_container_status_last_terminated_reason",
+            labels,
+            np.ones(int(seen.sum())),
+            t[seen] + shift_s,
+        )
+        restart_labels = _labels(container=container, job=KSM_JOB, namespace=ns, pod=pod)
+        restarts.append((restart_labels, after.astype(float), t + shift_s))
+    yield "# TYPE kube_pod_container_status_restarts counter\n"
+    for labels, counts, t in restarts:
+        yield _lines("kube_pod_container_status_restarts_total", labels, counts, t)
+    yield "# EOF\n"
+
+
+def split_days(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """The frame cut into UTC days, in order (one promtool input per day)."""
+    day = np.floor(frame["timestamp"].to_numpy(dtype=float) / DAY_S)
+    for d in np.unique(day):
+        yield frame[day == d]

@@ -1,0 +1,94 @@
+"""Samples → OpenMetrics → promtool → a real Prometheus: PromQL answers match the file."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rightsizer.cli.main import main
+from rightsizer.sources.samples_file import read_samples
+from tests.sandbox import Prometheus
+
+pytestmark = pytest.mark.prometheus
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "samples.csv"
+STEP_S = 300  # the example's sampling interval
+
+
+def promql_quantile(phi: float, values: np.ndarray) -> float:
+    """PromQL's quantile_over_time: linear interpolation between closest ranks."""
+    ordered = np.sort(values)
+    rank = phi * (len(ordered) - 1)
+    lo = math.floor(rank)
+    hi = min(lo + 1, len(ordered) - 1)
+    return float(ordered[lo] * (1 - (rank - lo)) + ordered[hi] * (rank - lo))
+
+
+@pytest.fixture(scope="module")
+def loaded(prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory) -> float:
+    """Load the example so that it ends at a recent 5-minute boundary; return that time."""
+    end_s = math.floor(time.time() / STEP_S) * STEP_S
+    out = tmp_path_factory.mktemp("om")
+    assert main(["dev", "openmetrics", "--samples", str(EXAMPLE), "--end", str(end_s),
+                 "--output", str(out)]) == 0  # fmt: skip
+    files = sorted(out.glob("*.om"))
+    assert len(files) >= 2  # split per UTC day
+    prometheus.load_openmetrics(files)
+    return float(end_s)
+
+
+def selector(pod: str, container: str) -> str:
+    return f'{{namespace="shop",pod="{pod}",container="{container}"}}'
+
+
+@pytest.mark.parametrize(("pod", "container"), [("web-0", "app"), ("db-0", "postgres")])
+def test_memory_max_and_quantile_match_the_file(
+    prometheus: Prometheus, loaded: float, pod: str, container: str
+) -> None:
+    frame = read_samples(EXAMPLE)
+    mine = frame[(frame["pod"] == pod) & (frame["container"] == container)]
+    memory = mine["memory"].to_numpy()
+    sel = selector(pod, container)
+    got_max = prometheus.value(
+        f"max_over_time(container_memory_working_set_bytes{sel}[3d])", loaded
+    )
+    assert got_max == memory.max()
+    got_q = prometheus.value(
+        f"quantile_over_time(0.9, container_memory_working_set_bytes{sel}[3d])", loaded
+    )
+    assert got_q == pytest.approx(promql_quantile(0.9, memory), rel=1e-9)
+
+
+@pytest.mark.parametrize(("pod", "container"), [("web-1", "istio-proxy"), ("worker-0", "worker")])
+def test_cpu_rate_quantile_matches_the_file(
+    prometheus: Prometheus, loaded: float, pod: str, container: str
+) -> None:
+    """The counter integrates the sampled rates: irate over it gives each sample back."""
+    frame = read_samples(EXAMPLE)
+    mine = frame[(frame["pod"] == pod) & (frame["container"] == container)]
+    cpu = mine.sort_values("timestamp")["cpu"].to_numpy()[1:]  # the first has no predecessor
+    sel = selector(pod, container).replace('"shop"', f'"{mine["namespace"].iloc[0]}"')
+    rate = f"irate(container_cpu_usage_seconds_total{sel}[6m])"
+    got_max = prometheus.value(f"max_over_time({rate}[2d:5m])", loaded)
+    assert got_max == pytest.approx(cpu.max(), rel=1e-6)
+    got_q = prometheus.value(f"quantile_over_time(0.95, {rate}[2d:5m])", loaded)
+    assert got_q == pytest.approx(promql_quantile(0.95, cpu), rel=1e-6)
+
+
+def test_kube_state_metrics_series(prometheus: Prometheus, loaded: float) -> None:
+    sel = selector("web-0", "app")[:-1] + ',resource="cpu"}'
+    assert prometheus.value(f"kube_pod_container_resource_requests{sel}", loaded) == 0.5
+    assert prometheus.value(f"kube_pod_container_resource_limits{sel}", loaded) == 1.0
+    owners = prometheus.query('kube_pod_owner{namespace="shop",pod="web-0"}', loaded)
+    assert owners[0]["metric"]["owner_kind"] == "ReplicaSet"
+    rs = owners[0]["metric"]["owner_name"]
+    deploy = prometheus.query(
+        f'kube_replicaset_owner{{namespace="shop",replicaset="{rs}"}}', loaded
+    )
+    assert deploy[0]["metric"]["owner_name"] == "web"
+    sts = prometheus.query('kube_pod_owner{namespace="shop",pod="db-0"}', loaded)
+    assert sts[0]["metric"]["owner_kind"] == "StatefulSet"
