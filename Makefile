@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test unit lint fmt bench components sandbox-up sandbox-down clean
+.PHONY: help setup demo test unit lint fmt bench bench-report components sandbox-up sandbox-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,6 +40,9 @@ fmt: setup  ## format and autofix
 
 bench: setup  ## engine benchmark (prints wall time, samples/s, peak RSS)
 	$(BIN)/python bench/bench_engine.py
+
+bench-report: setup components  ## report vs bare PromQL fetches on 1,000 containers × 7 days
+	$(BIN)/python bench/bench_report.py
 
 sandbox-up: setup components  ## start the local control plane + Prometheus
 	scripts/sandbox up

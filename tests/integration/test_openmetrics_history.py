@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rightsizer.cli.main import main
 from rightsizer.sources.samples_file import read_samples
+from tests.integration.conftest import EXAMPLE
 from tests.sandbox import Prometheus
 
 pytestmark = pytest.mark.prometheus
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "samples.csv"
-STEP_S = 300  # the example's sampling interval
 
 
 def promql_quantile(phi: float, values: np.ndarray) -> float:
@@ -28,17 +23,9 @@ def promql_quantile(phi: float, values: np.ndarray) -> float:
     return float(ordered[lo] * (1 - (rank - lo)) + ordered[hi] * (rank - lo))
 
 
-@pytest.fixture(scope="module")
-def loaded(prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory) -> float:
-    """Load the example so that it ends at a recent 5-minute boundary; return that time."""
-    end_s = math.floor(time.time() / STEP_S) * STEP_S
-    out = tmp_path_factory.mktemp("om")
-    assert main(["dev", "openmetrics", "--samples", str(EXAMPLE), "--end", str(end_s),
-                 "--output", str(out)]) == 0  # fmt: skip
-    files = sorted(out.glob("*.om"))
-    assert len(files) >= 2  # split per UTC day
-    prometheus.load_openmetrics(files)
-    return float(end_s)
+@pytest.fixture
+def loaded(example_history: float) -> float:
+    return example_history
 
 
 def selector(pod: str, container: str) -> str:
@@ -67,10 +54,11 @@ def test_memory_max_and_quantile_match_the_file(
 def test_cpu_rate_quantile_matches_the_file(
     prometheus: Prometheus, loaded: float, pod: str, container: str
 ) -> None:
-    """The counter integrates the sampled rates: irate over it gives each sample back."""
+    """The counter integrates the sampled rates from 0 one interval before the first
+    sample: irate over it gives every sample back."""
     frame = read_samples(EXAMPLE)
     mine = frame[(frame["pod"] == pod) & (frame["container"] == container)]
-    cpu = mine.sort_values("timestamp")["cpu"].to_numpy()[1:]  # the first has no predecessor
+    cpu = mine.sort_values("timestamp")["cpu"].to_numpy()
     sel = selector(pod, container).replace('"shop"', f'"{mine["namespace"].iloc[0]}"')
     rate = f"irate(container_cpu_usage_seconds_total{sel}[6m])"
     got_max = prometheus.value(f"max_over_time({rate}[2d:5m])", loaded)

@@ -15,12 +15,14 @@ import yaml
 
 from rightsizer import __version__
 from rightsizer.cli.render import FORMATS, render
+from rightsizer.cli.report import EXIT_SOURCE_FAILED, add_report_parser
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_assignments
 from rightsizer.engine.strategies import STRATEGY_NAMES, build_strategy, settings_table
 from rightsizer.quantity import QuantityError
 from rightsizer.recommend import recommend_frame
 from rightsizer.samples.frame import SamplesError
+from rightsizer.sources.errors import SourceError
 from rightsizer.sources.samples_file import read_samples
 
 EXIT_OK = 0
@@ -149,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.set_defaults(func=cmd_recommend)
 
+    add_report_parser(sub, BadInputError)
+
     dev = sub.add_parser("dev", help="developer tools (sandbox data)")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True, metavar="TOOL")
     om = dev_sub.add_parser(
@@ -178,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInputError as exc:
         print(f"rightsizer: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except SourceError as exc:
+        print(f"rightsizer: error: {exc}", file=sys.stderr)
+        return EXIT_SOURCE_FAILED
     except KeyboardInterrupt:
         print("rightsizer: interrupted", file=sys.stderr)
         return 130

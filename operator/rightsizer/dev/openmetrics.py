@@ -25,10 +25,14 @@ KSM_JOB = "kube-state-metrics"
 DAY_S = 86_400
 
 
+#: The alphabet Kubernetes uses for generated name suffixes.
+_SAFE = "bcdfghjklmnpqrstvwxz2456789"
+
+
 def replicaset_name(namespace: str, deployment: str) -> str:
     """A stable, realistic ReplicaSet name for a Deployment (``web-5d8f7c9b6``)."""
-    digest = hashlib.sha1(f"{namespace}/{deployment}".encode()).hexdigest()
-    return f"{deployment}-{digest[:9]}"
+    digest = hashlib.sha1(f"{namespace}/{deployment}".encode()).digest()
+    return f"{deployment}-" + "".join(_SAFE[b % len(_SAFE)] for b in digest[:9])
 
 
 def _escape(value: object) -> str:
@@ -60,11 +64,32 @@ def with_cpu_counter(frame: pd.DataFrame) -> pd.DataFrame:
     frame.loc[cpu.index, "cpu_counter"] = (
         (cpu["cpu"] * dt).groupby([cpu[k] for k in keys], sort=False).cumsum()
     )
+    # A container's counter starts at 0: the point one interval before its first sample
+    # lets rate() see the first sample too, as a real cAdvisor series would.
+    first = ~cpu.duplicated(subset=keys, keep="first")
+    frame["cpu_origin_s"] = np.nan
+    frame.loc[cpu.index[first], "cpu_origin_s"] = (cpu["timestamp"] - dt)[first]
     return frame
 
 
-def render(frame: pd.DataFrame, shift_s: float) -> Iterator[str]:
-    """OpenMetrics text for a samples frame that has ``cpu_counter``, ``# EOF`` last."""
+def _thin(ts: np.ndarray, interval_s: float | None) -> np.ndarray:
+    """Indexes of at most one point per interval (the first of each), plus the last."""
+    if interval_s is None or ts.shape[0] < 2:
+        return np.arange(ts.shape[0])
+    bucket = np.floor(ts / interval_s)
+    keep = np.concatenate([[True], bucket[1:] != bucket[:-1]])
+    keep[-1] = True
+    return np.flatnonzero(keep)
+
+
+def render(
+    frame: pd.DataFrame, shift_s: float, state_interval_s: float | None = None
+) -> Iterator[str]:
+    """OpenMetrics text for a samples frame that has ``cpu_counter``, ``# EOF`` last.
+
+    ``state_interval_s`` writes kube-state-metrics' owner and resource series at most
+    once per interval (as a KSM scrape would), which keeps big histories small.
+    """
     frame = frame.sort_values("timestamp", kind="stable")
     groups = list(frame.groupby(["namespace", "workload", "pod", "container"], sort=True))
 
@@ -75,6 +100,10 @@ def render(frame: pd.DataFrame, shift_s: float) -> Iterator[str]:
             continue
         ts = cpu["timestamp"].to_numpy(dtype=float)
         counter = cpu["cpu_counter"].to_numpy(dtype=float)
+        origin = cpu["cpu_origin_s"].iloc[0] if "cpu_origin_s" in cpu.columns else np.nan
+        if np.isfinite(origin):
+            ts = np.concatenate([[origin], ts])
+            counter = np.concatenate([[0.0], counter])
         labels = _labels(container=container, image=f"registry.local/{container}:1",
                          job=CADVISOR_JOB, metrics_path="/metrics/cadvisor",
                          namespace=ns, pod=pod)  # fmt: skip
@@ -105,6 +134,7 @@ def render(frame: pd.DataFrame, shift_s: float) -> Iterator[str]:
         labels = _labels(job=KSM_JOB, namespace=ns, owner_is_controller="true",
                          owner_kind=owner_kind, owner_name=owner_name, pod=pod)  # fmt: skip
         t = np.unique(pod_ts.to_numpy(dtype=float))
+        t = t[_thin(t, state_interval_s)]
         yield _lines("kube_pod_owner", labels, np.ones(t.shape[0]), t + shift_s)
 
     yield "# TYPE kube_replicaset_owner gauge\n"
@@ -117,6 +147,7 @@ def render(frame: pd.DataFrame, shift_s: float) -> Iterator[str]:
                          owner_kind="Deployment", owner_name=name,
                          replicaset=replicaset_name(str(ns), name))  # fmt: skip
         t = np.unique(wl_ts.to_numpy(dtype=float))
+        t = t[_thin(t, state_interval_s)]
         yield _lines("kube_replicaset_owner", labels, np.ones(t.shape[0]), t + shift_s)
 
     for family, columns in (
@@ -131,6 +162,7 @@ def render(frame: pd.DataFrame, shift_s: float) -> Iterator[str]:
                 rows = g[g[column].notna()]
                 if rows.empty:
                     continue
+                rows = rows.iloc[_thin(rows["timestamp"].to_numpy(dtype=float), state_interval_s)]
                 labels = _labels(container=container, job=KSM_JOB, namespace=ns, pod=pod,
                                  resource=resource, unit=unit)  # fmt: skip
                 t = rows["timestamp"].to_numpy(dtype=float)

@@ -34,6 +34,8 @@ class ContainerRecommendation:
     peak_memory_bytes: float
     """Largest working set observed, for guardrails (never size memory below it)."""
     oom_kills: int
+    history_span_s: float = 0.0
+    """Time between the first and the last CPU sample."""
 
     @property
     def key(self) -> tuple[str, str, str]:

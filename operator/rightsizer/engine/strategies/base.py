@@ -67,6 +67,7 @@ class RawRecommendations:
     confidence: FloatArray
     peak_memory_bytes: FloatArray
     oom_kills: IntArray
+    history_span_s: FloatArray | None = None
 
 
 def finalize(
@@ -120,6 +121,9 @@ def finalize(
                 current_limits=lim,
                 peak_memory_bytes=float(raw.peak_memory_bytes[cid]),
                 oom_kills=int(raw.oom_kills[cid]),
+                history_span_s=0.0
+                if raw.history_span_s is None
+                else float(raw.history_span_s[cid]),
             )
         )
     result: list[ContainerRecommendation] = []

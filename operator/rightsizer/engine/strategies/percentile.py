@@ -124,7 +124,8 @@ class PercentileStrategy:
         mem = np.where(state.memory_samples > 0, np.maximum(mem, s.min_memory_bytes), 0)
         cpu_i = cpu.astype(np.int64)
         mem_i = mem.astype(np.int64)
-        span_days = np.nan_to_num(state.last_s - state.first_s, nan=0.0) / 86_400.0
+        span_s = np.nan_to_num(state.last_s - state.first_s, nan=0.0)
+        span_days = span_s / 86_400.0
         conf = np.minimum(span_days, state.cpu_samples / 1440.0)
         return RawRecommendations(
             cpu=Estimates(cpu_i, cpu_i, cpu_i),
@@ -134,6 +135,7 @@ class PercentileStrategy:
             confidence=conf,
             peak_memory_bytes=state.peak_memory_bytes,
             oom_kills=state.oom_kills,
+            history_span_s=span_s,
         )
 
     def recommend(

@@ -72,6 +72,7 @@ class VpaStrategy:
             confidence=conf_cpu,
             peak_memory_bytes=state.peak_memory_bytes,
             oom_kills=state.oom_count,
+            history_span_s=span,
         )
 
     def recommend(

@@ -1,0 +1,187 @@
+"""``rightsizer report``: read-only recommendations for a live cluster's history."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rightsizer.cli.progress import Progress
+from rightsizer.engine.settings import SettingsError, parse_assignments, parse_duration_s
+from rightsizer.engine.strategies import STRATEGY_NAMES, build_strategy
+from rightsizer.report.collect import DEFAULT_KINDS, Scope, collect_from_prometheus
+from rightsizer.report.model import assess, totals
+from rightsizer.report.render import FORMATS, render_report
+from rightsizer.samples.workloads import WorkloadResolver
+from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig
+from rightsizer.sources.prometheus_history import HistoryWindow, PrometheusHistory
+
+EXIT_SOURCE_FAILED = 3
+
+EPILOG = """\
+credentials (never on the command line):
+  RIGHTSIZER_PROMETHEUS_TOKEN          bearer token (or --prometheus-token-file)
+  RIGHTSIZER_PROMETHEUS_USER / _PASSWORD   basic auth
+
+exit codes: 0 ok; 2 bad input; 3 a source failed or answered partially (no report is
+printed then); 1 anything else.
+"""
+
+
+def add_report_parser(sub: Any, bad_input: type[Exception]) -> None:
+    p = sub.add_parser(
+        "report",
+        help="one-shot, read-only recommendations from Prometheus history",
+        description=(
+            "Read CPU/memory history from Prometheus (cAdvisor + kube-state-metrics) and "
+            "print what each container's requests should be. Reads only; writes nothing."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--prometheus", metavar="URL", required=True, help="Prometheus base URL")
+    p.add_argument("--prometheus-token-file", metavar="FILE", help="file with a bearer token")
+    p.add_argument("--ca-bundle", metavar="FILE", help="CA certificates to verify TLS with")
+    p.add_argument("--insecure-skip-tls-verify", action="store_true", help="do not verify TLS")
+    p.add_argument("--header", action="append", metavar="'NAME: VALUE'",
+                   help="extra HTTP header (repeatable), e.g. for a tenant ID")  # fmt: skip
+    p.add_argument("--label-matcher", default="", metavar="MATCHERS",
+                   help='series matchers for a shared Prometheus, e.g. cluster="prod"')  # fmt: skip
+    p.add_argument("--timeout", default="60s", help="per-query timeout (default 60s)")
+    p.add_argument("--retries", type=int, default=3, help="retries per query (default 3)")
+    p.add_argument("--kube", action="store_true",
+                   help="also use the current kube context: owner references, LimitRanges, "
+                        "--selector")  # fmt: skip
+    p.add_argument("--context", help="kube context to use (implies --kube)")
+    p.add_argument("--namespace", "-n", action="append", default=[],
+                   help="namespace name or regex (repeatable; default all)")  # fmt: skip
+    p.add_argument("--selector", "-l", help="label selector on workloads (needs --kube)")
+    p.add_argument("--kind", action="append", choices=DEFAULT_KINDS,
+                   help="workload kinds (repeatable; default all three)")  # fmt: skip
+    p.add_argument("--history", default="14d", help="how far back to read (default 14d)")
+    p.add_argument("--step", default="1m", help="resolution of the history (default 1m)")
+    p.add_argument("--end", default="now", help="end of the history: now or Unix seconds")
+    p.add_argument("--strategy", choices=STRATEGY_NAMES, default="vpa")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="strategy/sizing setting (see `rightsizer recommend --help`)")  # fmt: skip
+    p.add_argument("--min-history", default="24h",
+                   help="less history than this → 'insufficient data' (default 24h)")  # fmt: skip
+    p.add_argument("--min-samples", type=int, default=60,
+                   help="fewer CPU samples → 'insufficient data' (default 60)")  # fmt: skip
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the report here, not stdout")
+    p.set_defaults(func=lambda args: cmd_report(args, bad_input))
+
+
+def _headers(items: list[str] | None, bad_input: type[Exception]) -> dict[str, str]:
+    headers = {}
+    for item in items or []:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise bad_input(f"--header must look like 'Name: value', got {item!r}")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _config(args: argparse.Namespace, bad_input: type[Exception]) -> PrometheusConfig:
+    token = os.environ.get("RIGHTSIZER_PROMETHEUS_TOKEN")
+    if args.prometheus_token_file:
+        try:
+            token = Path(args.prometheus_token_file).read_text().strip()
+        except OSError as exc:
+            raise bad_input(f"cannot read --prometheus-token-file: {exc}") from None
+    user = os.environ.get("RIGHTSIZER_PROMETHEUS_USER")
+    password = os.environ.get("RIGHTSIZER_PROMETHEUS_PASSWORD", "")
+    try:
+        return PrometheusConfig(
+            url=args.prometheus,
+            bearer_token=token,
+            basic_auth=(user, password) if user else None,
+            ca_bundle=args.ca_bundle,
+            verify_tls=not args.insecure_skip_tls_verify,
+            headers=_headers(args.header, bad_input),
+            label_matchers=args.label_matcher,
+            timeout_s=parse_duration_s(args.timeout),
+            retries=args.retries,
+        )
+    except (ValueError, SettingsError) as exc:
+        raise bad_input(str(exc)) from None
+
+
+def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
+    try:
+        strategy, policy = build_strategy(args.strategy, parse_assignments(args.set or []))
+        history_s = parse_duration_s(args.history)
+        step_s = parse_duration_s(args.step)
+        min_history_s = parse_duration_s(args.min_history)
+        end_s = time.time() if args.end == "now" else float(args.end)
+        window = HistoryWindow(start_s=end_s - history_s, end_s=end_s, step_s=step_s)
+    except (SettingsError, ValueError) as exc:
+        raise bad_input(str(exc)) from None
+    if args.selector and not (args.kube or args.context):
+        raise bad_input("--selector needs --kube (workload labels come from the API)")
+    kinds = tuple(args.kind or DEFAULT_KINDS)
+    config = _config(args, bad_input)
+    client = PrometheusClient(config)
+    try:
+        history = PrometheusHistory(client)
+    except ValueError as exc:
+        raise bad_input(str(exc)) from None
+    progress = Progress()
+    api = None
+    if args.kube or args.context:
+        from rightsizer.sources import kubernetes_api as kube
+
+        api = kube.api_client(args.context)
+    try:
+        client.check()
+        scope = Scope(namespaces=tuple(args.namespace), kinds=kinds)
+        collected = collect_from_prometheus(
+            history,
+            strategy,
+            policy,
+            window,
+            scope,
+            limit_ranges=(lambda ns: kube.limit_range_items(api, ns)) if api else None,
+            api_owners=(
+                lambda ns: WorkloadResolver(
+                    kube.pod_owners(api, ns), kube.replicaset_owners(api, ns)
+                )
+            )
+            if api
+            else None,
+            progress=progress,
+        )
+        if api is not None and args.selector:
+            allowed: set[tuple[str, str]] = set()
+            for ns in collected.namespaces:
+                allowed |= kube.workloads_matching(api, ns, args.selector, kinds)
+            collected.recommendations = [
+                r for r in collected.recommendations if (r.namespace, r.workload) in allowed
+            ]
+    finally:
+        progress.done()
+        client.close()
+    rows = assess(
+        collected.recommendations,
+        collected.replicas,
+        min_history_s=min_history_s,
+        min_samples=args.min_samples,
+    )
+    source = {
+        "prometheus": config.url,
+        "labelMatchers": config.label_matchers,
+        "history": {"start": window.start_s, "end": window.end_s, "step": window.step_s},
+        "namespaces": collected.namespaces,
+        "queries": collected.queries_sent,
+        "strategy": args.strategy,
+    }
+    text = render_report(rows, totals(rows), args.format, source)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0

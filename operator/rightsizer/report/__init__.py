@@ -1,0 +1,1 @@
+"""``rightsizer report``: a one-shot, read-only view of what should change."""

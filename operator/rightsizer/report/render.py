@@ -1,0 +1,130 @@
+"""A report as a table, Markdown, CSV, JSON or YAML."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from rightsizer.cli.render import to_document
+from rightsizer.quantity import human_cpu, human_memory
+from rightsizer.report.model import ReportRow, Totals, change_percent
+
+FORMATS = ("table", "json", "yaml", "csv", "markdown")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.0f}%"
+
+
+def _cells(row: ReportRow) -> list[str]:
+    r = row.recommendation
+    base = [r.namespace, r.workload, r.container, str(row.replicas)]
+    if not row.enough_data:
+        return [*base, human_cpu(r.current_requests.cpu_millicores), "?", "-",
+                human_memory(r.current_requests.memory_bytes), "?", "-",
+                str(r.cpu_samples), f"{r.history_span_s / 86400:.1f}d",
+                f"insufficient data: {row.reason}"]  # fmt: skip
+    return [
+        *base,
+        human_cpu(r.current_requests.cpu_millicores),
+        human_cpu(r.target.cpu_millicores),
+        _pct(change_percent(r.current_requests.cpu_millicores, r.target.cpu_millicores)),
+        human_memory(r.current_requests.memory_bytes),
+        human_memory(r.target.memory_bytes),
+        _pct(change_percent(r.current_requests.memory_bytes, r.target.memory_bytes)),
+        str(r.cpu_samples),
+        f"{r.history_span_s / 86400:.1f}d",
+        row.severity.value,
+    ]
+
+
+HEADER = ["NAMESPACE", "WORKLOAD", "CONTAINER", "PODS", "CPU NOW", "CPU REC", "CPU Δ",
+          "MEM NOW", "MEM REC", "MEM Δ", "SAMPLES", "HISTORY", "SEVERITY"]  # fmt: skip
+
+
+def totals_line(t: Totals) -> str:
+    return (
+        f"{t.containers} containers with recommendations, {t.insufficient_data} with "
+        f"insufficient data; CPU: {t.cpu_cores_freed:.2f} cores freed, "
+        f"{t.cpu_cores_added:.2f} added; memory: {t.memory_gib_freed:.2f} GiB freed, "
+        f"{t.memory_gib_added:.2f} GiB added (× pods)"
+    )
+
+
+def render_table(rows: Sequence[ReportRow], t: Totals) -> str:
+    table = [HEADER, *(_cells(r) for r in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(HEADER) - 1)]
+    lines = [
+        "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
+        for row in table
+    ]
+    return "\n".join([*lines, "", totals_line(t)]) + "\n"
+
+
+def render_markdown(rows: Sequence[ReportRow], t: Totals) -> str:
+    out = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
+    return "\n".join([*out, "", totals_line(t)]) + "\n"
+
+
+def to_report_document(
+    rows: Sequence[ReportRow], t: Totals, source: dict[str, Any]
+) -> dict[str, Any]:
+    items = to_document([r.recommendation for r in rows])["recommendations"]
+    for item, row in zip(items, rows, strict=True):
+        item["pods"] = row.replicas
+        item["historySeconds"] = round(row.recommendation.history_span_s, 3)
+        item["severity"] = row.severity.value
+        if not row.enough_data:
+            item["insufficientData"] = row.reason
+            for key in ("target", "lowerBound", "upperBound", "uncappedTarget", "limits"):
+                item.pop(key, None)
+    return {
+        "source": source,
+        "totals": {
+            "containers": t.containers,
+            "insufficientData": t.insufficient_data,
+            "cpuCoresFreed": round(t.cpu_cores_freed, 3),
+            "cpuCoresAdded": round(t.cpu_cores_added, 3),
+            "memoryGiBFreed": round(t.memory_gib_freed, 3),
+            "memoryGiBAdded": round(t.memory_gib_added, 3),
+        },
+        "recommendations": items,
+    }
+
+
+def render_csv(rows: Sequence[ReportRow]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["namespace", "workload", "container", "pods", "cpu_request_now_m",
+                "cpu_target_m", "memory_request_now_bytes", "memory_target_bytes",
+                "cpu_samples", "history_s", "severity", "insufficient_data"])  # fmt: skip
+    for row in rows:
+        r = row.recommendation
+        ok = row.enough_data
+        w.writerow([r.namespace, r.workload, r.container, row.replicas,
+                    r.current_requests.cpu_millicores, r.target.cpu_millicores if ok else "",
+                    r.current_requests.memory_bytes, r.target.memory_bytes if ok else "",
+                    r.cpu_samples, round(r.history_span_s, 3), row.severity.value,
+                    row.reason])  # fmt: skip
+    return buf.getvalue()
+
+
+def render_report(rows: Sequence[ReportRow], t: Totals, fmt: str, source: dict[str, Any]) -> str:
+    if fmt == "table":
+        return render_table(rows, t)
+    if fmt == "markdown":
+        return render_markdown(rows, t)
+    if fmt == "csv":
+        return render_csv(rows)
+    doc = to_report_document(rows, t, source)
+    if fmt == "json":
+        return json.dumps(doc, indent=2) + "\n"
+    if fmt == "yaml":
+        return yaml.safe_dump(doc, sort_keys=False)
+    raise ValueError(f"unknown format {fmt!r}")

@@ -1,0 +1,96 @@
+"""Reads from the Kubernetes API for reports: owners, label selectors, LimitRanges.
+
+Thin: each function lists objects with the official client and returns plain data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
+from rightsizer.sources.errors import SourceRejectedError, SourceUnavailableError
+
+KIND_LISTERS = {
+    "Deployment": "list_namespaced_deployment",
+    "StatefulSet": "list_namespaced_stateful_set",
+    "DaemonSet": "list_namespaced_daemon_set",
+}
+
+
+def api_client(context: str | None = None) -> ApiClient:
+    """The current kubeconfig context (or ``context``), else the in-cluster account."""
+    try:
+        return config.new_client_from_config(context=context)
+    except config.ConfigException:
+        if context is None:
+            try:
+                config.load_incluster_config()
+                return ApiClient()
+            except config.ConfigException:
+                pass
+        raise SourceUnavailableError(
+            "no Kubernetes access: set KUBECONFIG or run in a cluster"
+            + (f" (context {context!r} not found)" if context else "")
+        ) from None
+
+
+def call_api(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except ApiException as exc:
+        if exc.status in (401, 403):
+            raise SourceRejectedError(
+                f"the Kubernetes API refused access (HTTP {exc.status}): {exc.reason}"
+            ) from None
+        raise SourceUnavailableError(f"Kubernetes API error {exc.status}: {exc.reason}") from None
+    except Exception as exc:  # urllib3 connection errors and the like
+        raise SourceUnavailableError(f"cannot reach the Kubernetes API: {exc}") from None
+
+
+def pod_owners(api: ApiClient, namespace: str) -> dict[tuple[str, str], tuple[str, str]]:
+    pods = call_api(client.CoreV1Api(api).list_namespaced_pod, namespace)
+    owners = {}
+    for pod in pods.items:
+        for ref in pod.metadata.owner_references or []:
+            if ref.controller:
+                owners[(namespace, pod.metadata.name)] = (ref.kind, ref.name)
+    return owners
+
+
+def replicaset_owners(api: ApiClient, namespace: str) -> dict[tuple[str, str], tuple[str, str]]:
+    sets = call_api(client.AppsV1Api(api).list_namespaced_replica_set, namespace)
+    owners = {}
+    for rs in sets.items:
+        for ref in rs.metadata.owner_references or []:
+            if ref.controller:
+                owners[(namespace, rs.metadata.name)] = (ref.kind, ref.name)
+    return owners
+
+
+def workloads_matching(
+    api: ApiClient, namespace: str, selector: str, kinds: tuple[str, ...]
+) -> set[tuple[str, str]]:
+    """(namespace, Kind/name) of the workloads whose labels match ``selector``."""
+    apps = client.AppsV1Api(api)
+    found = set()
+    for kind in kinds:
+        lister = KIND_LISTERS.get(kind)
+        if lister is None:
+            continue
+        items = call_api(getattr(apps, lister), namespace, label_selector=selector).items
+        found |= {(namespace, f"{kind}/{w.metadata.name}") for w in items}
+    return found
+
+
+def limit_range_items(api: ApiClient, namespace: str) -> list[LimitRangeItem]:
+    ranges = call_api(client.CoreV1Api(api).list_namespaced_limit_range, namespace)
+    items: list[LimitRangeItem] = []
+    for lr in ranges.items:
+        data = api.sanitize_for_serialization(lr)
+        data["kind"] = "LimitRange"
+        items.extend(parse_limit_range(data))
+    return items

@@ -1,0 +1,94 @@
+"""Live samples from metrics-server (``metrics.k8s.io``) as a samples frame.
+
+The served version is discovered (``v1beta1`` up to Kubernetes 1.36, ``v1`` from 1.37).
+Pods map to workloads through their owner references. Duplicates (same pod, container
+and timestamp — metrics-server answers the same scrape until the next one) are dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from rightsizer.quantity import QuantityError, parse_quantity
+from rightsizer.samples.frame import ALL_COLUMNS, drop_duplicate_samples, empty_samples
+from rightsizer.samples.workloads import WorkloadResolver
+from rightsizer.sources import kubernetes_api as kube
+from rightsizer.sources.errors import SourceError, SourceUnavailableError
+
+GROUP = "metrics.k8s.io"
+
+
+def served_version(api: ApiClient) -> str:
+    """The preferred version of ``metrics.k8s.io``; fails clearly when it is not served."""
+    groups = kube.call_api(client.ApisApi(api).get_api_versions)
+    for group in groups.groups:
+        if group.name == GROUP:
+            return str(group.preferred_version.version)
+    raise SourceUnavailableError(
+        "metrics.k8s.io is not served: is metrics-server installed and its APIService available?"
+    )
+
+
+def list_pod_metrics(api: ApiClient, namespace: str | None, version: str) -> list[dict[str, Any]]:
+    custom = client.CustomObjectsApi(api)
+    if namespace:
+        body = kube.call_api(
+            custom.list_namespaced_custom_object, GROUP, version, namespace, "pods"
+        )
+    else:
+        body = kube.call_api(custom.list_cluster_custom_object, GROUP, version, "pods")
+    items: list[dict[str, Any]] = body.get("items", [])
+    return items
+
+
+def _timestamp_s(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def pod_metrics_to_samples(items: list[dict[str, Any]], resolver: WorkloadResolver) -> pd.DataFrame:
+    """PodMetrics objects → a samples frame (pure)."""
+    rows = []
+    for item in items:
+        meta = item.get("metadata", {})
+        ns, pod = meta.get("namespace"), meta.get("name")
+        ts_text = item.get("timestamp")
+        if not ns or not pod or not ts_text:
+            raise SourceError(f"malformed PodMetrics object: {meta}")
+        ts = _timestamp_s(ts_text)
+        workload = resolver.workload(ns, pod)
+        for container in item.get("containers", []):
+            usage = container.get("usage", {})
+            try:
+                cpu = float(parse_quantity(usage["cpu"])) if "cpu" in usage else None
+                mem = float(parse_quantity(usage["memory"])) if "memory" in usage else None
+            except QuantityError as exc:
+                raise SourceError(f"PodMetrics {ns}/{pod}: {exc}") from None
+            rows.append(
+                {"timestamp": ts, "namespace": ns, "workload": workload, "pod": pod,
+                 "container": container.get("name", ""), "cpu": cpu, "memory": mem}
+            )  # fmt: skip
+    if not rows:
+        return empty_samples()
+    frame = pd.DataFrame(rows)
+    for column in ALL_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = False if column == "oom" else float("nan")
+    frame = frame[list(ALL_COLUMNS)].astype({"cpu": "float64", "memory": "float64"})
+    return drop_duplicate_samples(frame)
+
+
+def poll(api: ApiClient, namespace: str | None = None, version: str | None = None) -> pd.DataFrame:
+    """One poll of every pod's live usage (in ``namespace`` or cluster-wide)."""
+    version = version or served_version(api)
+    items = list_pod_metrics(api, namespace, version)
+    namespaces = {i["metadata"]["namespace"] for i in items}
+    resolver = WorkloadResolver()
+    for ns in namespaces:
+        resolver.add_pod_owners(kube.pod_owners(api, ns))
+        resolver.add_replicaset_owners(kube.replicaset_owners(api, ns))
+    return pod_metrics_to_samples(items, resolver)

@@ -1,0 +1,193 @@
+"""Prometheus HTTP access for history queries, on top of ``prometheus-api-client``.
+
+``PrometheusConnect`` brings the session, auth, TLS and retry set-up; its query methods
+put the PromQL into the URL even with ``method="POST"``, which is what makes big clusters
+hit HTTP 414, so queries here are sent as a form body. Responses are checked completely:
+an error status, a ``warnings`` field (partial data) or a malformed body raise a
+``SourceError`` — a report is never built from half an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from urllib3.util.retry import Retry
+
+from rightsizer.sources.errors import SourceError, SourceRejectedError, SourceUnavailableError
+
+#: Prometheus refuses range queries with more points per series than this.
+MAX_POINTS_PER_SERIES = 11_000
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    url: str
+    bearer_token: str | None = field(default=None, repr=False)
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    ca_bundle: str | None = None
+    verify_tls: bool = True
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    label_matchers: str = ""
+    """Extra matchers on every series, e.g. ``cluster="prod"`` for a shared Prometheus."""
+    timeout_s: float = 60.0
+    retries: int = 3
+    backoff_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"Prometheus URL must start with http:// or https://: {self.url!r}")
+        if self.timeout_s <= 0 or self.retries < 0 or self.backoff_s < 0:
+            raise ValueError("timeout must be positive; retries and backoff not negative")
+
+
+Result = list[dict[str, Any]]
+
+
+class PrometheusClient:
+    """Instant and range queries, POSTed as a form body, with retries and checks."""
+
+    def __init__(self, config: PrometheusConfig) -> None:
+        self.config = config
+        self.url = config.url.rstrip("/")
+        headers = dict(config.headers)
+        if config.bearer_token:
+            headers["Authorization"] = f"Bearer {config.bearer_token}"
+        retry = Retry(
+            total=config.retries,
+            connect=config.retries,
+            read=config.retries,
+            backoff_factor=config.backoff_s,
+            status_forcelist=(429, 502, 503, 504),
+            allowed_methods=frozenset({"GET", "POST"}),  # queries are idempotent
+            raise_on_status=False,
+        )
+        self._connect = PrometheusConnect(
+            url=self.url,
+            headers=headers,
+            disable_ssl=not config.verify_tls,
+            retry=retry,
+            auth=config.basic_auth,
+            timeout=math.ceil(config.timeout_s),
+            method="POST",
+        )
+        self._session: requests.Session = self._connect._session
+        if config.ca_bundle and config.verify_tls:
+            self._session.verify = config.ca_bundle
+        self._headers = headers
+        self.queries_sent = 0
+
+    def close(self) -> None:
+        self._connect.close()
+
+    def _post(self, path: str, data: dict[str, str]) -> Any:
+        self.queries_sent += 1
+        data = {**data, "timeout": f"{int(self.config.timeout_s)}s"}
+        try:
+            resp = self._session.post(
+                f"{self.url}{path}",
+                data=data,
+                headers=self._headers,
+                auth=self.config.basic_auth,
+                # a little longer than Prometheus's own query timeout, which answers first
+                timeout=self.config.timeout_s * 1.2 + 1,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise SourceUnavailableError(
+                f"TLS error talking to Prometheus at {self.url}: {exc}"
+            ) from None
+        except requests.exceptions.RetryError as exc:
+            raise SourceUnavailableError(
+                f"Prometheus at {self.url} kept failing after {self.config.retries} retries: {exc}"
+            ) from None
+        except requests.exceptions.Timeout:
+            raise SourceUnavailableError(
+                f"Prometheus at {self.url} did not answer within {self.config.timeout_s:g} s "
+                f"(after {self.config.retries} retries)"
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            if "timed out" in str(exc):  # a read timeout on the last retry
+                raise SourceUnavailableError(
+                    f"Prometheus at {self.url} did not answer within {self.config.timeout_s:g} s "
+                    f"(after {self.config.retries} retries)"
+                ) from None
+            raise SourceUnavailableError(
+                f"cannot reach Prometheus at {self.url}: {_root(exc)}"
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise SourceUnavailableError(
+                f"request to Prometheus at {self.url} failed: {exc}"
+            ) from None
+        return self._check(resp, data.get("query", ""))
+
+    def _check(self, resp: requests.Response, query: str) -> Any:
+        code = resp.status_code
+        if code in (401, 403):
+            raise SourceRejectedError(
+                f"Prometheus at {self.url} rejected the credentials (HTTP {code})"
+            )
+        if code == 404:
+            raise SourceRejectedError(
+                f"{self.url} has no Prometheus query API (HTTP 404): check the URL and path prefix"
+            )
+        try:
+            body = resp.json()
+        except (ValueError, json.JSONDecodeError):
+            body = None
+        if code >= 500 or (isinstance(body, dict) and body.get("errorType") == "timeout"):
+            detail = body.get("error", "") if isinstance(body, dict) else resp.text[:200]
+            raise SourceUnavailableError(
+                f"Prometheus at {self.url} failed (HTTP {code}, after {self.config.retries} "
+                f"retries): {detail!s}; query: {query}"
+            )
+        if not isinstance(body, dict):
+            raise SourceRejectedError(
+                f"Prometheus at {self.url} answered HTTP {code} with a body that is not "
+                f"Prometheus JSON: {resp.text[:200]!r}"
+            )
+        if code != 200 or body.get("status") != "success":
+            error = body.get("error", resp.reason)
+            raise SourceRejectedError(
+                f"Prometheus query failed (HTTP {code}): {error}; query: {query}"
+            )
+        if body.get("warnings"):
+            raise SourceError(
+                f"Prometheus answered with warnings (the data may be partial): "
+                f"{'; '.join(map(str, body['warnings']))}; query: {query}"
+            )
+        data = body.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+            raise SourceError(f"malformed Prometheus response for query {query}")
+        return data["result"]
+
+    def query(self, expr: str, at_s: float) -> Result:
+        result: Result = self._post("/api/v1/query", {"query": expr, "time": _fmt(at_s)})
+        return result
+
+    def query_range(self, expr: str, start_s: float, end_s: float, step_s: float) -> Result:
+        points = int((end_s - start_s) // step_s) + 1
+        if points > MAX_POINTS_PER_SERIES:
+            raise ValueError(f"range query of {points} points exceeds Prometheus's limit")
+        result: Result = self._post(
+            "/api/v1/query_range",
+            {"query": expr, "start": _fmt(start_s), "end": _fmt(end_s), "step": _fmt(step_s)},
+        )
+        return result
+
+    def check(self) -> None:
+        """Fail early with a clear message when Prometheus is unreachable or refuses us."""
+        self.query("vector(1)", 0.0)
+
+
+def _fmt(x: float) -> str:
+    return repr(float(x))
+
+
+def _root(exc: BaseException) -> str:
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    return str(exc)

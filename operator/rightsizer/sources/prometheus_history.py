@@ -1,0 +1,210 @@
+"""Usage history from Prometheus, streamed as engine chunks.
+
+Per namespace: owners (for pod → workload), current requests/limits, then CPU, memory and
+OOM range queries in time chunks that stay under Prometheus's points-per-series limit.
+Each time chunk becomes one ``UsageChunk`` that goes straight into the strategy's state,
+so memory stays bounded by one chunk, whatever the history length.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from rightsizer.engine.recommendation import Resources
+from rightsizer.engine.usage import ContainerKey, ContainerRegistry, UsageChunk
+from rightsizer.samples.workloads import WorkloadResolver
+from rightsizer.sources import promql
+from rightsizer.sources.prometheus import MAX_POINTS_PER_SERIES, PrometheusClient, Result
+
+
+@dataclass(frozen=True)
+class HistoryWindow:
+    """What to read: ``[start_s, end_s]`` at ``step_s``; queries cover ``chunk_s`` each."""
+
+    start_s: float
+    end_s: float
+    step_s: float = 60.0
+    rate_window_s: float | None = None
+    """CPU irate window; default 2 × step (always two samples at the step's resolution)."""
+    chunk_s: float = 86_400.0
+
+    def __post_init__(self) -> None:
+        if self.step_s <= 0 or self.end_s <= self.start_s or self.chunk_s < self.step_s:
+            raise ValueError("history needs start < end, a positive step and chunk ≥ step")
+
+    @property
+    def rate_window(self) -> float:
+        return self.rate_window_s or 2 * self.step_s
+
+
+def plan_chunks(window: HistoryWindow) -> list[tuple[float, float]]:
+    """Step-aligned, non-overlapping query ranges covering the window (pure)."""
+    step = window.step_s
+    first = math.ceil(window.start_s / step) * step
+    last = math.floor(window.end_s / step) * step
+    per_chunk = max(1, min(int(window.chunk_s // step), MAX_POINTS_PER_SERIES))
+    ranges = []
+    start = first
+    while start <= last:
+        end = min(start + (per_chunk - 1) * step, last)
+        ranges.append((start, end))
+        start = end + step
+    return ranges
+
+
+@dataclass
+class CurrentResources:
+    requests: dict[ContainerKey, Resources]
+    limits: dict[ContainerKey, Resources]
+    replicas: dict[tuple[str, str], int]
+    """(namespace, workload) → pods seen with requests at the end of the window."""
+
+
+class PrometheusHistory:
+    def __init__(self, client: PrometheusClient) -> None:
+        self.client = client
+        self.extra = promql.validate_matchers(client.config.label_matchers)
+
+    def namespaces(self, end_s: float, window_s: float) -> list[str]:
+        result = self.client.query(promql.namespaces(window_s, self.extra), end_s)
+        return sorted({r["metric"].get("namespace", "") for r in result} - {""})
+
+    def resolver(
+        self,
+        namespace: str,
+        end_s: float,
+        window_s: float,
+        base: WorkloadResolver | None = None,
+    ) -> WorkloadResolver:
+        """Owners from kube-state-metrics over the whole window, on top of ``base`` (e.g.
+        owner references from the API); naming patterns as the last fallback."""
+        resolver = base or WorkloadResolver()
+        pods = self.client.query(promql.pod_owners(namespace, window_s, self.extra), end_s)
+        resolver.add_pod_owners(
+            {
+                (m["namespace"], m["pod"]): (m["owner_kind"], m["owner_name"])
+                for m in (r["metric"] for r in pods)
+                if m.get("owner_kind") and m.get("owner_name") and m.get("owner_kind") != "<none>"
+            }
+        )
+        sets = self.client.query(promql.replicaset_owners(namespace, window_s, self.extra), end_s)
+        resolver.add_replicaset_owners(
+            {
+                (m["namespace"], m["replicaset"]): (m["owner_kind"], m["owner_name"])
+                for m in (r["metric"] for r in sets)
+                if m.get("owner_kind") and m.get("owner_name") and m.get("owner_kind") != "<none>"
+            }
+        )
+        return resolver
+
+    def current_resources(
+        self, namespace: str, at_s: float, resolver: WorkloadResolver
+    ) -> CurrentResources:
+        """Requests and limits at ``at_s`` (largest across a workload's pods)."""
+        values: dict[str, dict[ContainerKey, dict[str, float]]] = {}
+        pods: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for kind in ("requests", "limits"):
+            per: dict[ContainerKey, dict[str, float]] = defaultdict(dict)
+            for r in self.client.query(promql.resources(kind, namespace, self.extra), at_s):
+                m = r["metric"]
+                wl = resolver.workload(m["namespace"], m["pod"])
+                key = (m["namespace"], wl, m["container"])
+                value = float(r["value"][1])
+                per[key][m["resource"]] = max(per[key].get(m["resource"], 0.0), value)
+                if kind == "requests":
+                    pods[(m["namespace"], wl)].add(m["pod"])
+            values[kind] = per
+
+        def to_resources(v: dict[str, float]) -> Resources:
+            cpu, mem = v.get("cpu"), v.get("memory")
+            return Resources(
+                None if cpu is None else math.ceil(round(cpu * 1000, 6)),
+                None if mem is None else math.ceil(mem),
+            )
+
+        return CurrentResources(
+            requests={k: to_resources(v) for k, v in values["requests"].items()},
+            limits={k: to_resources(v) for k, v in values["limits"].items()},
+            replicas={k: len(v) for k, v in pods.items()},
+        )
+
+    def chunks(
+        self,
+        namespace: str,
+        window: HistoryWindow,
+        registry: ContainerRegistry,
+        resolver: WorkloadResolver,
+        memory_request: Callable[[ContainerKey], float] | None = None,
+    ) -> Iterator[UsageChunk]:
+        """One chunk per query range: CPU, memory and OOM samples of the namespace.
+
+        ``memory_request`` gives the memory reported for an OOM kill (upstream VPA uses the
+        container's request for OOMs seen in container status).
+        """
+        extra = self.extra
+        for start, end in plan_chunks(window):
+            q = self.client.query_range
+            cpu = q(
+                promql.cpu_usage(namespace, window.rate_window, extra), start, end, window.step_s
+            )
+            mem = q(promql.memory_usage(namespace, window.step_s, extra), start, end, window.step_s)
+            ooms = q(promql.oom_kills(namespace, window.step_s, extra), start, end, window.step_s)
+            yield _encode(registry, resolver, cpu, mem, ooms, memory_request)
+
+
+def _series(
+    registry: ContainerRegistry, resolver: WorkloadResolver, result: Result
+) -> Iterator[tuple[int, int, np.ndarray, ContainerKey]]:
+    for series in result:
+        m = series["metric"]
+        ns, pod, container = m.get("namespace"), m.get("pod"), m.get("container")
+        if not ns or not pod or not container:
+            continue
+        workload = resolver.workload(ns, pod)
+        inst = registry.instance_id((ns, workload, pod, container))
+        cid = registry.instance_container[inst]
+        values = np.asarray(series["values"], dtype=np.float64).reshape(-1, 2)
+        yield inst, cid, values, (ns, workload, container)
+
+
+def _encode(
+    registry: ContainerRegistry,
+    resolver: WorkloadResolver,
+    cpu: Result,
+    mem: Result,
+    ooms: Result,
+    memory_request: Callable[[ContainerKey], float] | None,
+) -> UsageChunk:
+    parts: list[tuple[np.ndarray, ...]] = []
+    for result, kind in ((cpu, "cpu"), (mem, "memory"), (ooms, "oom")):
+        for inst, cid, series_values, key in _series(registry, resolver, result):
+            values = series_values
+            n = values.shape[0]
+            nan = np.full(n, np.nan)
+            if kind == "cpu":
+                cols = (values[:, 1], nan, np.zeros(n, dtype=bool))
+            elif kind == "memory":
+                cols = (nan, values[:, 1], np.zeros(n, dtype=bool))
+            else:
+                fired = values[:, 1] > 0
+                values = values[fired]
+                n = values.shape[0]
+                reported = memory_request(key) if memory_request else np.nan
+                cols = (np.full(n, np.nan), np.full(n, reported), np.ones(n, dtype=bool))
+            parts.append(
+                (np.full(n, cid, dtype=np.int64), np.full(n, inst, dtype=np.int64), values[:, 0],
+                 *cols)
+            )  # fmt: skip
+    if not parts:
+        empty = np.zeros(0)
+        return UsageChunk(
+            np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), empty, empty, empty,
+            np.zeros(0, dtype=bool),
+        )  # fmt: skip
+    merged = [np.concatenate([p[i] for p in parts]) for i in range(6)]
+    return UsageChunk(merged[0], merged[1], merged[2], merged[3], merged[4], merged[5].astype(bool))

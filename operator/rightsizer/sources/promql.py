@@ -1,0 +1,128 @@
+"""PromQL for usage history: one small function per query (pure text building).
+
+Every query selects one namespace and aggregates ``by (namespace, pod, container)``, so
+the number of queries grows with namespaces × metrics, never with pods, and ``max by``
+de-duplicates series that several jobs scrape. cAdvisor's pod-level and pause series
+(``container=""`` and ``container="POD"``) are excluded.
+"""
+
+from __future__ import annotations
+
+import re
+
+BY = "by (namespace, pod, container)"
+_LABEL_VALUE = re.compile(r"[^\\\"\n]*")
+_MATCHER = re.compile(r'^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"([^"\\]|\\.)*"\s*$')
+
+
+def quote(value: str) -> str:
+    """A PromQL string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def validate_matchers(text: str) -> str:
+    """Extra label matchers for a shared Prometheus, e.g. ``cluster="prod-eu"``."""
+    parts = [p for p in _split_matchers(text) if p.strip()]
+    for part in parts:
+        if not _MATCHER.match(part):
+            raise ValueError(f'not a label matcher: {part.strip()!r} (example: cluster="prod")')
+    return ",".join(p.strip() for p in parts)
+
+
+def _split_matchers(text: str) -> list[str]:
+    parts, current, in_string, escaped = [], "", False, False
+    for ch in text:
+        if escaped:
+            current, escaped = current + ch, False
+            continue
+        if ch == "\\":
+            current, escaped = current + ch, True
+            continue
+        if ch == '"':
+            in_string = not in_string
+        if ch == "," and not in_string:
+            parts.append(current)
+            current = ""
+            continue
+        current += ch
+    parts.append(current)
+    return parts
+
+
+def selector(namespace: str, extra: str = "", *, containers: bool = True) -> str:
+    matchers = [f"namespace={quote(namespace)}"]
+    if containers:
+        matchers += ['container!=""', 'container!="POD"']
+    if extra:
+        matchers.append(extra)
+    return "{" + ",".join(matchers) + "}"
+
+
+def duration(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
+
+
+def step_window(step_s: float) -> str:
+    """One step back, 1 ms short: range selectors are closed on the left before
+    Prometheus 3 and open after it; this window holds the same samples in both."""
+    return f"{round(step_s * 1000) - 1}ms"
+
+
+def cpu_usage(namespace: str, rate_window_s: float, extra: str = "") -> str:
+    """CPU cores per container: the rate between the last two counter samples, like the
+    point-in-time rates upstream VPA gets from metrics-server (``rate`` would average over
+    the window and flatten the distribution the percentiles are read from)."""
+    sel = selector(namespace, extra)
+    window = duration(rate_window_s)
+    return f"max {BY} (irate(container_cpu_usage_seconds_total{sel}[{window}]))"
+
+
+def memory_usage(namespace: str, step_s: float, extra: str = "") -> str:
+    """Peak working set per step: the max of every raw sample since the previous step, so
+    spikes between evaluation points are not lost."""
+    sel = selector(namespace, extra)
+    window = step_window(step_s)
+    return f"max {BY} (max_over_time(container_memory_working_set_bytes{sel}[{window}]))"
+
+
+def oom_kills(namespace: str, step_s: float, extra: str = "") -> str:
+    """Restarts in the last step of containers whose last termination was an OOM kill."""
+    sel = selector(namespace, extra)
+    oom_sel = selector(namespace, 'reason="OOMKilled"' + ("," + extra if extra else ""))
+    return (
+        f"(max {BY} (changes(kube_pod_container_status_restarts_total{sel}"
+        f"[{step_window(step_s)}])) > 0)"
+        f" * on (namespace, pod, container) group_left()"
+        f" (max {BY} (kube_pod_container_status_last_terminated_reason{oom_sel}) > 0)"
+    )
+
+
+def resources(kind: str, namespace: str, extra: str = "") -> str:
+    """Current requests or limits (``kind`` = requests|limits) per container and resource."""
+    sel = selector(namespace, 'resource=~"cpu|memory"' + ("," + extra if extra else ""))
+    return f"max by (namespace, pod, container, resource) (kube_pod_container_resource_{kind}{sel})"
+
+
+def pod_owners(namespace: str, window_s: float, extra: str = "") -> str:
+    """Every pod's controller over the whole history (pods of deleted ReplicaSets too)."""
+    sel = selector(namespace, 'owner_is_controller="true"' + ("," + extra if extra else ""),
+                   containers=False)  # fmt: skip
+    return (
+        f"max by (namespace, pod, owner_kind, owner_name) "
+        f"(max_over_time(kube_pod_owner{sel}[{duration(window_s)}]))"
+    )
+
+
+def replicaset_owners(namespace: str, window_s: float, extra: str = "") -> str:
+    sel = selector(namespace, 'owner_is_controller="true"' + ("," + extra if extra else ""),
+                   containers=False)  # fmt: skip
+    return (
+        f"max by (namespace, replicaset, owner_kind, owner_name) "
+        f"(max_over_time(kube_replicaset_owner{sel}[{duration(window_s)}]))"
+    )
+
+
+def namespaces(window_s: float, extra: str = "") -> str:
+    """Namespaces that had containers during the window."""
+    sel = "{" + ",".join(['container!=""', 'container!="POD"', *([extra] if extra else [])]) + "}"
+    return f"count by (namespace) (max_over_time(container_memory_working_set_bytes{sel}[{duration(window_s)}]))"  # noqa: E501

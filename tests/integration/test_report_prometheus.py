@@ -1,0 +1,158 @@
+"""``rightsizer report`` against the real Prometheus holding the bundled example."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from rightsizer.cli.main import main
+from rightsizer.sources.prometheus_history import HistoryWindow, plan_chunks
+from tests.integration.conftest import EXAMPLE, EXAMPLE_STEP_S
+from tests.sandbox import Prometheus
+
+pytestmark = pytest.mark.prometheus
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def report(
+    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, end: float, *extra: str
+) -> tuple[int, dict, str]:  # type: ignore[type-arg]
+    code, out, err = run(
+        capsys, "report", "--prometheus", prometheus.url, "--history", "3d",
+        "--step", f"{EXAMPLE_STEP_S}s", "--end", str(end), "--format", "json",
+        "--min-history", "1h", *extra,
+    )  # fmt: skip
+    return code, (json.loads(out) if out else {}), err
+
+
+def _by_key(doc: dict) -> dict:  # type: ignore[type-arg]
+    return {(r["namespace"], r["workload"], r["container"]): r for r in doc["recommendations"]}
+
+
+def test_report_gives_the_same_recommendations_as_the_samples_file(
+    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
+) -> None:
+    """Same data, two paths, step on the samples' grid: identical buckets, identical
+    recommendations, identical sample counts."""
+    code, doc, err = report(capsys, prometheus, example_history)
+    assert code == 0, err
+    code, out, _ = run(capsys, "recommend", "--samples", str(EXAMPLE), "--format", "json")
+    assert code == 0
+    offline, online = _by_key(json.loads(out)), _by_key(doc)
+    assert online.keys() == offline.keys()
+    for key, rec in online.items():
+        ref = offline[key]
+        for field in ("target", "lowerBound", "upperBound", "uncappedTarget", "samples",
+                      "current", "confidence"):  # fmt: skip
+            assert rec[field] == ref[field], (key, field)
+    assert doc["totals"]["containers"] == 4
+    assert doc["totals"]["cpuCoresFreed"] > 0
+
+
+def test_report_off_the_sample_grid_stays_within_one_bucket(
+    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
+) -> None:
+    """Evaluated half a step off the grid, rate() and max_over_time() still see each
+    sample once; only the window's edges may lose or gain a sample. Stated tolerance:
+    targets within one histogram bucket (≤ 5 % + 10m/10 MB of bucket width at the low
+    end), sample counts within one per pod."""
+    code, doc, _ = report(capsys, prometheus, example_history - EXAMPLE_STEP_S / 2)
+    assert code == 0
+    code, out, _ = run(capsys, "recommend", "--samples", str(EXAMPLE), "--format", "json")
+    offline, online = _by_key(json.loads(out)), _by_key(doc)
+    assert online.keys() == offline.keys()
+    for key, rec in online.items():
+        ref = offline[key]
+        assert abs(rec["samples"]["cpu"] - ref["samples"]["cpu"]) <= rec["pods"], key
+        cpu_a, cpu_b = (int(r["target"]["cpu"][:-1]) for r in (rec, ref))
+        mem_a, mem_b = (int(r["target"]["memory"]) for r in (rec, ref))
+        assert abs(cpu_a - cpu_b) <= 0.05 * cpu_b + 10, key
+        assert abs(mem_a - mem_b) <= 0.05 * mem_b + 10_000_000, key
+
+
+def test_queries_scale_with_namespaces_not_pods(
+    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
+) -> None:
+    code, doc, _ = report(capsys, prometheus, example_history)
+    assert code == 0
+    namespaces = doc["source"]["namespaces"]
+    assert set(namespaces) >= {"batch", "shop"}
+    history = doc["source"]["history"]
+    chunks = plan_chunks(HistoryWindow(history["start"], history["end"], history["step"]))
+    assert len(chunks) == 4  # one-day query ranges over 3 days, never > 11,000 points
+    per_namespace = 2 + 2 + 3 * len(chunks)  # owners, requests/limits, cpu/memory/oom
+    # + the connection check + the namespace list; independent of the number of pods
+    assert doc["source"]["queries"] == 2 + per_namespace * len(namespaces)
+
+
+def test_scope_filters_namespaces_and_kinds(
+    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
+) -> None:
+    code, doc, _ = report(
+        capsys, prometheus, example_history, "-n", "sh.p", "--kind", "StatefulSet"
+    )
+    assert code == 0
+    assert doc["source"]["namespaces"] == ["shop"]
+    assert [r["workload"] for r in doc["recommendations"]] == ["StatefulSet/db"]
+
+
+def test_too_little_history_is_reported_not_guessed(
+    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
+) -> None:
+    code, doc, _ = report(capsys, prometheus, example_history, "--min-history", "3d")
+    assert code == 0
+    assert doc["totals"]["containers"] == 0
+    assert doc["totals"]["insufficientData"] == 4
+    for rec in doc["recommendations"]:
+        assert "target" not in rec
+        assert "h of history" in rec["insufficientData"]
+
+
+def test_table_and_markdown_show_severity_and_totals(
+    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
+) -> None:
+    for fmt in ("table", "markdown"):
+        code, out, _ = run(
+            capsys, "report", "--prometheus", prometheus.url, "--history", "3d", "--step", "5m",
+            "--end", str(example_history), "--min-history", "1h", "--format", fmt,
+        )  # fmt: skip
+        assert code == 0
+        assert "critical" in out  # worker memory 2Gi → ~454Mi
+        assert "cores freed" in out
+
+
+def test_prometheus_down_is_a_clear_error_with_nothing_on_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, out, err = run(
+        capsys, "report", "--prometheus", f"http://127.0.0.1:{port}", "--retries", "1",
+        "--timeout", "2s",
+    )  # fmt: skip
+    assert code == 3
+    assert out == ""
+    assert "cannot reach Prometheus" in err or "kept failing" in err
+
+
+def test_bad_url_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "report", "--prometheus", "localhost:9090")
+    assert code == 2
+    assert out == ""
+    assert "http://" in err
+
+
+def test_wrong_path_prefix(capsys: pytest.CaptureFixture[str], prometheus: Prometheus) -> None:
+    code, out, err = run(capsys, "report", "--prometheus", prometheus.url + "/not-here",
+                         "--retries", "0")  # fmt: skip
+    assert code == 3
+    assert out == ""
+    assert "404" in err

@@ -1,0 +1,27 @@
+"""A local sandbox of real components for integration tests (stdlib only).
+
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake
+nodes, emulated kubelet resource metrics), metrics-server and Prometheus run
+as plain processes on 127.0.0.1. Binaries come from
+``scripts/build-components.sh``; ``python3 -m tests.sandbox up`` starts them.
+See docs/sandbox.md.
+"""
+
+from .cluster import COMPONENTS, GROUPS, KubeAccess, Sandbox, StartReport, resolve
+from .config import Config, MissingBinaryError
+from .http import NotReadyError
+from .prometheus import Prometheus, PrometheusError
+
+__all__ = [
+    "COMPONENTS",
+    "GROUPS",
+    "Config",
+    "KubeAccess",
+    "MissingBinaryError",
+    "NotReadyError",
+    "Prometheus",
+    "PrometheusError",
+    "Sandbox",
+    "StartReport",
+    "resolve",
+]
