@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from rightsizer import __version__
+from rightsizer.cli.backtest import add_backtest_parser
 from rightsizer.cli.render import FORMATS, render
 from rightsizer.cli.report import EXIT_SOURCE_FAILED, add_report_parser
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "without a namespace they apply everywhere)",
     )
     rec.set_defaults(func=cmd_recommend)
+    add_backtest_parser(sub)
 
     add_report_parser(sub, BadInputError)
 

@@ -24,13 +24,14 @@ from rightsizer.engine.settings import (
     parse_non_negative,
     parse_percent_as_fraction,
 )
+from rightsizer.engine.strategies import headroom
 from rightsizer.engine.strategies.base import SizingContext, Strategy
 from rightsizer.engine.strategies.percentile import PercentileSettings, PercentileStrategy
 from rightsizer.engine.strategies.vpa import VpaStrategy
 
 __all__ = ["STRATEGY_NAMES", "SizingContext", "Strategy", "build_strategy", "settings_table"]
 
-STRATEGY_NAMES = ("vpa", "percentile")
+STRATEGY_NAMES = ("vpa", "percentile", "headroom")
 
 
 POLICY_SETTINGS = [
@@ -107,12 +108,16 @@ PERCENTILE_SETTINGS = [
     *POLICY_SETTINGS,
 ]  # fmt: skip
 
+HEADROOM_SETTINGS = [*headroom.SETTINGS, *POLICY_SETTINGS]
+
 
 def settings_table(name: str) -> list[Setting]:
     if name == "vpa":
         return VPA_SETTINGS
     if name == "percentile":
         return PERCENTILE_SETTINGS
+    if name == "headroom":
+        return HEADROOM_SETTINGS
     raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGY_NAMES)}")
 
 
@@ -133,6 +138,16 @@ def build_strategy(
             overrides,
         )
         return VpaStrategy(objs["aggregation"], objs["estimator"]), objs["policy"]
+    if name == "headroom":
+        objs = apply_overrides(
+            {
+                "settings": headroom.HeadroomSettings(),
+                "policy": headroom.HeadroomStrategy.default_policy(),
+            },
+            table,
+            overrides,
+        )
+        return headroom.HeadroomStrategy(objs["settings"]), objs["policy"]
     objs = apply_overrides(
         {"settings": PercentileSettings(), "policy": PercentileStrategy.default_policy()},
         table,

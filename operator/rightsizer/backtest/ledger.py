@@ -1,0 +1,228 @@
+"""What one strategy's requests and limits would have done, counted per container.
+
+Rules (stated in ``docs/quality.md`` too):
+
+* **OOM event**: a memory sample above the strategy's memory limit — or above its memory
+  request when it sets no limit (above its request a container without a limit is the
+  first to be evicted under memory pressure; we count that as harm, conservatively).
+  An OOM row of the trace itself means the container wanted at least what its original
+  limit allowed, so it counts when the strategy's line is at or below
+  ``max(memory at the kill, original limit)``. Each container-interval counts once.
+* **usage above the original limit** is measurement noise (the hypervisor or the kernel
+  enforces that limit: the data README reports 2.2 % of Bitbrains rows with CPU slightly
+  above capacity): for accounting, usage is clipped to the original limit of its row.
+  Strategies still see the samples as they are.
+* **time above request / limit**: the summed durations (``dt_s``) of samples whose usage
+  exceeds the request (CPU and memory) or the CPU limit (throttling). Unset → never.
+* **cost**: request × duration, over all samples (a container is paid for while it
+  runs); **used**: usage × duration over measured samples; **slack** = requested − used
+  over the samples where both are known.
+* **comparable** cost: the same, over rows where the original request is known, so that
+  ``1 − comparable / original`` is the saving against the status quo.
+* **fleet excess**: per time bin (the trace's usual sampling period), the usage above
+  requests summed over all containers, and the requests summed likewise. Memory above a
+  request is not reserved on the node: this is what the nodes must have free at that
+  moment for nobody to be evicted (and CPU: for nobody to be starved), whatever the
+  limits — so a strategy cannot look safe just by setting high limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from rightsizer.engine.buckets import BoolArray, FloatArray, IntArray
+
+
+@dataclass(frozen=True)
+class IntervalRows:
+    """The samples of one interval (time-ordered) and what each row stands for."""
+
+    container_id: IntArray
+    instance_id: IntArray
+    timestamp_s: FloatArray
+    cpu_cores: FloatArray
+    memory_bytes: FloatArray
+    oom: BoolArray
+    dt_s: FloatArray
+    time_bin: IntArray
+    """Index of the fleet-excess time bin of each row."""
+    original_cpu_request: FloatArray
+    original_cpu_limit: FloatArray
+    original_memory_request: FloatArray
+    original_memory_limit: FloatArray
+
+
+@dataclass(frozen=True)
+class RowResources:
+    """Requests and limits in force for each row (cores, bytes; NaN = unset)."""
+
+    cpu_request: FloatArray
+    cpu_limit: FloatArray
+    memory_request: FloatArray
+    memory_limit: FloatArray
+
+
+@dataclass(frozen=True)
+class OomEvents:
+    """The first OOM of each container-interval that had one."""
+
+    container_id: IntArray
+    instance_id: IntArray
+    timestamp_s: FloatArray
+    killed_at_bytes: FloatArray
+    """The memory line that was crossed (the limit, or the request without a limit)."""
+
+    def __len__(self) -> int:
+        return int(self.container_id.shape[0])
+
+
+def _zeros() -> FloatArray:
+    return np.zeros(0)
+
+
+def _izeros() -> IntArray:
+    return np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class Ledger:
+    """Per-container totals for one strategy over the whole replay."""
+
+    oom_events: IntArray = field(default_factory=_izeros)
+    intervals: IntArray = field(default_factory=_izeros)
+    """Container-intervals with at least one sample."""
+    adoptions: IntArray = field(default_factory=_izeros)
+    """Switches from the original resources to the strategy's (at most one each)."""
+    changes: IntArray = field(default_factory=_izeros)
+    """Later rollouts: the applied recommendation changed by more than the threshold."""
+    cpu_observed_s: FloatArray = field(default_factory=_zeros)
+    memory_observed_s: FloatArray = field(default_factory=_zeros)
+    cpu_above_request_s: FloatArray = field(default_factory=_zeros)
+    cpu_above_limit_s: FloatArray = field(default_factory=_zeros)
+    cpu_excess_core_s: FloatArray = field(default_factory=_zeros)
+    """CPU used above the request (core-seconds): how much demand the request missed."""
+    memory_above_request_s: FloatArray = field(default_factory=_zeros)
+    cpu_requested_core_s: FloatArray = field(default_factory=_zeros)
+    memory_requested_byte_s: FloatArray = field(default_factory=_zeros)
+    cpu_comparable_core_s: FloatArray = field(default_factory=_zeros)
+    memory_comparable_byte_s: FloatArray = field(default_factory=_zeros)
+    cpu_used_core_s: FloatArray = field(default_factory=_zeros)
+    memory_used_byte_s: FloatArray = field(default_factory=_zeros)
+    cpu_slack_core_s: FloatArray = field(default_factory=_zeros)
+    memory_slack_byte_s: FloatArray = field(default_factory=_zeros)
+    # per time bin, summed over containers (not per container)
+    bin_cpu_excess_cores: FloatArray = field(default_factory=_zeros)
+    bin_cpu_requested_cores: FloatArray = field(default_factory=_zeros)
+    bin_memory_excess_bytes: FloatArray = field(default_factory=_zeros)
+    bin_memory_requested_bytes: FloatArray = field(default_factory=_zeros)
+
+    @classmethod
+    def for_containers(cls, count: int, bins: int = 0) -> Ledger:
+        ledger = cls()
+        for f in fields(cls):
+            current = getattr(ledger, f.name)
+            size = bins if f.name.startswith("bin_") else count
+            setattr(ledger, f.name, np.zeros(size, dtype=current.dtype))
+        return ledger
+
+    def peak_fleet_excess(self, resource: str) -> float:
+        """The largest share of the fleet's requests that usage exceeded at one time."""
+        excess = getattr(self, f"bin_{resource}_excess_{_UNIT[resource]}")
+        requested = getattr(self, f"bin_{resource}_requested_{_UNIT[resource]}")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(requested > 0, excess / requested, np.nan)
+        return float(np.nanmax(share)) if bool(np.isfinite(share).any()) else 0.0
+
+    def total(self, name: str) -> float:
+        return float(np.sum(getattr(self, name)))
+
+
+_UNIT = {"cpu": "cores", "memory": "bytes"}
+
+
+def _above(usage: FloatArray, line: FloatArray) -> BoolArray:
+    """``usage > line`` where both are known (NaN compares False)."""
+    with np.errstate(invalid="ignore"):
+        result: BoolArray = np.asarray(usage > line, dtype=bool)
+    return result
+
+
+def measure(ledger: Ledger, rows: IntervalRows, res: RowResources) -> OomEvents:
+    """Add one interval's samples under ``res`` to ``ledger``; return its OOM events."""
+    cid, dt = rows.container_id, rows.dt_s
+    n = ledger.oom_events.shape[0]
+
+    def add(target: FloatArray, mask: BoolArray, values: FloatArray | None = None) -> None:
+        weights = dt if values is None else values * dt
+        target += np.bincount(cid[mask], weights=weights[mask], minlength=n)
+
+    cpu = np.fmin(rows.cpu_cores, np.where(rows.oom, np.nan, rows.original_cpu_limit))
+    cpu = np.where(np.isfinite(rows.cpu_cores), cpu, np.nan)
+    mem = np.fmin(rows.memory_bytes, np.where(rows.oom, np.nan, rows.original_memory_limit))
+    mem = np.where(np.isfinite(rows.memory_bytes), mem, np.nan)
+    cpu_known = np.isfinite(cpu) & ~rows.oom
+    mem_known = np.isfinite(mem) & ~rows.oom
+    add(ledger.cpu_observed_s, cpu_known)
+    add(ledger.memory_observed_s, mem_known)
+    add(ledger.cpu_above_request_s, cpu_known & _above(cpu, res.cpu_request))
+    add(ledger.cpu_above_limit_s, cpu_known & _above(cpu, res.cpu_limit))
+    add(ledger.memory_above_request_s, mem_known & _above(mem, res.memory_request))
+    cpu_over = cpu_known & _above(cpu, res.cpu_request)
+    add(ledger.cpu_excess_core_s, cpu_over, np.nan_to_num(cpu - res.cpu_request))
+
+    cpu_req = np.nan_to_num(res.cpu_request, nan=0.0)
+    mem_req = np.nan_to_num(res.memory_request, nan=0.0)
+    everything = np.ones(cid.shape[0], dtype=bool)
+    add(ledger.cpu_requested_core_s, everything, cpu_req)
+    add(ledger.memory_requested_byte_s, everything, mem_req)
+    add(ledger.cpu_comparable_core_s, np.isfinite(rows.original_cpu_request), cpu_req)
+    add(ledger.memory_comparable_byte_s, np.isfinite(rows.original_memory_request), mem_req)
+    add(ledger.cpu_used_core_s, cpu_known, np.nan_to_num(cpu))
+    add(ledger.memory_used_byte_s, mem_known, np.nan_to_num(mem))
+    cpu_both = cpu_known & np.isfinite(res.cpu_request)
+    mem_both = mem_known & np.isfinite(res.memory_request)
+    add(ledger.cpu_slack_core_s, cpu_both, np.nan_to_num(res.cpu_request - cpu))
+    add(ledger.memory_slack_byte_s, mem_both, np.nan_to_num(res.memory_request - mem))
+    ledger.intervals += np.bincount(cid, minlength=n) > 0
+
+    if rows.time_bin.shape[0]:
+        lo = int(rows.time_bin.min())
+        local = rows.time_bin - lo
+        bins = int(local.max()) + 1
+        span = slice(lo, lo + bins)
+        for excess_total, requested_total, use, request, known in (
+            (ledger.bin_cpu_excess_cores, ledger.bin_cpu_requested_cores, cpu, cpu_req, cpu_known),
+            (ledger.bin_memory_excess_bytes, ledger.bin_memory_requested_bytes, mem, mem_req,
+             mem_known),
+        ):  # fmt: skip
+            over = np.where(known, np.maximum(np.nan_to_num(use) - request, 0.0), 0.0)
+            excess_total[span] += np.bincount(local, weights=over, minlength=bins)
+            requested_total[span] += np.bincount(
+                local, weights=np.where(known, request, 0.0), minlength=bins
+            )
+
+    kill_line = np.where(np.isfinite(res.memory_limit), res.memory_limit, res.memory_request)
+    wanted = np.fmax(mem, np.where(rows.oom, rows.original_memory_limit, np.nan))
+    wanted = np.where(
+        rows.oom & ~np.isfinite(wanted), rows.original_memory_request, wanted
+    )  # an OOM with neither figure: the original request, as upstream VPA assumes
+    with np.errstate(invalid="ignore"):
+        killed = (mem_known & (wanted > kill_line)) | (rows.oom & (wanted >= kill_line))
+    first = _first_per_container(cid, killed)
+    ledger.oom_events[cid[first]] += 1
+    return OomEvents(
+        container_id=cid[first],
+        instance_id=rows.instance_id[first],
+        timestamp_s=rows.timestamp_s[first],
+        killed_at_bytes=kill_line[first],
+    )
+
+
+def _first_per_container(cid: IntArray, mask: BoolArray) -> IntArray:
+    """Row index of the first ``True`` per container (rows are in time order)."""
+    hits = np.flatnonzero(mask)
+    _, first = np.unique(cid[hits], return_index=True)
+    result: IntArray = hits[first]
+    return result

@@ -1,0 +1,380 @@
+"""The walk through time: recommend from the past, apply, measure the next interval.
+
+At every step boundary each strategy recommends from what its state has seen so far (only
+samples stamped at or before the boundary: no peeking ahead). The recommendation is
+applied as an operator with a minimum-change threshold would apply it, held for the
+interval, and that interval's samples are measured against it (``ledger.measure``). Then
+the interval's samples — plus, with ``oom_feedback``, one OOM event per container that
+the strategy's own memory line would have killed — are fed to the strategy's state,
+which is therefore built incrementally, chunk by chunk, never from the full history.
+
+Rules:
+
+* **warm-up**: a container keeps its original requests and limits until its first sample
+  is at least ``warmup_s`` old at a boundary; without originals it has none until then.
+* **min change**: a recommendation replaces the one in force only when a request or
+  limit moves by more than ``min_change_fraction`` of it (or is set/unset); the first
+  switch from the originals is an *adoption*, every later one a *change* (a rollout).
+* a resource a strategy has no figure for (no samples of it) stays as it is.
+* **history**: ``percentile`` sees only the last ``history_s`` (KRR's history window,
+  kept in a ring of steps); ``vpa`` and strategies with their own decay see everything
+  they were fed, weighted as they weigh it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rightsizer.backtest.grid import StepGrid, step_grid
+from rightsizer.backtest.ledger import IntervalRows, Ledger, OomEvents, RowResources, measure
+from rightsizer.backtest.trace import ReplayTrace
+from rightsizer.backtest.windowed import WindowedPercentileUsage
+from rightsizer.engine.buckets import BoolArray, FloatArray
+from rightsizer.engine.policy import SizingPolicy
+from rightsizer.engine.recommendation import ContainerRecommendation, Resources
+from rightsizer.engine.strategies import SizingContext, Strategy
+from rightsizer.engine.strategies.base import UsageState
+from rightsizer.engine.strategies.percentile import PercentileStrategy
+from rightsizer.engine.usage import ContainerKey, UsageChunk
+
+DAY_S = 86_400.0
+ORIGINAL = "original"
+
+#: Called after each step with (steps done, steps in all, boundary reached in Unix s).
+ProgressCallback = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    every_s: float = DAY_S
+    """Recompute recommendations this often (steps aligned to the Unix epoch)."""
+    history_s: float | None = 14 * DAY_S
+    """Trailing window for ``percentile`` (None: all history)."""
+    warmup_s: float = DAY_S
+    """History a container needs before a recommendation replaces its originals."""
+    min_change_fraction: float = 0.10
+    """Apply a new recommendation only if something moves by more than this."""
+    oom_feedback: bool = True
+    """Tell each strategy about the OOMs its own recommendations caused."""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.every_s) and self.every_s > 0):
+            raise ValueError("the step (every) must be a positive duration")
+        if self.history_s is not None and not self.history_s > 0:
+            raise ValueError("the history window must be positive")
+        if self.warmup_s < 0:
+            raise ValueError("the warm-up must not be negative")
+        if not 0 <= self.min_change_fraction < 10:
+            raise ValueError("the minimum change is a fraction ≥ 0")
+
+    @property
+    def history_steps(self) -> int | None:
+        if self.history_s is None:
+            return None
+        return max(1, math.ceil(self.history_s / self.every_s - 1e-9))
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A strategy under test, with its sizing policy and the label it is reported as."""
+
+    label: str
+    strategy: Strategy
+    policy: SizingPolicy
+
+
+@dataclass
+class AppliedHistory:
+    """What a strategy had in force per step (rows) and container (columns); NaN where
+    the originals were still in force or the value was unset."""
+
+    cpu_request: FloatArray
+    cpu_limit: FloatArray
+    memory_request: FloatArray
+    memory_limit: FloatArray
+
+    @classmethod
+    def empty(cls, steps: int, containers: int) -> AppliedHistory:
+        def nan() -> FloatArray:
+            return np.full((steps, containers), np.nan)
+
+        return cls(nan(), nan(), nan(), nan())
+
+
+@dataclass
+class StrategyOutcome:
+    label: str
+    ledger: Ledger
+    applied: AppliedHistory | None
+    """None for the original resources (they are per row in the trace)."""
+
+
+@dataclass
+class BacktestResult:
+    trace: ReplayTrace
+    grid: StepGrid
+    settings: BacktestSettings
+    outcomes: list[StrategyOutcome]
+    """The originals first, then the contenders in the order given."""
+
+
+class _Run:
+    """One contender's state, what it has in force, and its ledger."""
+
+    def __init__(
+        self, contender: Contender, trace: ReplayTrace, settings: BacktestSettings
+    ) -> None:
+        self.contender = contender
+        n = trace.containers
+        strategy = contender.strategy
+        steps = settings.history_steps
+        self.state: UsageState = (
+            WindowedPercentileUsage(steps)
+            if isinstance(strategy, PercentileStrategy) and steps is not None
+            else strategy.new_state()
+        )
+        self.adopted: BoolArray = np.zeros(n, dtype=bool)
+        self.cpu_request = np.full(n, np.nan)
+        self.cpu_limit = np.full(n, np.nan)
+        self.memory_request = np.full(n, np.nan)
+        self.memory_limit = np.full(n, np.nan)
+        self.ledger = Ledger.for_containers(n, trace.bins)
+
+    def end_step(self) -> None:
+        if isinstance(self.state, WindowedPercentileUsage):
+            self.state.close_step()
+
+
+class _Originals:
+    """The latest original resources per container, as of the current boundary."""
+
+    def __init__(self, containers: int) -> None:
+        self.cpu_request = np.full(containers, np.nan)
+        self.cpu_limit = np.full(containers, np.nan)
+        self.memory_request = np.full(containers, np.nan)
+        self.memory_limit = np.full(containers, np.nan)
+
+    def update(self, trace: ReplayTrace, rows: slice) -> None:
+        cid = trace.usage.container_id[rows]
+        if cid.shape[0] == 0:
+            return
+        # the last row of each container in the interval (rows are in time order)
+        rev_unique, rev_index = np.unique(cid[::-1], return_index=True)
+        last = cid.shape[0] - 1 - rev_index
+        for mine, theirs in (
+            (self.cpu_request, trace.cpu_request_cores),
+            (self.cpu_limit, trace.cpu_limit_cores),
+            (self.memory_request, trace.memory_request_bytes),
+            (self.memory_limit, trace.memory_limit_bytes),
+        ):
+            mine[rev_unique] = theirs[rows][last]
+
+    def context(
+        self, keys: Sequence[ContainerKey]
+    ) -> tuple[dict[ContainerKey, Resources], dict[ContainerKey, Resources]]:
+        requests: dict[ContainerKey, Resources] = {}
+        limits: dict[ContainerKey, Resources] = {}
+        for cid, key in enumerate(keys):
+            requests[key] = Resources(
+                _millicores(self.cpu_request[cid]), _bytes(self.memory_request[cid])
+            )
+            limits[key] = Resources(
+                _millicores(self.cpu_limit[cid]), _bytes(self.memory_limit[cid])
+            )
+        return requests, limits
+
+
+def _millicores(cores: float) -> int | None:
+    return None if not math.isfinite(cores) else math.ceil(round(cores * 1000.0, 6))
+
+
+def _bytes(value: float) -> int | None:
+    return None if not math.isfinite(value) else math.ceil(value)
+
+
+def _differs(old: FloatArray, new: FloatArray, fraction: float) -> BoolArray:
+    old_set, new_set = np.isfinite(old), np.isfinite(new)
+    both = old_set & new_set
+    with np.errstate(invalid="ignore"):
+        moved = np.abs(new - old) > fraction * np.abs(old)
+    result: BoolArray = (old_set != new_set) | (both & moved)
+    return result
+
+
+def _recommendation_arrays(
+    recs: list[ContainerRecommendation], trace: ReplayTrace
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray, BoolArray]:
+    """New (cpu req, cpu lim, mem req, mem lim) per container, and which containers have
+    a CPU / memory figure at all."""
+    n = trace.containers
+    cpu_req, cpu_lim = np.full(n, np.nan), np.full(n, np.nan)
+    mem_req, mem_lim = np.full(n, np.nan), np.full(n, np.nan)
+    has_cpu, has_mem = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    for rec in recs:
+        cid = trace.registry.find_container(rec.key)
+        if cid is None:
+            continue
+        if rec.target.cpu_millicores:
+            has_cpu[cid] = True
+            cpu_req[cid] = rec.target.cpu_millicores / 1000.0
+            if rec.limits.cpu_millicores is not None:
+                cpu_lim[cid] = rec.limits.cpu_millicores / 1000.0
+        if rec.target.memory_bytes:
+            has_mem[cid] = True
+            mem_req[cid] = float(rec.target.memory_bytes)
+            if rec.limits.memory_bytes is not None:
+                mem_lim[cid] = float(rec.limits.memory_bytes)
+    return cpu_req, cpu_lim, mem_req, mem_lim, has_cpu, has_mem
+
+
+def _apply(
+    run: _Run,
+    recs: list[ContainerRecommendation],
+    trace: ReplayTrace,
+    originals: _Originals,
+    ready: BoolArray,
+    fraction: float,
+) -> None:
+    cpu_req, cpu_lim, mem_req, mem_lim, has_cpu, has_mem = _recommendation_arrays(recs, trace)
+    in_force = [
+        np.where(run.adopted, mine, orig)
+        for mine, orig in (
+            (run.cpu_request, originals.cpu_request),
+            (run.cpu_limit, originals.cpu_limit),
+            (run.memory_request, originals.memory_request),
+            (run.memory_limit, originals.memory_limit),
+        )
+    ]
+    new = [
+        np.where(has_cpu, cpu_req, in_force[0]),
+        np.where(has_cpu, cpu_lim, in_force[1]),
+        np.where(has_mem, mem_req, in_force[2]),
+        np.where(has_mem, mem_lim, in_force[3]),
+    ]
+    eligible = ready & (has_cpu | has_mem)
+    adopt = eligible & ~run.adopted
+    moved = np.zeros(trace.containers, dtype=bool)
+    for old, fresh in zip(in_force, new, strict=True):
+        moved |= _differs(old, fresh, fraction)
+    change = eligible & run.adopted & moved
+    take = adopt | change
+    for mine, fresh in zip(
+        (run.cpu_request, run.cpu_limit, run.memory_request, run.memory_limit), new, strict=True
+    ):
+        mine[take] = fresh[take]
+    run.adopted |= adopt
+    run.ledger.adoptions += adopt
+    run.ledger.changes += change
+
+
+def _interval_rows(trace: ReplayTrace, rows: slice) -> IntervalRows:
+    u = trace.usage
+    return IntervalRows(
+        container_id=u.container_id[rows],
+        instance_id=u.instance_id[rows],
+        timestamp_s=u.timestamp_s[rows],
+        cpu_cores=u.cpu_cores[rows],
+        memory_bytes=u.memory_bytes[rows],
+        oom=u.oom[rows],
+        dt_s=trace.dt_s[rows],
+        time_bin=trace.time_bin[rows],
+        original_cpu_request=trace.cpu_request_cores[rows],
+        original_cpu_limit=trace.cpu_limit_cores[rows],
+        original_memory_request=trace.memory_request_bytes[rows],
+        original_memory_limit=trace.memory_limit_bytes[rows],
+    )
+
+
+def _row_resources(run: _Run | None, trace: ReplayTrace, rows: slice) -> RowResources:
+    orig = RowResources(
+        trace.cpu_request_cores[rows],
+        trace.cpu_limit_cores[rows],
+        trace.memory_request_bytes[rows],
+        trace.memory_limit_bytes[rows],
+    )
+    if run is None:
+        return orig
+    cid = trace.usage.container_id[rows]
+    mine = run.adopted[cid]
+    return RowResources(
+        np.where(mine, run.cpu_request[cid], orig.cpu_request),
+        np.where(mine, run.cpu_limit[cid], orig.cpu_limit),
+        np.where(mine, run.memory_request[cid], orig.memory_request),
+        np.where(mine, run.memory_limit[cid], orig.memory_limit),
+    )
+
+
+def _with_ooms(chunk: UsageChunk, events: OomEvents) -> UsageChunk:
+    if len(events) == 0:
+        return chunk
+    return UsageChunk(
+        container_id=np.concatenate([chunk.container_id, events.container_id]),
+        instance_id=np.concatenate([chunk.instance_id, events.instance_id]),
+        timestamp_s=np.concatenate([chunk.timestamp_s, events.timestamp_s]),
+        cpu_cores=np.concatenate([chunk.cpu_cores, np.full(len(events), np.nan)]),
+        memory_bytes=np.concatenate([chunk.memory_bytes, events.killed_at_bytes]),
+        oom=np.concatenate([chunk.oom, np.ones(len(events), dtype=bool)]),
+    ).time_ordered()
+
+
+def run_backtest(
+    trace: ReplayTrace,
+    contenders: Sequence[Contender],
+    settings: BacktestSettings | None = None,
+    progress: ProgressCallback | None = None,
+) -> BacktestResult:
+    """Replay ``trace`` under every contender (and the originals) and count the outcome."""
+    settings = settings or BacktestSettings()
+    if trace.rows == 0:
+        raise ValueError("the trace has no samples")
+    ts = trace.usage.timestamp_s
+    grid = step_grid(float(ts[0]), float(ts[-1]), settings.every_s)
+    n = trace.containers
+    first_seen = trace.first_seen_s()
+    runs = [_Run(c, trace, settings) for c in contenders]
+    applied = [AppliedHistory.empty(grid.steps, n) for _ in runs]
+    original_ledger = Ledger.for_containers(n, trace.bins)
+    originals = _Originals(n)
+    keys = trace.registry.containers
+
+    for k in range(grid.steps):
+        after, until = grid.interval(k)
+        rows = trace.rows_in(after, until)
+        ready = first_seen <= after - settings.warmup_s
+        if k > 0:
+            requests, limits = originals.context(keys)
+            for run in runs:
+                context = SizingContext(
+                    policy=run.contender.policy, current_requests=requests, current_limits=limits
+                )
+                recs = run.contender.strategy.recommend(run.state, trace.registry, context)
+                _apply(run, recs, trace, originals, ready, settings.min_change_fraction)
+        interval = _interval_rows(trace, rows)
+        measure(original_ledger, interval, _row_resources(None, trace, rows))
+        chunk = trace.usage.take(np.arange(rows.start, rows.stop))
+        for run, history in zip(runs, applied, strict=True):
+            events = measure(run.ledger, interval, _row_resources(run, trace, rows))
+            feed = _with_ooms(chunk, events) if settings.oom_feedback else chunk
+            run.state.add(feed)
+            run.end_step()
+            for mine, record in (
+                (run.cpu_request, history.cpu_request),
+                (run.cpu_limit, history.cpu_limit),
+                (run.memory_request, history.memory_request),
+                (run.memory_limit, history.memory_limit),
+            ):
+                record[k] = np.where(run.adopted, mine, np.nan)
+        originals.update(trace, rows)
+        if progress is not None:
+            progress(k + 1, grid.steps, until)
+
+    outcomes = [StrategyOutcome(ORIGINAL, original_ledger, None)]
+    outcomes.extend(
+        StrategyOutcome(run.contender.label, run.ledger, history)
+        for run, history in zip(runs, applied, strict=True)
+    )
+    return BacktestResult(trace=trace, grid=grid, settings=settings, outcomes=outcomes)

@@ -1,0 +1,442 @@
+"""Strategy ``headroom``: rightsizer's own. Memory from recent peaks with a buffer that is
+wide while history is short and after OOM kills; CPU from a percentile chosen per
+container by what covering its tail costs. Designed on the Bitbrains backtest
+(``docs/quality.md`` has the evidence and the variants that lost).
+
+Memory (incompressible: above the limit the container is OOM-killed; above the request
+it is first in line for eviction when the node runs short):
+
+* the daily peaks of the last ``memory_window_s`` (a ring of one maximum per day, so a
+  peak leaves the window in one step, not by a drift that would roll pods every few
+  days). After an OOM kill the day's peak is at least the kill line bumped as upstream
+  VPA bumps it: ``max(line × oom_bump_up_ratio, line + oom_min_bump_up_bytes)``;
+* **limit** (the OOM line) = ``peak × (1 + memory_margin + memory_confidence_margin /
+  days) × (1 + oom_margin) ^ ooms`` — ``peak`` the largest daily peak in the window,
+  ``days`` of history (at least ``MIN_HISTORY_DAYS``), ``ooms`` the OOM kills in the
+  window (at most ``max_oom_steps``). Young containers set new peaks often, old ones
+  rarely, so the buffer shrinks with history, as VPA's upper bound does. On Bitbrains
+  this misses fewer days than a flat buffer of the same cost, while a buffer scaled by
+  observed spikiness (past jumps over the running peak) misses more
+  (``bench/bench_backtest_buffers.py``, ``docs/quality.md``);
+* **request** = the ``memory_request_percentile`` of the daily peaks (p90: what the
+  container reaches on nine days out of ten), never above the limit. With 100 the
+  request is the limit (Guaranteed memory). A limit policy may give a higher limit,
+  never a lower one: the limit is at least the OOM line (the memory upper bound).
+
+CPU (compressible: a miss is slowness under contention, never a kill):
+
+* a decaying fine histogram (1 % buckets, half-life ``cpu_half_life_s``);
+* start at ``cpu_percentile`` (p95) and climb the ladder p96, p97, p98, p99, p99.5, max
+  (up to ``cpu_percentile_max``) while each percentage point of time covered costs at
+  most ``cpu_step_millicores``. A steady container's tail is flat and it climbs to the
+  top for a few millicores; a bursty one's tail is steep and it stays at p95: paying
+  for rare bursts costs much and buys little. (Time above request falls by more than
+  half against a fixed p95 at almost the same cost; the CPU left unmet does not grow.)
+* no CPU limit: bursts use idle capacity instead of being throttled;
+* **censored usage**: when at least ``saturation_share`` of the (weighted) samples sit at
+  or above ``saturation_fraction`` of the current CPU limit, demand is unknown (usage
+  cannot exceed the limit), so the request never goes below the current request.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from rightsizer.engine.buckets import FloatArray, IntArray
+from rightsizer.engine.estimators import Estimates
+from rightsizer.engine.histogram import DecayingHistograms
+from rightsizer.engine.policy import ControlledValues, LimitMode, LimitPolicy, SizingPolicy
+from rightsizer.engine.recommendation import ContainerRecommendation, Resources
+from rightsizer.engine.settings import (
+    Setting,
+    parse_cpu_millicores,
+    parse_duration_s,
+    parse_float,
+    parse_memory_bytes,
+    parse_non_negative,
+    parse_percent_as_fraction,
+)
+from rightsizer.engine.strategies.base import (
+    RawRecommendations,
+    SizingContext,
+    UsageState,
+    finalize,
+)
+from rightsizer.engine.strategies.percentile import FINE_CPU_SCHEME
+from rightsizer.engine.usage import ContainerRegistry, UsageChunk
+
+DAY_S = 86_400.0
+MIB = 2**20
+#: Memory peaks are kept per day: one ring slot per day (``ceil(t / day) − 1``).
+SLOT_S = DAY_S
+#: Fewer days than this count as this many in the confidence buffer (no division by ~0).
+MIN_HISTORY_DAYS = 0.25
+#: CPU histogram weights below this count as empty (base weight 1, see ``histogram.py``).
+CPU_EPSILON = 1e-3
+#: The CPU ladder above the starting percentile (1.0 = the largest sample).
+CPU_LADDER = (0.96, 0.97, 0.98, 0.99, 0.995, 1.0)
+
+
+@dataclass(frozen=True)
+class HeadroomSettings:
+    cpu_percentile: float = 0.95
+    """Where the CPU ladder starts: every container gets at least this percentile."""
+    cpu_percentile_max: float = 1.0
+    """Where the ladder ends (1.0: the largest sample)."""
+    cpu_step_millicores: float = 20.0
+    """Climb one percentage point of time while it costs at most this many millicores."""
+    cpu_half_life_s: float = 7 * DAY_S
+    """Half-life of CPU sample weights."""
+    saturation_fraction: float = 0.95
+    """CPU at or above this fraction of the current limit counts as saturated."""
+    saturation_share: float = 0.01
+    """With at least this share of saturated samples, never go below the current request."""
+    memory_window_s: float = 30 * DAY_S
+    """Memory peaks (and OOM kills) older than this are forgotten (whole days)."""
+    memory_margin: float = 0.15
+    """Buffer on the memory peak once history is long (fraction)."""
+    memory_confidence_margin: float = 1.0
+    """Extra buffer ÷ days of history (1.0: +100 % after one day, +10 % after ten)."""
+    oom_margin: float = 0.1
+    """Extra buffer factor per OOM kill in the window."""
+    max_oom_steps: int = 5
+    """OOM kills beyond this many widen the buffer no further."""
+    oom_bump_up_ratio: float = 1.2
+    """After an OOM the peak is at least the kill line × this (as upstream VPA)."""
+    oom_min_bump_up_bytes: float = 100.0 * MIB
+    """…and at least the kill line + this."""
+    memory_request_percentile: float = 0.9
+    """Memory request = this percentile of the daily peaks (1.0: request = limit)."""
+    min_cpu_millicores: int = 10
+    min_memory_bytes: int = 100 * MIB
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.memory_request_percentile <= 1:
+            raise ValueError("memory_request_percentile must be a fraction within [0, 1]")
+        if not 0 <= self.cpu_percentile <= self.cpu_percentile_max <= 1:
+            raise ValueError("need 0 ≤ cpu_percentile ≤ cpu_percentile_max ≤ 1")
+        for name in (
+            "cpu_step_millicores",
+            "memory_margin",
+            "memory_confidence_margin",
+            "oom_margin",
+            "oom_min_bump_up_bytes",
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number ≥ 0")  # fmt: skip
+        if self.cpu_half_life_s <= 0:
+            raise ValueError("the CPU half-life must be positive")
+        if self.memory_window_s < SLOT_S:
+            raise ValueError("the memory window must be at least one day")
+        if not 0 < self.saturation_fraction <= 1 or not 0 < self.saturation_share <= 1:
+            raise ValueError("saturation_fraction and saturation_share must be in (0, 1]")
+        if self.oom_bump_up_ratio < 1 or self.max_oom_steps < 0:
+            raise ValueError("oom_bump_up_ratio must be ≥ 1 and max_oom_steps ≥ 0")
+        if self.min_cpu_millicores < 0 or self.min_memory_bytes < 0:
+            raise ValueError("floors must not be negative")
+
+    @property
+    def memory_slots(self) -> int:
+        return math.ceil(self.memory_window_s / SLOT_S - 1e-9)
+
+
+def _grown(array: FloatArray, size: int, fill: float) -> FloatArray:
+    if array.shape[0] >= size:
+        return array
+    grown: FloatArray = np.concatenate([array, np.full(size - array.shape[0], fill)])
+    return grown
+
+
+def _grown_rows(matrix: npt.NDArray[np.float64], size: int) -> npt.NDArray[np.float64]:
+    if matrix.shape[0] >= size:
+        return matrix
+    extra = np.zeros((size - matrix.shape[0], matrix.shape[1]))
+    return np.concatenate([matrix, extra])
+
+
+class HeadroomUsage:
+    """Per container: a decaying fine CPU histogram; per container and day (a ring of
+    ``memory_slots`` days): the memory peak and the OOM kills; the history span."""
+
+    def __init__(self, settings: HeadroomSettings | None = None) -> None:
+        self.settings = settings or HeadroomSettings()
+        s = self.settings
+        self.cpu = DecayingHistograms(
+            FINE_CPU_SCHEME, half_life_s=s.cpu_half_life_s, epsilon=CPU_EPSILON
+        )
+        n = s.memory_slots
+        self.slot_peak_bytes: npt.NDArray[np.float64] = np.zeros((0, n))
+        self.slot_ooms: npt.NDArray[np.float64] = np.zeros((0, n))
+        self.slot_day: IntArray = np.full(n, -1, dtype=np.int64)
+        """Which day (``ceil(t / day) − 1``) each ring column holds; −1: none."""
+        self.latest_day: int | None = None
+        self.peak_memory_bytes: FloatArray = np.zeros(0)
+        self.cpu_samples: FloatArray = np.zeros(0)
+        self.memory_samples: FloatArray = np.zeros(0)
+        self.oom_kills: FloatArray = np.zeros(0)
+        self.first_s: FloatArray = np.zeros(0)
+        self.last_s: FloatArray = np.zeros(0)
+
+    @property
+    def rows(self) -> int:
+        return self.cpu.rows
+
+    def grow(self, count: int) -> None:
+        if count <= self.rows:
+            return
+        self.cpu.grow(count)
+        self.slot_peak_bytes = _grown_rows(self.slot_peak_bytes, count)
+        self.slot_ooms = _grown_rows(self.slot_ooms, count)
+        self.peak_memory_bytes = _grown(self.peak_memory_bytes, count, 0.0)
+        self.cpu_samples = _grown(self.cpu_samples, count, 0.0)
+        self.memory_samples = _grown(self.memory_samples, count, 0.0)
+        self.oom_kills = _grown(self.oom_kills, count, 0.0)
+        self.first_s = _grown(self.first_s, count, np.nan)
+        self.last_s = _grown(self.last_s, count, np.nan)
+
+    def _advance(self, day: int) -> None:
+        """Move the ring forward to ``day``, clearing the days that fall out."""
+        n = self.slot_day.shape[0]
+        start = day - n + 1 if self.latest_day is None else max(self.latest_day + 1, day - n + 1)
+        for d in range(start, day + 1):
+            col = d % n
+            self.slot_peak_bytes[:, col] = 0.0
+            self.slot_ooms[:, col] = 0.0
+            self.slot_day[col] = d
+        self.latest_day = day if self.latest_day is None else max(self.latest_day, day)
+
+    def add(self, chunk: UsageChunk) -> None:
+        """Add samples; chunks in time order (within a chunk, any order)."""
+        if len(chunk) == 0:
+            return
+        s = self.settings
+        self.grow(int(chunk.container_id.max()) + 1)
+        cid, ts = chunk.container_id, chunk.timestamp_s
+        cpu_ok = np.isfinite(chunk.cpu_cores) & (chunk.cpu_cores >= 0) & ~chunk.oom
+        self.cpu.add(cid[cpu_ok], chunk.cpu_cores[cpu_ok], ts[cpu_ok], 1.0)
+        np.add.at(self.cpu_samples, cid[cpu_ok], 1.0)
+
+        mem_ok = np.isfinite(chunk.memory_bytes) & (chunk.memory_bytes > 0) & ~chunk.oom
+        np.add.at(self.memory_samples, cid[mem_ok], 1.0)
+        np.maximum.at(self.peak_memory_bytes, cid[mem_ok], chunk.memory_bytes[mem_ok])
+        np.add.at(self.oom_kills, cid[chunk.oom], 1.0)
+        day = (np.ceil(ts / SLOT_S) - 1).astype(np.int64)
+        self._advance(int(day.max()))
+        assert self.latest_day is not None
+        n = self.slot_day.shape[0]
+        recent = day > self.latest_day - n
+        col = day % n
+        usage = mem_ok & recent
+        np.maximum.at(self.slot_peak_bytes, (cid[usage], col[usage]), chunk.memory_bytes[usage])
+        oom = chunk.oom & recent
+        line = np.nan_to_num(chunk.memory_bytes[oom], nan=0.0)
+        bumped = np.maximum(line * s.oom_bump_up_ratio, line + s.oom_min_bump_up_bytes)
+        np.maximum.at(self.slot_peak_bytes, (cid[oom], col[oom]), bumped)
+        np.add.at(self.slot_ooms, (cid[oom], col[oom]), 1.0)
+
+        seen = cpu_ok | mem_ok | chunk.oom
+        np.fmin.at(self.first_s, cid[seen], ts[seen])
+        np.fmax.at(self.last_s, cid[seen], ts[seen])
+
+    def window_peak_bytes(self) -> FloatArray:
+        """The memory peak (OOM bumps included) over the window, 0 without samples."""
+        if self.slot_peak_bytes.shape[0] == 0:
+            return np.zeros(0)
+        result: FloatArray = self.slot_peak_bytes.max(axis=1)
+        return result
+
+    def daily_peak_percentile(self, fraction: float) -> FloatArray:
+        """Per container, the ``fraction`` percentile (lower value, no interpolation) of
+        its daily peaks in the window; 0 without any."""
+        peaks = np.sort(self.slot_peak_bytes, axis=1)  # days without samples are 0: first
+        days = np.count_nonzero(peaks > 0, axis=1)
+        n = peaks.shape[1]
+        rank = np.ceil(fraction * days).astype(np.int64) - 1
+        index = np.clip(n - days + np.maximum(rank, 0), 0, max(n - 1, 0))
+        picked = np.take_along_axis(peaks, index[:, None], axis=1)[:, 0] if n else np.zeros(0)
+        result: FloatArray = np.where(days > 0, picked, 0.0)
+        return result
+
+    def window_ooms(self) -> FloatArray:
+        result: FloatArray = self.slot_ooms.sum(axis=1)
+        return result
+
+    def history_days(self) -> FloatArray:
+        result: FloatArray = np.nan_to_num(self.last_s - self.first_s, nan=0.0) / DAY_S
+        return result
+
+    def saturated(self, limit_cores: FloatArray, fraction: float, share: float) -> FloatArray:
+        """1.0 where at least ``share`` of the (decayed) CPU weight sits at or above
+        ``fraction × limit``; 0.0 elsewhere and where there is no limit."""
+        weights = self.cpu.weights
+        if weights.shape[0] == 0:
+            return np.zeros(0)
+        line = np.nan_to_num(limit_cores * fraction, nan=np.inf)
+        first = np.searchsorted(self.cpu.scheme.starts_array, line, side="left")
+        tail = np.cumsum(weights[:, ::-1], axis=1)[:, ::-1]
+        tail = np.concatenate([tail, np.zeros((weights.shape[0], 1))], axis=1)
+        above = np.take_along_axis(tail, np.minimum(first, weights.shape[1])[:, None], 1)[:, 0]
+        with np.errstate(invalid="ignore"):
+            hit = (above >= share * self.cpu.total) & (self.cpu.total > 0)
+        result: FloatArray = np.where(hit & np.isfinite(line), 1.0, 0.0)
+        return result
+
+
+def _amounts(values: FloatArray) -> IntArray:
+    clean = np.nan_to_num(values, nan=0.0, posinf=0.0)
+    result: IntArray = np.ceil(np.maximum(clean, 0.0) - 1e-9).astype(np.int64)
+    return result
+
+
+def cpu_ladder(state: HeadroomUsage, settings: HeadroomSettings) -> FloatArray:
+    """CPU cores per container: the highest rung of the percentile ladder reached while
+    every step costs at most ``cpu_step_millicores`` per percentage point."""
+    request = state.cpu.percentile(settings.cpu_percentile)
+    climbing = np.ones(request.shape[0], dtype=bool)
+    level = settings.cpu_percentile
+    step_cores = settings.cpu_step_millicores / 1000.0
+    for rung in CPU_LADDER:
+        if rung <= level or rung > settings.cpu_percentile_max:
+            continue
+        value = state.cpu.percentile(rung)
+        affordable = (value - request) <= step_cores * (rung - level) * 100.0
+        climbing &= affordable
+        request = np.where(climbing, np.maximum(value, request), request)
+        level = rung
+    return request
+
+
+def _current_cpu(
+    registry: ContainerRegistry, context: SizingContext
+) -> tuple[FloatArray, FloatArray]:
+    n = len(registry.containers)
+    request, limit = np.full(n, np.nan), np.full(n, np.nan)
+    for cid, key in enumerate(registry.containers):
+        req = context.current_requests.get(key)
+        lim = context.current_limits.get(key)
+        if req is not None and req.cpu_millicores is not None:
+            request[cid] = req.cpu_millicores / 1000.0
+        if lim is not None and lim.cpu_millicores is not None:
+            limit[cid] = lim.cpu_millicores / 1000.0
+    return request, limit
+
+
+@dataclass(frozen=True)
+class HeadroomStrategy:
+    settings: HeadroomSettings = field(default_factory=HeadroomSettings)
+    name: str = "headroom"
+
+    @staticmethod
+    def default_policy() -> SizingPolicy:
+        """No CPU limit; memory limit = request, raised to the OOM line; whole MiB."""
+        return SizingPolicy(
+            cpu_limit=LimitPolicy(LimitMode.UNSET),
+            memory_limit=LimitPolicy(LimitMode.EQUAL_TO_REQUEST),
+            round_memory_bytes=MIB,
+        )
+
+    def new_state(self) -> HeadroomUsage:
+        return HeadroomUsage(self.settings)
+
+    def raw(
+        self, state: HeadroomUsage, registry: ContainerRegistry, context: SizingContext
+    ) -> RawRecommendations:
+        s = self.settings
+        state.grow(len(registry.containers))
+        days = state.history_days()
+
+        cpu_cores = cpu_ladder(state, s)
+        current_req, current_lim = _current_cpu(registry, context)
+        censored = state.saturated(current_lim, s.saturation_fraction, s.saturation_share) > 0
+        cpu_cores = np.where(censored, np.fmax(cpu_cores, current_req), cpu_cores)
+        has_cpu = state.cpu_samples > 0
+        floor_m = s.min_cpu_millicores
+        cpu_m = np.where(has_cpu, np.maximum(_amounts(cpu_cores * 1000.0), floor_m), 0)
+        p50_m = np.maximum(_amounts(state.cpu.percentile(0.5) * 1000.0), floor_m)
+        max_m = np.maximum(_amounts(state.cpu.percentile(1.0) * 1000.0), cpu_m)
+        cpu_lo = np.where(has_cpu, np.minimum(p50_m, cpu_m), 0)
+        cpu_hi = np.where(has_cpu, max_m, 0)
+
+        peak = state.window_peak_bytes()
+        ooms = np.minimum(state.window_ooms(), s.max_oom_steps)
+        confidence = s.memory_confidence_margin / np.maximum(days, MIN_HISTORY_DAYS)
+        factor = (1.0 + s.memory_margin + confidence) * np.power(1.0 + s.oom_margin, ooms)
+        has_mem = peak > 0
+        floor_b = s.min_memory_bytes
+        line = np.where(has_mem, np.maximum(_amounts(peak * factor), floor_b), 0)
+        typical = state.daily_peak_percentile(s.memory_request_percentile)
+        request = np.where(has_mem, np.maximum(_amounts(typical), floor_b), 0)
+        request = line if s.memory_request_percentile >= 1 else np.minimum(request, line)
+        median = np.maximum(_amounts(state.daily_peak_percentile(0.5)), floor_b)
+        return RawRecommendations(
+            cpu=Estimates(cpu_m, cpu_lo, cpu_hi),
+            memory=Estimates(request, np.where(has_mem, np.minimum(median, request), 0), line),
+            cpu_samples=state.cpu_samples.astype(np.int64),
+            memory_samples=state.memory_samples.astype(np.int64),
+            confidence=days,
+            peak_memory_bytes=state.peak_memory_bytes,
+            oom_kills=state.oom_kills.astype(np.int64),
+            history_span_s=days * DAY_S,
+        )
+
+    def recommend(
+        self, state: UsageState, registry: ContainerRegistry, context: SizingContext
+    ) -> list[ContainerRecommendation]:
+        assert isinstance(state, HeadroomUsage)
+        recs = finalize(self.raw(state, registry, context), registry, context)
+        if context.policy.controlled_values is ControlledValues.REQUESTS_ONLY:
+            return recs
+        return [_limit_at_least_upper_bound(r) for r in recs]
+
+
+def _limit_at_least_upper_bound(rec: ContainerRecommendation) -> ContainerRecommendation:
+    """The memory limit is never below the OOM line (the memory upper bound)."""
+    line = rec.upper_bound.memory_bytes
+    limit = rec.limits.memory_bytes
+    if not line or (limit is not None and limit >= line):
+        return rec
+    return replace(rec, limits=Resources(rec.limits.cpu_millicores, line))
+
+
+SETTINGS = [
+    Setting("cpu_percentile", "settings", "cpu_percentile", parse_percent_as_fraction,
+            "the CPU percentile every container gets at least, 0–100 (default 95)"),
+    Setting("cpu_percentile_max", "settings", "cpu_percentile_max", parse_percent_as_fraction,
+            "the top of the CPU ladder, 0–100 (default 100: the largest sample)"),
+    Setting("cpu_step", "settings", "cpu_step_millicores",
+            lambda t: float(parse_cpu_millicores(t)),
+            "climb a percentage point of time while it costs at most this (default 20m)"),
+    Setting("cpu_half_life", "settings", "cpu_half_life_s", parse_duration_s,
+            "half-life of CPU sample weights (default 7d)"),
+    Setting("saturation_fraction", "settings", "saturation_fraction", parse_float,
+            "CPU ≥ this × current limit counts as saturated (default 0.95)"),
+    Setting("saturation_share", "settings", "saturation_share", parse_float,
+            "this share of saturated samples keeps the current CPU request (default 0.01)"),
+    Setting("memory_window", "settings", "memory_window_s", parse_duration_s,
+            "memory peaks and OOM kills older than this are forgotten (default 30d)"),
+    Setting("memory_margin", "settings", "memory_margin", parse_non_negative,
+            "memory limit: buffer on the peak, fraction (default 0.15)"),
+    Setting("memory_confidence_margin", "settings", "memory_confidence_margin",
+            parse_non_negative, "memory limit: extra buffer ÷ days of history (default 1.0)"),
+    Setting("memory_request_percentile", "settings", "memory_request_percentile",
+            parse_percent_as_fraction,
+            "memory request = this percentile of daily peaks; 100: request = limit (default 90)"),
+    Setting("oom_margin", "settings", "oom_margin", parse_non_negative,
+            "extra memory buffer factor per OOM kill in the window (default 0.1)"),
+    Setting("max_oom_steps", "settings", "max_oom_steps", lambda t: int(parse_non_negative(t)),
+            "OOM kills beyond this widen the buffer no further (default 5)"),
+    Setting("oom_bump_up_ratio", "settings", "oom_bump_up_ratio", parse_float,
+            "after an OOM the peak is ≥ kill line × this (default 1.2)"),
+    Setting("oom_min_bump_up", "settings", "oom_min_bump_up_bytes",
+            lambda t: float(parse_memory_bytes(t)), "…and ≥ kill line + this (default 100Mi)"),
+    Setting("min_cpu_request", "settings", "min_cpu_millicores", parse_cpu_millicores,
+            "CPU request floor (default 10m)"),
+    Setting("min_memory_request", "settings", "min_memory_bytes", parse_memory_bytes,
+            "memory request floor (default 100Mi)"),
+]  # fmt: skip
+"""``--set`` keys of this strategy (the sizing-policy keys are added by the registry)."""

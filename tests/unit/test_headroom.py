@@ -1,0 +1,198 @@
+"""Strategy ``headroom``: the CPU ladder, the memory line and request, OOMs, censoring."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rightsizer.engine.policy import ControlledValues, SizingPolicy
+from rightsizer.engine.recommendation import ContainerRecommendation, Resources
+from rightsizer.engine.settings import SettingsError
+from rightsizer.engine.strategies import SizingContext, build_strategy
+from rightsizer.engine.strategies.headroom import (
+    HeadroomSettings,
+    HeadroomStrategy,
+    HeadroomUsage,
+)
+from rightsizer.engine.usage import ContainerRegistry, UsageChunk
+
+DAY = 86_400.0
+GIB = 2**30
+MIB = 2**20
+KEY = ("ns", "Deployment/app", "app")
+NAN = float("nan")
+
+
+def registry() -> ContainerRegistry:
+    reg = ContainerRegistry()
+    reg.instance_id(("ns", "Deployment/app", "app-0", "app"))
+    return reg
+
+
+def usage(
+    ts: list[float] | np.ndarray,
+    cpu: list[float] | np.ndarray,
+    mem: list[float] | np.ndarray,
+    oom: list[bool] | None = None,
+) -> UsageChunk:
+    n = len(ts)
+    zeros = np.zeros(n, dtype=np.int64)
+    return UsageChunk(
+        container_id=zeros,
+        instance_id=zeros,
+        timestamp_s=np.asarray(ts, dtype=float),
+        cpu_cores=np.asarray(cpu, dtype=float),
+        memory_bytes=np.asarray(mem, dtype=float),
+        oom=np.asarray(oom if oom is not None else [False] * n, dtype=bool),
+    )
+
+
+def recommend(
+    state: HeadroomUsage,
+    strategy: HeadroomStrategy | None = None,
+    context: SizingContext | None = None,
+) -> ContainerRecommendation:
+    strategy = strategy or HeadroomStrategy(state.settings)
+    context = context or SizingContext(policy=HeadroomStrategy.default_policy())
+    (rec,) = strategy.recommend(state, registry(), context)
+    return rec
+
+
+def cpu_only(
+    values: list[float] | np.ndarray, settings: HeadroomSettings | None = None
+) -> HeadroomUsage:
+    """Samples a minute apart in a shuffled order (recent samples weigh a little more)."""
+    state = HeadroomUsage(settings)
+    n = len(values)
+    shuffled = np.random.default_rng(3).permutation(np.asarray(values, dtype=float))
+    state.add(usage(np.arange(n) * 60.0 + 60.0, shuffled, [GIB] * n))
+    return state
+
+
+# -- CPU ------------------------------------------------------------------------------
+def test_a_steady_container_climbs_to_its_largest_sample() -> None:
+    values = np.linspace(0.100, 0.110, 200)  # p95 ≈ 0.1095, max 0.110: a flat tail
+    rec = recommend(cpu_only(values))
+    assert rec.target.cpu_millicores == pytest.approx(110, rel=0.011)
+    assert rec.target.cpu_millicores >= 110
+    assert rec.limits.cpu_millicores is None  # no CPU limit
+
+
+def test_a_bursty_container_stays_at_p95() -> None:
+    values = [0.1] * 96 + [2.0] * 4  # covering the bursts costs 1.9 cores a point
+    rec = recommend(cpu_only(values))
+    assert rec.target.cpu_millicores == pytest.approx(100, rel=0.011)
+    assert rec.upper_bound.cpu_millicores is not None
+    assert rec.upper_bound.cpu_millicores >= 2000
+
+
+def test_the_ladder_climbs_only_affordable_rungs() -> None:
+    # p95..p97 at 0.1 cores, p98 at 0.115 (15m for one point: affordable), p99+ at 1.5
+    values = [0.1] * 975 + [0.115] * 10 + [1.5] * 15
+    state = cpu_only(values)
+    assert recommend(state).target.cpu_millicores == pytest.approx(115, rel=0.011)
+    stingy = HeadroomSettings(cpu_step_millicores=10)
+    assert recommend(cpu_only(values, stingy)).target.cpu_millicores == pytest.approx(
+        100, rel=0.011
+    )
+    capped = HeadroomSettings(cpu_percentile_max=0.97)
+    assert recommend(cpu_only(values, capped)).target.cpu_millicores == pytest.approx(
+        100, rel=0.011
+    )
+
+
+def test_cpu_at_its_limit_keeps_the_current_request() -> None:
+    values = [0.2] * 975 + [1.0] * 25  # 2.5 % of samples at the 1-core limit: censored
+    state = cpu_only(values)
+    context = SizingContext(
+        policy=HeadroomStrategy.default_policy(),
+        current_requests={KEY: Resources(1000, GIB)},
+        current_limits={KEY: Resources(1000, GIB)},
+    )
+    assert recommend(state, context=context).target.cpu_millicores == 1000
+    # without a limit the same usage is not censored
+    free = SizingContext(
+        policy=HeadroomStrategy.default_policy(), current_requests={KEY: Resources(1000, GIB)}
+    )
+    assert recommend(state, context=free).target.cpu_millicores == pytest.approx(200, rel=0.011)
+
+
+# -- memory ---------------------------------------------------------------------------
+def daily_peaks(peaks_gib: list[float], start_day: int = 100) -> HeadroomUsage:
+    """One sample at noon of consecutive days with the given memory."""
+    state = HeadroomUsage()
+    for i, peak in enumerate(peaks_gib):
+        state.add(usage([(start_day + i) * DAY + DAY / 2], [0.1], [peak * GIB]))
+    return state
+
+
+def test_memory_limit_is_the_peak_with_a_buffer_that_shrinks_with_history() -> None:
+    state = daily_peaks([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])  # 9 days from first to last
+    rec = recommend(state)
+    line = math.ceil(10 * GIB * (1.15 + 1 / 9) / MIB) * MIB
+    assert rec.upper_bound.memory_bytes == line
+    assert rec.limits.memory_bytes == line
+    assert rec.target.memory_bytes == 9 * GIB  # p90 of ten daily peaks
+    assert rec.peak_memory_bytes == 10 * GIB
+
+
+def test_guaranteed_memory_when_the_request_percentile_is_100() -> None:
+    state = daily_peaks([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    strategy, policy = build_strategy("headroom", {"memory_request_percentile": "100"})
+    assert isinstance(strategy, HeadroomStrategy)
+    rec = recommend(state, strategy, SizingContext(policy=policy))
+    assert rec.target.memory_bytes == rec.limits.memory_bytes == rec.upper_bound.memory_bytes
+
+
+def test_one_day_of_history_doubles_the_buffer() -> None:
+    state = HeadroomUsage()
+    state.add(usage([0.0 + 60, DAY + 60], [0.1, 0.1], [GIB, GIB]))
+    rec = recommend(state)
+    assert rec.limits.memory_bytes == math.ceil(GIB * 2.15 / MIB) * MIB
+
+
+def test_peaks_older_than_the_window_are_forgotten() -> None:
+    state = daily_peaks([10] + [1] * 40)
+    rec = recommend(state)
+    assert rec.upper_bound.memory_bytes == math.ceil(GIB * (1.15 + 1 / 40) / MIB) * MIB
+    assert rec.peak_memory_bytes == 10 * GIB  # the all-time peak is still reported
+
+
+def test_an_oom_bumps_the_peak_and_widens_the_buffer() -> None:
+    state = daily_peaks([1] * 11)
+    day = 111 * DAY
+    state.add(usage([day + 60, day + 120], [0.1, NAN], [1 * GIB, 2 * GIB], [False, True]))
+    rec = recommend(state)
+    bumped = 2 * GIB * 1.2  # VPA's bump: max(2 GiB × 1.2, 2 GiB + 100 MiB)
+    days = (day + 120 - (100 * DAY + DAY / 2)) / DAY
+    assert rec.upper_bound.memory_bytes == math.ceil(bumped * (1.15 + 1 / days) * 1.1 / MIB) * MIB
+    assert rec.oom_kills == 1
+
+
+# -- policy ---------------------------------------------------------------------------
+def test_requests_only_leaves_limits_alone() -> None:
+    state = daily_peaks([1, 2, 3])
+    policy = SizingPolicy(controlled_values=ControlledValues.REQUESTS_ONLY)
+    context = SizingContext(
+        policy=policy,
+        current_requests={KEY: Resources(500, 8 * GIB)},
+        current_limits={KEY: Resources(1000, 8 * GIB)},
+    )
+    rec = recommend(state, context=context)
+    assert rec.limits == Resources(1000, 8 * GIB)
+    assert rec.target.memory_bytes is not None and rec.target.memory_bytes <= 8 * GIB
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(SettingsError):
+        build_strategy("headroom", {"cpu_percentile": "99", "cpu_percentile_max": "95"})
+    with pytest.raises(SettingsError):
+        build_strategy("headroom", {"memory_window": "1h"})
+    with pytest.raises(SettingsError, match="unknown setting"):
+        build_strategy("headroom", {"target_cpu_percentile": "90"})
+    strategy, policy = build_strategy("headroom", {"cpu_step": "50m", "min_cpu": "20m"})
+    assert isinstance(strategy, HeadroomStrategy)
+    assert strategy.settings.cpu_step_millicores == 50
+    assert policy.min_allowed.cpu_millicores == 20
