@@ -146,6 +146,29 @@ class UsageAggregates:
         if unknown.any():
             self.instance_container[chunk.instance_id[unknown]] = chunk.container_id[unknown]
 
+    def restore_open_window(
+        self,
+        instance: int,
+        container: int,
+        window_end_s: float,
+        usage_peak_bytes: float,
+        oom_peak_bytes: float,
+        last_memory_s: float,
+        last_cpu_s: float,
+    ) -> None:
+        """Put back one pod's open memory window (from a checkpoint)."""
+        self._ensure(
+            UsageChunk(
+                np.asarray([container]), np.asarray([instance]), np.zeros(1),
+                np.full(1, np.nan), np.full(1, np.nan), np.zeros(1, dtype=bool),
+            )
+        )  # fmt: skip
+        self.window_end_s[instance] = window_end_s
+        self.usage_peak_bytes[instance] = usage_peak_bytes
+        self.oom_peak_bytes[instance] = oom_peak_bytes
+        self.last_memory_s[instance] = last_memory_s
+        self.last_cpu_s[instance] = last_cpu_s
+
     # -- adding -------------------------------------------------------------------------
     def add(self, chunk: UsageChunk) -> None:
         """Add a chunk of samples. Chunks must come in time order; within a chunk rows

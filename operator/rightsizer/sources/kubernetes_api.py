@@ -94,3 +94,11 @@ def limit_range_items(api: ApiClient, namespace: str) -> list[LimitRangeItem]:
         data["kind"] = "LimitRange"
         items.extend(parse_limit_range(data))
     return items
+
+
+def read_secret(api: ApiClient, namespace: str, name: str) -> dict[str, str]:
+    """A Secret's data, decoded (values stay in memory only; never logged)."""
+    import base64
+
+    secret = call_api(client.CoreV1Api(api).read_namespaced_secret, name, namespace)
+    return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}

@@ -30,7 +30,9 @@ class HistoryWindow:
     end_s: float
     step_s: float = 60.0
     rate_window_s: float | None = None
-    """CPU irate window; default 2 × step (always two samples at the step's resolution)."""
+    """CPU irate window; default 1.5 × step: on the step grid it holds the last two samples
+    (under Prometheus 2's closed and 3's open window start alike), and one step after a
+    series ends it holds only one, so a finished pod yields no phantom sample."""
     chunk_s: float = 86_400.0
 
     def __post_init__(self) -> None:
@@ -39,7 +41,7 @@ class HistoryWindow:
 
     @property
     def rate_window(self) -> float:
-        return self.rate_window_s or 2 * self.step_s
+        return self.rate_window_s or 1.5 * self.step_s
 
 
 def plan_chunks(window: HistoryWindow) -> list[tuple[float, float]]:

@@ -1,0 +1,1 @@
+"""Writes to workloads: what to write is decided by pure functions; writers are thin."""

@@ -1,0 +1,86 @@
+"""Annotate mode: recommendation annotations on a workload's metadata (pure).
+
+Only the workload's own metadata is annotated, never its pod template, so nothing rolls.
+No timestamps go into the values, and an annotation is rewritten only when some target
+moved by at least the policy's minimum change — no write storms.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rightsizer.quantity import format_cpu, format_memory, human_cpu, human_memory
+from rightsizer.report.model import ReportRow
+
+RECOMMENDATION = "rightsizer.dev/recommendation"
+SUMMARY = "rightsizer.dev/summary"
+
+
+def _res(cpu: int | None, mem: int | None) -> dict[str, str]:
+    out = {}
+    if cpu is not None:
+        out["cpu"] = format_cpu(cpu)
+    if mem is not None:
+        out["memory"] = format_memory(mem)
+    return out
+
+
+def wanted_annotations(rows: Sequence[ReportRow], policy: str) -> dict[str, str] | None:
+    """The two annotations for one workload's rows; None when no container has enough data."""
+    containers: dict[str, Any] = {}
+    parts = []
+    for row in sorted(rows, key=lambda r: r.recommendation.container):
+        if not row.enough_data:
+            continue
+        r = row.recommendation
+        containers[r.container] = {
+            "requests": _res(r.target.cpu_millicores, r.target.memory_bytes),
+            "limits": _res(r.limits.cpu_millicores, r.limits.memory_bytes),
+        }
+        parts.append(
+            f"{r.container}: cpu {human_cpu(r.current_requests.cpu_millicores)}→"
+            f"{human_cpu(r.target.cpu_millicores)}, memory "
+            f"{human_memory(r.current_requests.memory_bytes)}→{human_memory(r.target.memory_bytes)}"
+        )
+    if not containers:
+        return None
+    value = {"policy": policy, "containers": containers}
+    return {
+        RECOMMENDATION: json.dumps(value, separators=(",", ":"), sort_keys=True),
+        SUMMARY: "; ".join(parts),
+    }
+
+
+def _targets(value: str | None) -> dict[tuple[str, str], float]:
+    if not value:
+        return {}
+    try:
+        doc = json.loads(value)
+        out = {}
+        for name, c in doc.get("containers", {}).items():
+            req = c.get("requests", {})
+            if "cpu" in req:
+                out[(name, "cpu")] = float(str(req["cpu"]).rstrip("m"))
+            if "memory" in req:
+                out[(name, "memory")] = float(req["memory"])
+        return out
+    except (ValueError, AttributeError, TypeError):
+        return {}
+
+
+def annotation_update(
+    current: Mapping[str, str], wanted: Mapping[str, str], min_change_percent: float
+) -> dict[str, str] | None:
+    """The annotations to write, or None when what is there is close enough."""
+    if all(current.get(k) == v for k, v in wanted.items()):
+        return None
+    old, new = _targets(current.get(RECOMMENDATION)), _targets(wanted.get(RECOMMENDATION))
+    if old.keys() == new.keys() and current.get(RECOMMENDATION):
+        moved = any(
+            abs(new[k] - old[k]) > max(old[k], 1.0) * min_change_percent / 100.0 for k in new
+        )
+        if not moved:
+            return None
+    return dict(wanted)

@@ -1,0 +1,23 @@
+"""Writes to workloads through the Kubernetes API (adapter)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from rightsizer.controller.inventory import WorkloadInfo
+
+_PATCHERS = {
+    "Deployment": "patch_namespaced_deployment",
+    "StatefulSet": "patch_namespaced_stateful_set",
+    "DaemonSet": "patch_namespaced_daemon_set",
+}
+
+
+def annotate(api: ApiClient, workload: WorkloadInfo, annotations: Mapping[str, str]) -> None:
+    """Merge-patch annotations into the workload's own metadata (never its pod template,
+    so nothing rolls)."""
+    patcher = getattr(client.AppsV1Api(api), _PATCHERS[workload.kind])
+    patcher(workload.name, workload.namespace, {"metadata": {"annotations": dict(annotations)}})

@@ -1,0 +1,1 @@
+"""One reconcile of a RightSizePolicy: gather, compute, decide — called by the Kopf shell."""

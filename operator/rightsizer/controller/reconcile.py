@@ -1,0 +1,377 @@
+"""One reconcile of a RightSizePolicy (orchestration; the maths lives in the engine).
+
+Reads usage through the ports it is given (Prometheus history, metrics-server polls,
+checkpoints), feeds the policy's strategy state, and returns what should be written —
+status, annotations, a checkpoint, Events — without writing anything itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from rightsizer.actuation.annotations import annotation_update, wanted_annotations
+from rightsizer.controller.inventory import PolicyInfo, WorkloadInfo
+from rightsizer.controller.runtime import PolicyRuntime
+from rightsizer.engine.aggregation import UsageAggregates
+from rightsizer.engine.policy import LimitRangeItem
+from rightsizer.engine.recommendation import ContainerRecommendation, Resources
+from rightsizer.engine.strategies import SizingContext
+from rightsizer.engine.strategies.vpa import VpaStrategy
+from rightsizer.engine.usage import ContainerKey
+from rightsizer.history import checkpoints
+from rightsizer.policy.spec import (
+    PolicyError,
+    PolicySpec,
+    PrometheusSource,
+    UpdateMode,
+    parse_policy_spec,
+)
+from rightsizer.report.model import ReportRow, assess, totals
+from rightsizer.samples.encode import encode as encode_samples
+from rightsizer.sources.errors import SourceError
+from rightsizer.sources.prometheus_history import HistoryWindow, PrometheusHistory, plan_chunks
+from rightsizer.status.build import (
+    DEFAULT_BUDGET_BYTES,
+    Condition,
+    fit,
+    iso,
+    merge_conditions,
+    summary,
+    workload_entries,
+)
+
+CHECKPOINT_INTERVAL_S = 600.0
+METRICS_POLL_INTERVAL_S = 60.0
+MIN_HISTORY_S = 3600.0
+MIN_SAMPLES = 30
+AUTO_APPLY_LABEL = "rightsizer.dev/auto-apply"
+
+
+@dataclass
+class Ports:
+    """The reconcile step's only ways to the outside world (all reads)."""
+
+    prometheus: Callable[[PrometheusSource, str], PrometheusHistory]
+    metrics_poll: Callable[[str], pd.DataFrame] | None = None
+    load_checkpoint: Callable[[str, str], bytes | None] | None = None
+
+
+@dataclass
+class Event:
+    target: Mapping[str, Any] | None
+    """An object reference; None means the policy itself."""
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    status: dict[str, Any]
+    annotations: list[tuple[WorkloadInfo, dict[str, str]]] = field(default_factory=list)
+    checkpoint: bytes | None = None
+    events: list[Event] = field(default_factory=list)
+    invalid: str | None = None
+    """Set when the spec cannot be used (a permanent error)."""
+    window_read_s: float = 0.0
+    """Seconds of history read this time."""
+    rows: list[ReportRow] = field(default_factory=list)
+    source_error: str | None = None
+
+
+def checkpoint_name(policy: str) -> str:
+    return f"rightsizer-checkpoint-{policy}"[:253]
+
+
+def owned_workloads(
+    policy: PolicyInfo, spec: PolicySpec, workloads: Sequence[WorkloadInfo],
+    others: Sequence[PolicyInfo],
+) -> tuple[list[WorkloadInfo], dict[str, str]]:  # fmt: skip
+    """Workloads this policy selects and owns; and those an older policy owns instead."""
+    seniors = []
+    for other in others:
+        if other.uid == policy.uid or other.seniority >= policy.seniority:
+            continue
+        try:
+            seniors.append((other, parse_policy_spec(other.spec)))
+        except PolicyError:
+            continue
+    mine, conflicts = [], {}
+    for w in workloads:
+        if not spec.targets.selects(w.kind, w.name, w.labels):
+            continue
+        owner = next(
+            (o for o, s in sorted(seniors, key=lambda p: p[0].seniority)
+             if s.targets.selects(w.kind, w.name, w.labels)),
+            None,
+        )  # fmt: skip
+        if owner is None:
+            mine.append(w)
+        else:
+            conflicts[w.ref] = owner.name
+    return mine, conflicts
+
+
+def _signature(spec: PolicySpec) -> str:
+    return json.dumps([spec.strategy_name, sorted(spec.strategy_overrides.items())])
+
+
+def _placeholder(w: WorkloadInfo, container: str) -> ContainerRecommendation:
+    req = next((c.requests for c in w.containers if c.name == container), Resources())
+    lim = next((c.limits for c in w.containers if c.name == container), Resources())
+    zero = Resources(0, 0)
+    return ContainerRecommendation(
+        w.namespace, w.ref, container, zero, zero, zero, zero, Resources(), 0, 0, 0.0,
+        req, lim, 0.0, 0, 0.0,
+    )  # fmt: skip
+
+
+def _condition_status(previous: Sequence[Mapping[str, Any]], type_: str) -> str | None:
+    return next((str(c.get("status")) for c in previous if c.get("type") == type_), None)
+
+
+def reconcile(
+    policy: PolicyInfo,
+    generation: int,
+    previous_status: Mapping[str, Any],
+    workloads: Sequence[WorkloadInfo],
+    limit_ranges: Sequence[LimitRangeItem],
+    namespace_labels: Mapping[str, str],
+    others: Sequence[PolicyInfo],
+    runtime: PolicyRuntime | None,
+    ports: Ports,
+    now_s: float,
+) -> tuple[Outcome, PolicyRuntime | None]:
+    ns = policy.namespace
+    prev_conditions: Sequence[Mapping[str, Any]] = previous_status.get("conditions") or []
+    try:
+        spec = parse_policy_spec(policy.spec)
+        strategy, sizing = spec.strategy()
+    except PolicyError as exc:
+        status = {
+            "observedGeneration": generation,
+            "conditions": merge_conditions(
+                prev_conditions, [Condition("Ready", False, "InvalidSpec", str(exc))], now_s,
+                generation,
+            ),
+        }  # fmt: skip
+        events = []
+        if _condition_status(prev_conditions, "Ready") != "False":
+            events.append(Event(None, "Warning", "InvalidSpec", str(exc)))
+        return Outcome(status, events=events, invalid=str(exc)), runtime
+
+    signature = _signature(spec)
+    if runtime is None or runtime.signature != signature:
+        runtime = PolicyRuntime(signature=signature)
+    if runtime.state is None:
+        if isinstance(strategy, VpaStrategy) and ports.load_checkpoint is not None:
+            blob = ports.load_checkpoint(ns, checkpoint_name(policy.name))
+            if blob is not None:
+                try:
+                    restored = checkpoints.decode(blob, strategy.aggregation)
+                    if restored.signature == signature:
+                        runtime.registry = restored.registry
+                        runtime.state = restored.state
+                        runtime.read_until_s = restored.read_until_s
+                        runtime.bootstrapped = True
+                        runtime.restored_from_checkpoint = True
+                        runtime.last_checkpoint_s = now_s
+                except checkpoints.CheckpointError:
+                    pass
+        if runtime.state is None:
+            runtime.state = strategy.new_state()
+    state = runtime.state
+    mine, conflicts = owned_workloads(policy, spec, workloads, others)
+    current: dict[str, WorkloadInfo] = {w.ref: w for w in mine}
+    requests: dict[ContainerKey, Resources] = {}
+    limits: dict[ContainerKey, Resources] = {}
+    for w in workloads:
+        for c in w.containers:
+            requests[(ns, w.ref, c.name)] = c.requests
+            limits[(ns, w.ref, c.name)] = c.limits
+
+    # -- usage -----------------------------------------------------------------------------
+    source_error: str | None = None
+    window_read_s = 0.0
+    if spec.prometheus is not None:
+        src = spec.prometheus
+        start = runtime.read_until_s if runtime.read_until_s is not None else now_s - src.history_s
+        if now_s - start < src.step_s:
+            try:  # nothing new to read yet; still tell whether Prometheus answers
+                ports.prometheus(src, ns).client.check()
+            except SourceError as exc:
+                source_error = str(exc)
+        else:
+            try:
+                prom = ports.prometheus(src, ns)
+                window = HistoryWindow(start + src.step_s / 2, now_s, src.step_s)
+                resolver = prom.resolver(ns, now_s, now_s - start + src.step_s)
+
+                def oom_memory(key: ContainerKey) -> float:
+                    value = requests.get(key, Resources()).memory_bytes
+                    return math.nan if value is None else float(value)
+
+                for chunk in prom.chunks(ns, window, runtime.registry, resolver, oom_memory):
+                    state.add(chunk)
+                read_until = plan_chunks(window)[-1][1]
+                window_read_s = read_until - start
+                runtime.read_until_s = read_until
+                runtime.bootstrapped = True
+            except SourceError as exc:
+                source_error = str(exc)
+    if (
+        spec.metrics_server
+        and ports.metrics_poll is not None
+        and (spec.prometheus is None or source_error is not None)
+        and now_s - runtime.last_metrics_poll_s >= METRICS_POLL_INTERVAL_S
+    ):
+        runtime.last_metrics_poll_s = now_s  # at most one poll a minute, failed or not
+        try:
+            frame = ports.metrics_poll(ns)
+            if len(frame):
+                state.add(encode_samples(frame, runtime.registry))
+                runtime.read_until_s = max(
+                    runtime.read_until_s or 0.0, float(frame["timestamp"].max())
+                )
+        except SourceError as exc:
+            source_error = (source_error + "; " if source_error else "") + str(exc)
+
+    # -- recommendations -------------------------------------------------------------------
+    context = SizingContext(
+        policy=sizing, current_requests=requests, current_limits=limits,
+        limit_ranges={ns: list(limit_ranges)},
+    )  # fmt: skip
+    recs = strategy.recommend(state, runtime.registry, context)
+    by_key = {r.key: r for r in recs}
+    selected: list[ContainerRecommendation] = []
+    for w in mine:
+        for c in w.containers:
+            if c.name in spec.targets.exclude_containers:
+                continue
+            selected.append(by_key.get((ns, w.ref, c.name)) or _placeholder(w, c.name))
+    rows = assess(
+        selected, {(ns, w.ref): w.replicas for w in mine}, min_history_s=MIN_HISTORY_S,
+        min_samples=MIN_SAMPLES,
+    )  # fmt: skip
+
+    # -- annotate ---------------------------------------------------------------------------
+    outcome = Outcome(
+        status={}, window_read_s=window_read_s, rows=list(rows), source_error=source_error
+    )
+    last_actions = {
+        str(w.get("workload")): w["lastAction"]
+        for w in previous_status.get("workloads") or []
+        if isinstance(w, Mapping) and "lastAction" in w
+    }
+    if spec.update.mode in (UpdateMode.ANNOTATE, UpdateMode.APPLY):
+        by_workload: dict[str, list[ReportRow]] = {}
+        for row in rows:
+            by_workload.setdefault(row.recommendation.workload, []).append(row)
+        for ref, group in by_workload.items():
+            info = current[ref]
+            wanted = wanted_annotations(group, f"{ns}/{policy.name}")
+            if wanted is None:
+                continue
+            update = annotation_update(info.annotations, wanted, spec.update.min_change_percent)
+            if update is None:
+                continue
+            outcome.annotations.append((info, update))
+            last_actions[ref] = {
+                "type": "Annotated",
+                "reason": "RecommendationChanged",
+                "time": iso(now_s),
+                "previous": {k: info.annotations[k] for k in update if k in info.annotations},
+            }
+            outcome.events.append(
+                Event(
+                    info.body(),
+                    "Normal",
+                    "RecommendationAnnotated",
+                    wanted["rightsizer.dev/summary"],
+                )
+            )
+
+    # -- status -----------------------------------------------------------------------------
+    t = totals(rows)
+    entries, truncated = fit(workload_entries(rows, last_actions), DEFAULT_BUDGET_BYTES)
+    has_data = t.containers > 0
+    conditions = [
+        Condition(
+            "SourceUnavailable", source_error is not None,
+            "SourceError" if source_error else "SourcesReachable", source_error or "",
+        ),
+        Condition(
+            "RecommendationsAvailable", has_data,
+            "Computed" if has_data else "NoData",
+            f"{t.containers} containers" if has_data else "no container has enough usage data yet",
+        ),
+        Condition(
+            "InsufficientData", t.insufficient_data > 0,
+            "TooLittleHistory" if t.insufficient_data else "EnoughData",
+            f"{t.insufficient_data} containers have less than {MIN_HISTORY_S / 3600:g} h or "
+            f"{MIN_SAMPLES} samples" if t.insufficient_data else "",
+        ),
+        Condition(
+            "Conflict", bool(conflicts), "SelectedByOlderPolicy" if conflicts else "NoConflict",
+            "; ".join(f"{w} belongs to policy {p}" for w, p in sorted(conflicts.items())),
+        ),
+    ]  # fmt: skip
+    ready = source_error is None
+    conditions.append(
+        Condition(
+            "Ready", ready, "Reconciled" if ready else "SourceUnavailable",
+            f"{len(mine)} workloads, {t.containers} containers with recommendations"
+            if ready else (source_error or ""),
+        )
+    )  # fmt: skip
+    if spec.update.mode is UpdateMode.APPLY:
+        opted_in = namespace_labels.get(AUTO_APPLY_LABEL) == "enabled"
+        conditions.append(
+            Condition(
+                "AutoApplyBlocked", True,
+                "ApplyNotAvailable" if opted_in else "NamespaceNotOptedIn",
+                "this operator version annotates instead of applying"
+                if opted_in else f"label the namespace {AUTO_APPLY_LABEL}=enabled to allow writes",
+            )
+        )  # fmt: skip
+    merged = merge_conditions(prev_conditions, conditions, now_s, generation)
+    for cond in merged:
+        before = _condition_status(prev_conditions, cond["type"])
+        if cond["type"] == "SourceUnavailable" and cond["status"] != before:
+            if cond["status"] == "True":
+                outcome.events.append(Event(None, "Warning", "SourceUnavailable", cond["message"]))
+            elif before == "True":
+                outcome.events.append(
+                    Event(None, "Normal", "SourceRecovered", "sources reachable again")
+                )
+        if cond["type"] == "Conflict" and cond["status"] == "True" and before != "True":
+            outcome.events.append(Event(None, "Warning", "Conflict", cond["message"]))
+    history: dict[str, Any] = {"bootstrapped": runtime.bootstrapped}
+    if runtime.read_until_s is not None:
+        history["readUntil"] = iso(runtime.read_until_s)
+    if isinstance(state, UsageAggregates) and runtime.read_until_s is not None:
+        history["checkpoint"] = checkpoint_name(policy.name)
+        if now_s - runtime.last_checkpoint_s >= CHECKPOINT_INTERVAL_S:
+            outcome.checkpoint = checkpoints.encode(
+                runtime.registry, state, runtime.read_until_s, signature
+            )
+            runtime.last_checkpoint_s = now_s
+        history["lastCheckpointTime"] = iso(runtime.last_checkpoint_s)
+    outcome.status = {
+        "observedGeneration": generation,
+        "lastReconcileTime": iso(now_s),
+        "conditions": merged,
+        "summary": summary(t, len(mine), truncated),
+        "history": history,
+        "workloads": entries,
+    }
+    runtime.last_reconcile_s = now_s
+    runtime.observed_generation = generation
+    runtime.source_ok = source_error is None
+    return outcome, runtime

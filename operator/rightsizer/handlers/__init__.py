@@ -1,0 +1,1 @@
+"""The Kopf shell: registrations only; each handler delegates to ``rightsizer.controller``."""

@@ -1,0 +1,231 @@
+"""Kopf handlers of the rightsizer operator: ``kopf run -m rightsizer.handlers.main``.
+
+Thin by design. Cluster objects are read through ``@kopf.index`` (nothing is written to
+them by indexing); one timer per RightSizePolicy runs the reconcile step when it is due;
+what the step decides is written here: status, annotations, checkpoints, Events.
+Handlers are sync ``def``s, which Kopf runs in its thread pool, so the blocking
+Kubernetes and Prometheus clients never stall the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, cast
+
+import kopf
+from kubernetes import client, config
+from prometheus_client import start_http_server
+
+from rightsizer import __version__
+from rightsizer.actuation import kubernetes as kube_writes
+from rightsizer.controller import observability as obs
+from rightsizer.controller.inventory import PolicyInfo, WorkloadInfo, workload_info
+from rightsizer.controller.reconcile import Ports, checkpoint_name, reconcile
+from rightsizer.controller.runtime import PolicyRuntime
+from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
+from rightsizer.engine.settings import SettingsError, parse_duration_s
+from rightsizer.history import store
+from rightsizer.policy.spec import PrometheusSource
+from rightsizer.sources import kubernetes_api, metrics_server
+from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig
+from rightsizer.sources.prometheus_history import PrometheusHistory
+
+GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
+TICK_S = float(os.environ.get("RIGHTSIZER_TICK_SECONDS", "30"))
+DEFAULT_INTERVAL_S = 300.0
+#: After a source error, try again this soon (or at the policy's interval, if shorter).
+RETRY_AFTER_SOURCE_ERROR_S = 30.0
+
+
+@kopf.on.startup()
+def startup(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    settings.persistence.finalizer = "rightsizer.dev/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rightsizer.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="rightsizer.dev", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.execution.max_workers = int(os.environ.get("RIGHTSIZER_WORKERS", "8"))
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    memo.api = client.ApiClient()
+    memo.runtimes = {}
+    port = int(os.environ.get("RIGHTSIZER_METRICS_PORT", "8080"))
+    if port:
+        start_http_server(port, addr=os.environ.get("RIGHTSIZER_METRICS_ADDRESS", "0.0.0.0"))
+    logger.info(f"rightsizer operator started (version {__version__}, metrics port {port})")
+
+
+# -- indexes: what reconciles read; nothing is written to these objects by indexing --------
+@kopf.index("apps", "v1", "deployments")
+def deployments(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, WorkloadInfo]:
+    return {namespace or "": workload_info("Deployment", body)}
+
+
+@kopf.index("apps", "v1", "statefulsets")
+def statefulsets(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, WorkloadInfo]:
+    return {namespace or "": workload_info("StatefulSet", body)}
+
+
+@kopf.index("apps", "v1", "daemonsets")
+def daemonsets(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, WorkloadInfo]:
+    return {namespace or "": workload_info("DaemonSet", body)}
+
+
+@kopf.index("", "v1", "limitranges")
+def limitranges(
+    body: kopf.Body, namespace: str | None, **_: Any
+) -> dict[str, list[LimitRangeItem]]:
+    return {namespace or "": parse_limit_range(dict(body))}
+
+
+@kopf.index("", "v1", "namespaces")
+def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+    return {name: dict(labels)}
+
+
+@kopf.index("", "v1", "resourcequotas")
+def resourcequotas(namespace: str | None, spec: kopf.Spec, **_: Any) -> dict[str, dict[str, str]]:
+    return {namespace or "": {str(k): str(v) for k, v in (spec.get("hard") or {}).items()}}
+
+
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
+def hpas(
+    namespace: str | None, spec: kopf.Spec, **_: Any
+) -> dict[str, tuple[str, tuple[str, ...]]]:
+    target = spec.get("scaleTargetRef") or {}
+    resources = tuple(
+        str((m.get("resource") or {}).get("name"))
+        for m in spec.get("metrics") or []
+        if m.get("type") in ("Resource", "ContainerResource")
+    )
+    return {namespace or "": (f"{target.get('kind')}/{target.get('name')}", resources)}
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def policies(
+    body: kopf.Body, namespace: str | None, name: str, uid: str, meta: kopf.Meta, **_: Any
+) -> dict[str, PolicyInfo]:
+    ns = namespace or ""
+    created = str(meta.get("creationTimestamp", ""))
+    return {ns: PolicyInfo(ns, name, uid, created, dict(body.get("spec", {})))}
+
+
+# -- the reconcile timer ------------------------------------------------------------------
+def _interval_s(spec: kopf.Spec) -> float:
+    try:
+        return parse_duration_s(str(spec.get("reconcileInterval", "5m")))
+    except SettingsError:
+        return DEFAULT_INTERVAL_S
+
+
+def _prometheus_port(api: client.ApiClient) -> Any:
+    def open_history(src: PrometheusSource, namespace: str) -> PrometheusHistory:
+        token = basic = ca = None
+        if src.auth_secret:
+            data = kubernetes_api.read_secret(api, namespace, src.auth_secret)
+            token = data.get("token")
+            if "username" in data:
+                basic = (data["username"], data.get("password", ""))
+            ca = data.get("ca.crt")
+        ca_file = None
+        if ca:
+            ca_file = f"/tmp/rightsizer-ca-{namespace}-{src.auth_secret}.crt"
+            with open(ca_file, "w") as fh:
+                fh.write(ca)
+        cfg = PrometheusConfig(
+            url=src.url, bearer_token=token, basic_auth=basic, ca_bundle=ca_file,
+            label_matchers=src.label_matchers, timeout_s=60.0, retries=2,
+        )  # fmt: skip
+        return PrometheusHistory(PrometheusClient(cfg))
+
+    return open_history
+
+
+def _all(index: kopf.Index[str, Any], namespace: str) -> list[Any]:
+    return list(index.get(namespace, []))
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=TICK_S, initial_delay=1.0, idle=None)
+def tick(
+    body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+    namespace: str | None, name: str, uid: str, patch: kopf.Patch, memo: kopf.Memo,
+    logger: kopf.Logger, **indexes: Any,
+) -> None:  # fmt: skip
+    namespace = namespace or ""
+    now = time.time()
+    generation = int(meta.get("generation", 0))
+    runtime: PolicyRuntime | None = memo.runtimes.get(uid)
+    interval = _interval_s(spec)
+    if runtime is not None and not runtime.source_ok:
+        interval = min(interval, RETRY_AFTER_SOURCE_ERROR_S)
+    if (
+        runtime is not None
+        and runtime.observed_generation == generation
+        and now - runtime.last_reconcile_s < interval
+    ):
+        return
+    api: client.ApiClient = memo.api
+    workloads: list[WorkloadInfo] = [
+        w
+        for kind in ("deployments", "statefulsets", "daemonsets")
+        for w in _all(indexes[kind], namespace)
+    ]
+    ranges: list[LimitRangeItem] = [
+        item for items in _all(indexes["limitranges"], namespace) for item in items
+    ]
+    ns_labels: dict[str, str] = next(iter(indexes["namespaces"].get(namespace, [])), {})
+    policy = PolicyInfo(namespace, name, uid, str(meta.get("creationTimestamp", "")), dict(spec))
+    ports = Ports(
+        prometheus=_prometheus_port(api),
+        metrics_poll=lambda ns: metrics_server.poll(api, ns),
+        load_checkpoint=lambda ns, cm: store.load(api, ns, cm),
+    )
+    t0 = time.monotonic()
+    outcome, runtime = reconcile(
+        policy, generation, dict(status), workloads, ranges, ns_labels,
+        _all(indexes["policies"], namespace), runtime, ports, now,
+    )  # fmt: skip
+    memo.runtimes[uid] = runtime
+    obs.RECONCILE_SECONDS.labels(namespace).observe(time.monotonic() - t0)
+    if outcome.source_error:
+        obs.SOURCE_ERRORS.labels("prometheus").inc()
+    for workload, wanted in outcome.annotations:
+        kube_writes.annotate(api, workload, wanted)
+        obs.WRITES.labels("annotation").inc()
+    if outcome.checkpoint is not None:
+        store.save(api, namespace, checkpoint_name(name), outcome.checkpoint, name, uid)
+    for event in outcome.events:
+        target = cast(kopf.Body, dict(event.target)) if event.target else body
+        kopf.event(target, type=event.type,
+                   reason=event.reason, message=event.message[:1000])  # fmt: skip
+    obs.publish(namespace, name, outcome.rows)
+    for key, value in outcome.status.items():
+        patch.status[key] = value
+    logger.info(
+        f"reconciled: {len(outcome.rows)} containers, read {outcome.window_read_s:.0f} s of history"
+        + (f", source error: {outcome.source_error}" if outcome.source_error else "")
+    )
+    if outcome.invalid:
+        logger.warning(f"invalid policy: {outcome.invalid}")
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+def forget(namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.runtimes.pop(uid, None)
+    obs.forget(namespace or "", name)
+
+
+@kopf.on.probe(id="policies")
+def probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    runtimes: dict[str, PolicyRuntime] = getattr(memo, "runtimes", {})
+    last = max((r.last_reconcile_s for r in runtimes.values()), default=0.0)
+    return {"policies": len(runtimes), "lastReconcile": last}

@@ -1,0 +1,206 @@
+"""A RightSizePolicy's ``spec`` (a dict from the API) → typed ``PolicySpec`` (pure).
+
+The CRD schema and its CEL rules reject most bad input at admission; what they cannot
+express (unknown strategy parameters, a percentile a strategy has no use for) raises
+``PolicyError`` with a message naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from rightsizer.engine.policy import SizingPolicy
+from rightsizer.engine.settings import SettingsError, parse_duration_s
+from rightsizer.engine.strategies import Strategy, build_strategy
+
+
+class PolicyError(ValueError):
+    """The policy cannot be used as written; the message names the field."""
+
+
+class UpdateMode(StrEnum):
+    RECOMMEND = "Recommend"
+    ANNOTATE = "Annotate"
+    APPLY = "Apply"
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    match_labels: Mapping[str, str] = field(default_factory=dict)
+    match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+            return False
+        for key, op, values in self.match_expressions:
+            present = key in labels
+            if op == "In" and (not present or labels[key] not in values):
+                return False
+            if op == "NotIn" and present and labels[key] in values:
+                return False
+            if op == "Exists" and not present:
+                return False
+            if op == "DoesNotExist" and present:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Targets:
+    kinds: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet")
+    selector: LabelSelector = field(default_factory=LabelSelector)
+    names: frozenset[str] = frozenset()
+    exclude_containers: frozenset[str] = frozenset()
+
+    def selects(self, kind: str, name: str, labels: Mapping[str, str]) -> bool:
+        if kind not in self.kinds:
+            return False
+        if self.names and name not in self.names:
+            return False
+        return self.selector.matches(labels)
+
+
+@dataclass(frozen=True)
+class PrometheusSource:
+    url: str
+    auth_secret: str | None = None
+    label_matchers: str = ""
+    history_s: float = 14 * 86400.0
+    step_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class UpdatePolicy:
+    mode: UpdateMode = UpdateMode.RECOMMEND
+    min_change_percent: float = 10.0
+    cooldown_s: float = 86400.0
+    max_step_down_percent: float = 50.0
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    targets: Targets
+    prometheus: PrometheusSource | None
+    metrics_server: bool
+    strategy_name: str
+    strategy_overrides: Mapping[str, str]
+    update: UpdatePolicy
+    reconcile_interval_s: float
+
+    def strategy(self) -> tuple[Strategy, SizingPolicy]:
+        try:
+            return build_strategy(self.strategy_name, self.strategy_overrides)
+        except (SettingsError, ValueError) as exc:
+            raise PolicyError(f"spec.strategy: {exc}") from None
+
+
+def _duration(value: Any, where: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return parse_duration_s(str(value))
+    except SettingsError as exc:
+        raise PolicyError(f"{where}: {exc}") from None
+
+
+def _selector(data: Mapping[str, Any] | None) -> LabelSelector:
+    data = data or {}
+    exprs = []
+    for i, e in enumerate(data.get("matchExpressions") or []):
+        op = e.get("operator")
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            raise PolicyError(f"spec.targets.selector.matchExpressions[{i}].operator: {op!r}")
+        exprs.append((str(e.get("key")), str(op), tuple(str(v) for v in e.get("values") or [])))
+    return LabelSelector(
+        {str(k): str(v) for k, v in (data.get("matchLabels") or {}).items()}, tuple(exprs)
+    )
+
+
+_PERCENTILE_KEYS = {
+    ("vpa", "cpu"): "target_cpu_percentile",
+    ("vpa", "memory"): "target_memory_percentile",
+    ("percentile", "cpu"): "cpu_percentile",
+}
+
+
+def _strategy_overrides(
+    strategy: Mapping[str, Any], resources: Mapping[str, Any]
+) -> dict[str, str]:
+    name = str(strategy.get("name", "vpa"))
+    overrides = {str(k): str(v) for k, v in (strategy.get("parameters") or {}).items()}
+    for res, field_name in (("cpu", "cpuPercentile"), ("memory", "memoryPercentile")):
+        if field_name in strategy:
+            key = _PERCENTILE_KEYS.get((name, res))
+            if key is None:
+                raise PolicyError(
+                    f"spec.strategy.{field_name}: strategy {name} has no such setting"
+                )
+            overrides[key] = str(strategy[field_name])
+    for res, prefix in (("cpu", "cpu"), ("memory", "memory")):
+        bounds = resources.get(res) or {}
+        if "minAllowed" in bounds:
+            overrides[f"min_{prefix}"] = str(bounds["minAllowed"])
+        if "maxAllowed" in bounds:
+            overrides[f"max_{prefix}"] = str(bounds["maxAllowed"])
+        limit = (resources.get("limits") or {}).get(res) or {}
+        if "policy" in limit:
+            policy = str(limit["policy"])
+            overrides[f"{prefix}_limit"] = (
+                f"x{limit.get('multiplier', 1)}" if policy == "Multiplier" else policy
+            )
+    if "controlledValues" in resources:
+        overrides["controlled_values"] = str(resources["controlledValues"])
+    return overrides
+
+
+def parse_policy_spec(spec: Mapping[str, Any]) -> PolicySpec:
+    """The spec with the CRD's defaults filled in; raises ``PolicyError``."""
+    targets = spec.get("targets") or {}
+    source = spec.get("source") or {}
+    update = spec.get("update") or {}
+    prom = source.get("prometheus")
+    prometheus = None
+    if prom:
+        url = str(prom.get("url", ""))
+        if not url.startswith(("http://", "https://")):
+            raise PolicyError("spec.source.prometheus.url must start with http:// or https://")
+        prometheus = PrometheusSource(
+            url=url,
+            auth_secret=(prom.get("authSecretRef") or {}).get("name"),
+            label_matchers=str(prom.get("labelMatchers", "")),
+            history_s=_duration(prom.get("history"), "spec.source.prometheus.history", 14 * 86400),
+            step_s=_duration(prom.get("step"), "spec.source.prometheus.step", 60.0),
+        )
+    mode = update.get("mode", "Recommend")
+    try:
+        update_mode = UpdateMode(mode)
+    except ValueError:
+        raise PolicyError(f"spec.update.mode: unknown mode {mode!r}") from None
+    parsed = PolicySpec(
+        targets=Targets(
+            kinds=tuple(targets.get("kinds") or ("Deployment", "StatefulSet", "DaemonSet")),
+            selector=_selector(targets.get("selector")),
+            names=frozenset(targets.get("names") or ()),
+            exclude_containers=frozenset(targets.get("excludeContainers") or ()),
+        ),
+        prometheus=prometheus,
+        metrics_server=bool((source.get("metricsServer") or {}).get("enabled", True)),
+        strategy_name=str((spec.get("strategy") or {}).get("name", "vpa")),
+        strategy_overrides=_strategy_overrides(
+            spec.get("strategy") or {}, spec.get("resources") or {}
+        ),
+        update=UpdatePolicy(
+            mode=update_mode,
+            min_change_percent=float(update.get("minChangePercent", 10)),
+            cooldown_s=_duration(update.get("cooldown"), "spec.update.cooldown", 86400.0),
+            max_step_down_percent=float(update.get("maxStepDownPercent", 50)),
+        ),
+        reconcile_interval_s=_duration(
+            spec.get("reconcileInterval"), "spec.reconcileInterval", 300.0
+        ),
+    )
+    parsed.strategy()  # fail now, with the field named, rather than at reconcile time
+    return parsed

@@ -1,0 +1,1 @@
+"""The RightSizePolicy status, built from recommendations (pure)."""

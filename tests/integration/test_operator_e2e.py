@@ -1,0 +1,408 @@
+"""The operator end to end on the sandbox: real kube-apiserver, controller-manager, kwok,
+Prometheus holding the example's history; the operator runs as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from rightsizer.cli.main import main
+from tests.integration.conftest import EXAMPLE
+from tests.sandbox import Config, Prometheus, Sandbox
+
+pytestmark = [pytest.mark.k8s, pytest.mark.prometheus, pytest.mark.slow]
+
+NS = "shop"
+GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
+CRD = Path(__file__).resolve().parents[2] / "crds" / "rightsizepolicies.rightsizer.dev.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+class Operator:
+    def __init__(self, kubeconfig: str, log: Path) -> None:
+        self.log_path = log
+        env = {**os.environ, "KUBECONFIG": kubeconfig, "RIGHTSIZER_TICK_SECONDS": "1",
+               "RIGHTSIZER_METRICS_PORT": str(free_port()),
+               "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1"}  # fmt: skip
+        kopf = str(Path(sys.executable).parent / "kopf")
+        self.proc = subprocess.Popen(
+            [kopf, "run", "-m", "rightsizer.handlers.main", "--standalone", "-A",
+             f"--liveness=http://127.0.0.1:{free_port()}/healthz"],
+            env=env, stdout=log.open("a"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for("the operator's start marker", lambda: "rightsizer operator started" in self.log())
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def deployment_body() -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": NS, "labels": {"app": "web"}},
+        "spec": {
+            "replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                {"name": "app", "image": "registry.example/web:1", "resources": {
+                    "requests": {"cpu": "500m", "memory": "512Mi"},
+                    "limits": {"cpu": "1", "memory": "512Mi"}}},
+                {"name": "istio-proxy", "image": "registry.example/proxy:1", "resources": {
+                    "requests": {"cpu": "100m", "memory": "128Mi"},
+                    "limits": {"memory": "256Mi"}}},
+            ]}},
+        },
+    }  # fmt: skip
+
+
+def statefulset_body() -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": NS, "labels": {"app": "db"}},
+        "spec": {
+            "replicas": 1, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [
+                {"name": "postgres", "image": "registry.example/pg:1", "resources": {
+                    "requests": {"cpu": "250m", "memory": "1Gi"},
+                    "limits": {"memory": "1Gi"}}},
+            ]}},
+        },
+    }  # fmt: skip
+
+
+def policy_body(name: str, prometheus_url: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "RightSizePolicy",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"source": {"prometheus": {"url": prometheus_url, "history": "3d", "step": "5m"},
+                            "metricsServer": {"enabled": False}},
+                 "reconcileInterval": "2s", **spec},
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster(k8s_api: ApiClient, kubeconfig: str, example_history: float) -> Iterator[ApiClient]:
+    subprocess.run(
+        [str(Sandbox().cfg.binary("kubectl")), "--kubeconfig", kubeconfig, "apply", "-f", str(CRD)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    core = client.CoreV1Api(k8s_api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+    apps = client.AppsV1Api(k8s_api)
+    apps.create_namespaced_deployment(NS, deployment_body())
+    apps.create_namespaced_stateful_set(NS, statefulset_body())
+    yield k8s_api
+    core.delete_namespace(NS, propagation_policy="Background")
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: ApiClient, kubeconfig: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    yield op
+    op.stop()
+
+
+def get_policy(api: ApiClient, name: str, namespace: str = NS) -> dict[str, Any]:
+    obj: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name
+    )
+    return obj
+
+
+def condition(policy: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(
+        (c for c in policy.get("status", {}).get("conditions", []) if c["type"] == type_), {}
+    )
+
+
+def targets(policy: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (w["workload"], c["name"]): c
+        for w in policy.get("status", {}).get("workloads", [])
+        for c in w["containers"]
+    }
+
+
+def offline_recommendations(capsys: pytest.CaptureFixture[str]) -> dict[tuple[str, str], Any]:
+    capsys.readouterr()
+    assert main(["recommend", "--samples", str(EXAMPLE), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    return {
+        (r["workload"], r["container"]): r for r in doc["recommendations"] if r["namespace"] == NS
+    }
+
+
+def test_recommend_mode_status_matches_the_engine(
+    operator: Operator, cluster: ApiClient, prometheus: Prometheus,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    client.CustomObjectsApi(cluster).create_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, policy_body("shop", prometheus.url)
+    )
+    policy = wait_for(
+        "a Ready status with 3 containers",
+        lambda: (
+            (p := get_policy(cluster, "shop"))
+            and condition(p, "Ready").get("status") == "True"
+            and p["status"]["summary"]["containers"] == 3
+            and p
+        ),
+    )
+    assert policy["status"]["observedGeneration"] == policy["metadata"]["generation"]
+    assert policy["status"]["summary"]["workloads"] == 2
+    expected = offline_recommendations(capsys)
+    got = targets(policy)
+    assert got.keys() == expected.keys()
+    for key, rec in got.items():
+        for field in ("target", "lowerBound", "upperBound", "uncappedTarget"):
+            assert rec[field] == expected[key][field], (key, field)
+        assert rec["requests"] == expected[key]["current"]["requests"], key
+    assert condition(policy, "SourceUnavailable")["status"] == "False"
+    assert policy["status"]["history"]["bootstrapped"] is True
+
+
+def test_annotate_mode_writes_metadata_only_and_no_storm(
+    operator: Operator, cluster: ApiClient
+) -> None:
+    apps = client.AppsV1Api(cluster)
+    before = apps.read_namespaced_deployment("web", NS)
+    replica_sets_before = wait_for(
+        "the Deployment's ReplicaSet",
+        lambda: apps.list_namespaced_replica_set(NS, label_selector="app=web").items,
+    )
+    client.CustomObjectsApi(cluster).patch_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, "shop", {"spec": {"update": {"mode": "Annotate"}}}
+    )
+    web = wait_for(
+        "the recommendation annotation",
+        lambda: (
+            (d := apps.read_namespaced_deployment("web", NS)).metadata.annotations
+            and "rightsizer.dev/recommendation" in d.metadata.annotations
+            and d
+        ),
+    )
+    rec = json.loads(web.metadata.annotations["rightsizer.dev/recommendation"])
+    assert set(rec["containers"]) == {"app", "istio-proxy"}
+    assert "app: cpu 500m→" in web.metadata.annotations["rightsizer.dev/summary"]
+    # Metadata only: the pod template is untouched, so nothing rolls. (The apiserver bumps a
+    # Deployment's generation on annotation changes, as it copies them to ReplicaSets; once
+    # the controller has seen that generation, the ReplicaSets must be the same ones.)
+    assert web.spec.template == before.spec.template
+    wait_for(
+        "the controller to observe the new generation",
+        lambda: (
+            (d := apps.read_namespaced_deployment("web", NS)).status.observed_generation
+            == d.metadata.generation
+        ),
+    )
+    sets = apps.list_namespaced_replica_set(NS, label_selector="app=web").items
+    assert [rs.metadata.name for rs in sets] == [rs.metadata.name for rs in replica_sets_before]
+    events = client.CoreV1Api(cluster).list_namespaced_event(
+        NS, field_selector="reason=RecommendationAnnotated,involvedObject.name=web"
+    )
+    assert events.items
+    # further reconciles with the same recommendation write nothing
+    version = web.metadata.resource_version
+    first = get_policy(cluster, "shop")["status"]["lastReconcileTime"]
+    wait_for(
+        "two more reconciles",
+        lambda: get_policy(cluster, "shop")["status"]["lastReconcileTime"] > first,
+        30,
+    )
+    time.sleep(3)
+    assert apps.read_namespaced_deployment("web", NS).metadata.resource_version == version
+    status = get_policy(cluster, "shop")["status"]
+    actions = {w["workload"]: w.get("lastAction", {}) for w in status["workloads"]}
+    assert actions["Deployment/web"]["type"] == "Annotated"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"update": {"mode": "Auto"}}, 'Unsupported value: "Auto"'),
+        ({"strategy": {"cpuPercentile": 150}}, "cpuPercentile must be within 1–100"),
+        ({"resources": {"memory": {"minAllowed": "2Gi", "maxAllowed": "1Gi"}}},
+         "minAllowed must not exceed maxAllowed"),
+        ({"reconcileInterval": "0s"}, "positive duration"),
+        ({"source": {"prometheus": {"url": "prometheus:9090"}}}, "must start with http://"),
+    ],
+)  # fmt: skip
+def test_invalid_policies_are_rejected_with_readable_messages(
+    cluster: ApiClient, spec: dict[str, Any], message: str
+) -> None:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RightSizePolicy",
+            "metadata": {"name": "bad", "namespace": NS}, "spec": spec}  # fmt: skip
+    with pytest.raises(ApiException) as err:
+        client.CustomObjectsApi(cluster).create_namespaced_custom_object(
+            GROUP, VERSION, NS, PLURAL, body
+        )
+    assert err.value.status == 422
+    assert message in json.loads(err.value.body)["message"]
+
+
+def test_a_newer_policy_selecting_the_same_workloads_reports_conflict(
+    operator: Operator, cluster: ApiClient, prometheus: Prometheus
+) -> None:
+    api = client.CustomObjectsApi(cluster)
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, policy_body("shop-b", prometheus.url)
+    )
+    newer = wait_for("Conflict on the newer policy", lambda: (p := get_policy(cluster, "shop-b"))
+                     and condition(p, "Conflict").get("status") == "True" and p)  # fmt: skip
+    assert "belongs to policy shop" in condition(newer, "Conflict")["message"]
+    assert newer["status"]["summary"]["workloads"] == 0
+    first = newer["status"]["lastReconcileTime"]
+    wait_for(
+        "more reconciles",
+        lambda: get_policy(cluster, "shop-b")["status"]["lastReconcileTime"] > first,
+        30,
+    )
+    again = get_policy(cluster, "shop-b")
+    assert condition(again, "Conflict")["status"] == "True"  # no flapping
+    assert (
+        condition(again, "Conflict")["lastTransitionTime"]
+        == condition(newer, "Conflict")["lastTransitionTime"]
+    )
+    assert condition(get_policy(cluster, "shop"), "Conflict")["status"] == "False"
+    api.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "shop-b")
+
+
+def test_restart_keeps_history_without_a_full_reread(
+    operator: Operator, cluster: ApiClient, kubeconfig: str, tmp_path: Path
+) -> None:
+    before = targets(get_policy(cluster, "shop"))
+    operator.stop()
+    restarted = Operator(kubeconfig, tmp_path / "restarted.log")
+    try:
+        line = wait_for(
+            "a reconcile of shop/shop after the restart",
+            lambda: next((ln for ln in restarted.log().splitlines()
+                          if "[shop/shop] reconciled:" in ln), None),
+        )  # fmt: skip
+        seconds = float(re.search(r"read (\d+) s of history", line).group(1))  # type: ignore[union-attr]
+        assert seconds < 3600, line  # from the checkpoint on, not 3 days again
+        after = targets(get_policy(cluster, "shop"))
+        for key in before:
+            assert after[key]["target"] == before[key]["target"], key
+    finally:
+        restarted.stop()
+    operator.proc = Operator(kubeconfig, operator.log_path).proc
+
+
+def test_deleted_workload_leaves_the_status(operator: Operator, cluster: ApiClient) -> None:
+    client.AppsV1Api(cluster).delete_namespaced_stateful_set("db", NS)
+    policy = wait_for(
+        "db to leave the status",
+        lambda: (
+            (p := get_policy(cluster, "shop"))
+            and [w["workload"] for w in p["status"]["workloads"]] == ["Deployment/web"]
+            and p
+        ),
+    )
+    assert policy["status"]["summary"]["workloads"] == 1
+
+
+FLAKY = "shop-flaky"
+
+
+def test_prometheus_down_then_back(
+    operator: Operator, cluster: ApiClient, tmp_path: Path, example_history: float
+) -> None:
+    """A policy on a Prometheus of its own (so stopping it disturbs no other test)."""
+    core = client.CoreV1Api(cluster)
+    own = Sandbox(
+        Config(state=tmp_path / "own", ports={**Config().ports, "prometheus": free_port()})
+    )
+    own.up(["prometheus"])
+    try:
+        own_prom = Prometheus(own)
+        out = tmp_path / "om"
+        assert main(["dev", "openmetrics", "--samples", str(EXAMPLE), "--end",
+                     str(example_history), "--output", str(out)]) == 0  # fmt: skip
+        own_prom.load_openmetrics(sorted(out.glob("*.om")))
+        api = client.CustomObjectsApi(cluster)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=FLAKY)))
+        cache = deployment_body()
+        cache["metadata"].update(name="cache", namespace=FLAKY)
+        client.AppsV1Api(cluster).create_namespaced_deployment(FLAKY, cache)
+        body = policy_body("flaky", own_prom.url)
+        body["metadata"]["namespace"] = FLAKY
+        api.create_namespaced_custom_object(GROUP, VERSION, FLAKY, PLURAL, body)
+        wait_for(
+            "flaky Ready",
+            lambda: condition(get_policy(cluster, "flaky", FLAKY), "Ready").get("status") == "True",
+        )
+        own.down(["prometheus"])
+        down = wait_for(
+            "SourceUnavailable=True",
+            lambda: (
+                (p := get_policy(cluster, "flaky", FLAKY))
+                and condition(p, "SourceUnavailable").get("status") == "True"
+                and p
+            ),
+            60,
+        )
+        assert "Prometheus" in condition(down, "SourceUnavailable")["message"]
+        assert condition(down, "Ready")["status"] == "False"
+        assert [w["workload"] for w in down["status"]["workloads"]] == ["Deployment/cache"]
+        own.up(["prometheus"], keep_data=True)
+        wait_for(
+            "recovery",
+            lambda: (
+                condition(get_policy(cluster, "flaky", FLAKY), "SourceUnavailable").get("status")
+                == "False"
+            ),
+            90,
+        )
+        wait_for(  # Events are posted asynchronously by Kopf
+            "a SourceUnavailable Event on the policy",
+            lambda: (
+                client.CoreV1Api(cluster)
+                .list_namespaced_event(
+                    FLAKY, field_selector="reason=SourceUnavailable,involvedObject.name=flaky"
+                )
+                .items
+            ),
+            30,
+        )
+        api.delete_namespaced_custom_object(GROUP, VERSION, FLAKY, PLURAL, "flaky")
+    finally:
+        own.down(["prometheus"])
+        core.delete_namespace(FLAKY, propagation_policy="Background")
