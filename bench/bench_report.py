@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -153,11 +152,17 @@ def main() -> None:
     for r in range(1, args.rounds + 1):
         floor_s = bare_fetch(url, queries)
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT / "operator")})  # fmt: skip
+        out_path = state / "report.json"
+        with out_path.open("w") as out:
+            env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
+            proc = subprocess.Popen(cmd, stdout=out, env=env)
+            # wait4 gives this child's own peak RSS (RUSAGE_CHILDREN would include promtool)
+            _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        doc = json.loads(proc.stdout)
+        if status != 0:
+            raise SystemExit(f"rightsizer report failed with status {status}")
+        rss = usage.ru_maxrss / 1024
+        doc = json.loads(out_path.read_text())
         print(f"{r:>5} {floor_s:>13.1f} {wall:>9.1f} {wall / floor_s:>6.2f} {rss:>20.0f} "
               f"{doc['source']['queries']:>8} {len(doc['recommendations']):>11}")  # fmt: skip
     sandbox.down(["prometheus"])

@@ -97,7 +97,7 @@ def human_memory(num_bytes: float | None) -> str:
         return "-"
     for suffix, factor in (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
         if abs(num_bytes) >= factor:
-            return f"{num_bytes / factor:.3g}{suffix}"
+            return f"{num_bytes / factor:.4g}{suffix}"
     return f"{num_bytes:.0f}"
 
 

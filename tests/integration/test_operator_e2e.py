@@ -238,8 +238,9 @@ def test_annotate_mode_writes_metadata_only_and_no_storm(
         NS, field_selector="reason=RecommendationAnnotated,involvedObject.name=web"
     )
     assert events.items
-    # further reconciles with the same recommendation write nothing
-    version = web.metadata.resource_version
+    # Further reconciles with the same recommendation write nothing (the version is taken
+    # after the controller has recorded the new generation in the Deployment's status).
+    version = apps.read_namespaced_deployment("web", NS).metadata.resource_version
     first = get_policy(cluster, "shop")["status"]["lastReconcileTime"]
     wait_for(
         "two more reconciles",

@@ -37,7 +37,7 @@ def test_json_matches_the_engine_and_the_documented_form(
     code, out, _ = run(capsys, "recommend", "--samples", str(EXAMPLE), "--format", "json")
     assert code == 0
     doc = json.loads(out)
-    strategy, policy = build_strategy("vpa")
+    strategy, policy = build_strategy("headroom")  # the default
     recs = recommend_frame(read_samples(EXAMPLE), strategy, policy)
     assert len(doc["recommendations"]) == len(recs)
     keys = [(d["namespace"], d["workload"], d["container"]) for d in doc["recommendations"]]
@@ -117,7 +117,7 @@ def test_limit_range_file_caps(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     [
         (["--samples", "/nonexistent.csv"], "no such file"),
         (["--samples", str(EXAMPLE), "--set", "bogus=1"], "unknown setting 'bogus'"),
-        (["--samples", str(EXAMPLE), "--set", "target_cpu_percentile=120"], "0–100"),
+        (["--samples", str(EXAMPLE), "--set", "cpu_percentile=120"], "0–100"),
         (["--samples", str(EXAMPLE), "--set", "cpu_half_life=-5h"], "duration"),
         (
             ["--samples", str(EXAMPLE), "--set", "min_cpu=2", "--set", "max_cpu=1"],

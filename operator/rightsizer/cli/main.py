@@ -131,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "--strategy",
         choices=STRATEGY_NAMES,
-        default="vpa",
-        help="vpa: upstream VPA's recommender; percentile: p95 CPU, peak memory × 1.15 "
+        default="headroom",
+        help="headroom: rightsizer's own (the best on the backtests, docs/quality.md); "
+        "vpa: upstream VPA's recommender; percentile: p95 CPU, peak memory × 1.15 "
         "(default: %(default)s)",
     )
     rec.add_argument(

@@ -64,7 +64,7 @@ def add_report_parser(sub: Any, bad_input: type[Exception]) -> None:
     p.add_argument("--history", default="14d", help="how far back to read (default 14d)")
     p.add_argument("--step", default="1m", help="resolution of the history (default 1m)")
     p.add_argument("--end", default="now", help="end of the history: now or Unix seconds")
-    p.add_argument("--strategy", choices=STRATEGY_NAMES, default="vpa")
+    p.add_argument("--strategy", choices=STRATEGY_NAMES, default="headroom")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="strategy/sizing setting (see `rightsizer recommend --help`)")  # fmt: skip
     p.add_argument("--min-history", default="24h",

@@ -18,11 +18,9 @@ import pandas as pd
 from rightsizer.actuation.annotations import annotation_update, wanted_annotations
 from rightsizer.controller.inventory import PolicyInfo, WorkloadInfo
 from rightsizer.controller.runtime import PolicyRuntime
-from rightsizer.engine.aggregation import UsageAggregates
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
 from rightsizer.engine.strategies import SizingContext
-from rightsizer.engine.strategies.vpa import VpaStrategy
 from rightsizer.engine.usage import ContainerKey
 from rightsizer.history import checkpoints
 from rightsizer.policy.spec import (
@@ -170,11 +168,11 @@ def reconcile(
     if runtime is None or runtime.signature != signature:
         runtime = PolicyRuntime(signature=signature)
     if runtime.state is None:
-        if isinstance(strategy, VpaStrategy) and ports.load_checkpoint is not None:
+        if ports.load_checkpoint is not None:
             blob = ports.load_checkpoint(ns, checkpoint_name(policy.name))
             if blob is not None:
                 try:
-                    restored = checkpoints.decode(blob, strategy.aggregation)
+                    restored = checkpoints.decode(blob, strategy)
                     if restored.signature == signature:
                         runtime.registry = restored.registry
                         runtime.state = restored.state
@@ -355,7 +353,7 @@ def reconcile(
     history: dict[str, Any] = {"bootstrapped": runtime.bootstrapped}
     if runtime.read_until_s is not None:
         history["readUntil"] = iso(runtime.read_until_s)
-    if isinstance(state, UsageAggregates) and runtime.read_until_s is not None:
+    if checkpoints.supports(state) and runtime.read_until_s is not None:
         history["checkpoint"] = checkpoint_name(policy.name)
         if now_s - runtime.last_checkpoint_s >= CHECKPOINT_INTERVAL_S:
             outcome.checkpoint = checkpoints.encode(

@@ -17,6 +17,7 @@ With ``half_life_s=None`` the histograms do not decay (used by the percentile st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -200,6 +201,24 @@ class DecayingHistograms:
     def is_empty(self) -> BoolArray:
         empty: BoolArray = np.asarray(~(self.weights >= self.epsilon).any(axis=1), dtype=bool)
         return empty
+
+    # -- whole-state snapshots (rightsizer's own strategies) -----------------------------
+    def to_arrays(self, prefix: str) -> dict[str, npt.NDArray[np.generic]]:
+        """All rows as arrays; weights as float32 (7 significant digits is plenty for
+        percentiles and keeps a checkpoint small)."""
+        return {
+            f"{prefix}weights": self.weights.astype(np.float32),
+            f"{prefix}total": self.total,
+            f"{prefix}reference_s": self.reference_s,
+        }
+
+    def load_arrays(self, prefix: str, arrays: Mapping[str, npt.NDArray[np.generic]]) -> None:
+        weights = np.asarray(arrays[f"{prefix}weights"], dtype=np.float64)
+        if weights.ndim != 2 or weights.shape[1] != self.scheme.num_buckets:
+            raise ValueError("snapshot histogram has another bucket scheme")
+        self.weights = weights
+        self.total = np.asarray(arrays[f"{prefix}total"], dtype=np.float64)
+        self.reference_s = np.asarray(arrays[f"{prefix}reference_s"], dtype=np.float64)
 
     # -- checkpoints (§1.8) -------------------------------------------------------------
     def save_checkpoint(self, row: int) -> HistogramCheckpoint:

@@ -1,24 +1,37 @@
 """Checkpoints of a policy's usage state, as compact bytes for one ConfigMap (pure).
 
-Per container: upstream VPA's checkpoint (``vpa-algorithm.md`` §1.8: histograms scaled so
-the heaviest bucket is 10000, first/last sample, sample count). rightsizer adds each pod's
-open memory window (its end and peaks), which upstream drops, so that a restart keeps
-today's peaks; and ``read_until_s``, up to where usage has been read, so that a restarted
-operator reads only what came after. gzip keeps 1,000 containers well under 1 MiB.
+Two formats. For the ``vpa`` strategy, upstream VPA's checkpoint per container
+(``vpa-algorithm.md`` §1.8: histograms scaled so the heaviest bucket is 10000, first and
+last sample, sample count). rightsizer adds each pod's open memory window (its end and
+peaks), which upstream drops, so that a restart keeps today's peaks; and ``read_until_s``,
+up to where usage has been read, so that a restarted operator reads only what came after.
+gzip keeps 1,000 containers well under 1 MiB.
+
+For rightsizer's other strategies (states with ``snapshot()``/``restore()``), the state's
+arrays in a compressed ``.npz`` behind a small JSON header with the container keys.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any
 
-from rightsizer.engine.aggregation import AggregationSettings, UsageAggregates
+import numpy as np
+
+from rightsizer.engine.aggregation import UsageAggregates
+from rightsizer.engine.strategies.base import Strategy, UsageState
+from rightsizer.engine.strategies.headroom import HeadroomStrategy, HeadroomUsage
+from rightsizer.engine.strategies.percentile import PercentileStrategy, PercentileUsage
+from rightsizer.engine.strategies.vpa import VpaStrategy
 from rightsizer.engine.usage import ContainerRegistry
 
 FORMAT_VERSION = 1
+_SNAPSHOT_MAGIC = b"RSNPZ1"
 
 
 class CheckpointError(ValueError):
@@ -28,12 +41,76 @@ class CheckpointError(ValueError):
 @dataclass
 class Restored:
     registry: ContainerRegistry
-    state: UsageAggregates
+    state: UsageState
     read_until_s: float
     signature: str
 
 
+def supports(state: UsageState) -> bool:
+    return isinstance(state, UsageAggregates | HeadroomUsage | PercentileUsage)
+
+
 def encode(
+    registry: ContainerRegistry, state: UsageState, read_until_s: float, signature: str
+) -> bytes:
+    if isinstance(state, HeadroomUsage | PercentileUsage):
+        return _encode_snapshot(registry, state, read_until_s, signature)
+    if not isinstance(state, UsageAggregates):
+        raise CheckpointError(f"no checkpoint format for {type(state).__name__}")
+    return _encode_vpa(registry, state, read_until_s, signature)
+
+
+def decode(blob: bytes, strategy: Strategy) -> Restored:
+    if blob.startswith(_SNAPSHOT_MAGIC):
+        return _decode_snapshot(blob, strategy)
+    if not isinstance(strategy, VpaStrategy):
+        raise CheckpointError("the checkpoint was written for another strategy")
+    return _decode_vpa(blob, strategy)
+
+
+def _encode_snapshot(
+    registry: ContainerRegistry,
+    state: HeadroomUsage | PercentileUsage,
+    read_until_s: float,
+    signature: str,
+) -> bytes:
+    header = {
+        "version": FORMAT_VERSION,
+        "kind": type(state).__name__,
+        "signature": signature,
+        "readUntil": read_until_s,
+        "containers": [list(k) for k in registry.containers],
+        "instances": [list(k) for k in registry.instances],
+    }
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **state.snapshot())  # type: ignore[arg-type]
+    return _SNAPSHOT_MAGIC + struct.pack(">I", len(raw)) + raw + buf.getvalue()
+
+
+def _decode_snapshot(blob: bytes, strategy: Strategy) -> Restored:
+    try:
+        (size,) = struct.unpack(">I", blob[6:10])
+        header = json.loads(blob[10 : 10 + size])
+        arrays = dict(np.load(io.BytesIO(blob[10 + size :]), allow_pickle=False))
+        registry = ContainerRegistry()
+        for key in header["containers"]:
+            registry.container_id((key[0], key[1], key[2]))
+        for key in header["instances"]:
+            registry.instance_id((key[0], key[1], key[2], key[3]))
+        state: UsageState
+        if header["kind"] == "HeadroomUsage" and isinstance(strategy, HeadroomStrategy):
+            state = HeadroomUsage.restore(strategy.settings, arrays)
+        elif header["kind"] == "PercentileUsage" and isinstance(strategy, PercentileStrategy):
+            state = PercentileUsage.restore(arrays)
+        else:
+            raise CheckpointError("the checkpoint was written for another strategy")
+    except (KeyError, TypeError, ValueError, OSError, struct.error) as exc:
+        raise CheckpointError(f"malformed checkpoint: {exc}") from None
+    return Restored(registry, state, float(header["readUntil"]), str(header.get("signature", "")))
+
+
+def _encode_vpa(
     registry: ContainerRegistry, state: UsageAggregates, read_until_s: float, signature: str
 ) -> bytes:
     containers = []
@@ -60,7 +137,8 @@ def encode(
     return gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), mtime=0)
 
 
-def decode(blob: bytes, settings: AggregationSettings) -> Restored:
+def _decode_vpa(blob: bytes, strategy: VpaStrategy) -> Restored:
+    settings = strategy.aggregation
     try:
         doc: dict[str, Any] = json.loads(gzip.decompress(blob))
     except (OSError, EOFError, ValueError) as exc:

@@ -120,6 +120,8 @@ def _selector(data: Mapping[str, Any] | None) -> LabelSelector:
 
 
 _PERCENTILE_KEYS = {
+    ("headroom", "cpu"): "cpu_percentile",
+    ("headroom", "memory"): "memory_request_percentile",
     ("vpa", "cpu"): "target_cpu_percentile",
     ("vpa", "memory"): "target_memory_percentile",
     ("percentile", "cpu"): "cpu_percentile",
@@ -129,7 +131,7 @@ _PERCENTILE_KEYS = {
 def _strategy_overrides(
     strategy: Mapping[str, Any], resources: Mapping[str, Any]
 ) -> dict[str, str]:
-    name = str(strategy.get("name", "vpa"))
+    name = str(strategy.get("name", "headroom"))
     overrides = {str(k): str(v) for k, v in (strategy.get("parameters") or {}).items()}
     for res, field_name in (("cpu", "cpuPercentile"), ("memory", "memoryPercentile")):
         if field_name in strategy:
@@ -188,7 +190,7 @@ def parse_policy_spec(spec: Mapping[str, Any]) -> PolicySpec:
         ),
         prometheus=prometheus,
         metrics_server=bool((source.get("metricsServer") or {}).get("enabled", True)),
-        strategy_name=str((spec.get("strategy") or {}).get("name", "vpa")),
+        strategy_name=str((spec.get("strategy") or {}).get("name", "headroom")),
         strategy_overrides=_strategy_overrides(
             spec.get("strategy") or {}, spec.get("resources") or {}
         ),

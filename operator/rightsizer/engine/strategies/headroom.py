@@ -41,6 +41,7 @@ CPU (compressible: a miss is slowness under contention, never a kill):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -185,6 +186,32 @@ class HeadroomUsage:
     @property
     def rows(self) -> int:
         return self.cpu.rows
+
+    _ROW_ARRAYS = ("slot_peak_bytes", "slot_ooms", "peak_memory_bytes", "cpu_samples",
+                   "memory_samples", "oom_kills", "first_s", "last_s")  # fmt: skip
+
+    def snapshot(self) -> dict[str, npt.NDArray[np.generic]]:
+        """The whole state as arrays (for checkpoints)."""
+        arrays = self.cpu.to_arrays("cpu_")
+        arrays.update({name: getattr(self, name) for name in self._ROW_ARRAYS})
+        arrays["slot_day"] = self.slot_day
+        arrays["latest_day"] = np.asarray([-1 if self.latest_day is None else self.latest_day])
+        return arrays
+
+    @classmethod
+    def restore(
+        cls, settings: HeadroomSettings, arrays: Mapping[str, npt.NDArray[np.generic]]
+    ) -> HeadroomUsage:
+        state = cls(settings)
+        state.cpu.load_arrays("cpu_", arrays)
+        for name in cls._ROW_ARRAYS:
+            setattr(state, name, np.asarray(arrays[name], dtype=np.float64))
+        if state.slot_peak_bytes.shape[1:] != (settings.memory_slots,):
+            raise ValueError("snapshot has another memory window")
+        state.slot_day = np.asarray(arrays["slot_day"], dtype=np.int64)
+        latest = int(np.asarray(arrays["latest_day"])[0])
+        state.latest_day = None if latest < 0 else latest
+        return state
 
     def grow(self, count: int) -> None:
         if count <= self.rows:

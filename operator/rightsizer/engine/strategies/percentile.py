@@ -8,9 +8,11 @@ memory bounded however long the history is. Memory uses the exact maximum.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from rightsizer.engine.buckets import FloatArray, IntArray, exponential_scheme
 from rightsizer.engine.estimators import Estimates
@@ -68,6 +70,23 @@ class PercentileUsage:
         self.oom_kills: IntArray = np.zeros(0, dtype=np.int64)
         self.first_s: FloatArray = np.zeros(0)
         self.last_s: FloatArray = np.zeros(0)
+
+    _ROW_ARRAYS = ("peak_memory_bytes", "cpu_samples", "memory_samples", "oom_kills",
+                   "first_s", "last_s")  # fmt: skip
+
+    def snapshot(self) -> dict[str, npt.NDArray[np.generic]]:
+        """The whole state as arrays (for checkpoints)."""
+        arrays = self.cpu.to_arrays("cpu_")
+        arrays.update({name: getattr(self, name) for name in self._ROW_ARRAYS})
+        return arrays
+
+    @classmethod
+    def restore(cls, arrays: Mapping[str, npt.NDArray[np.generic]]) -> PercentileUsage:
+        state = cls()
+        state.cpu.load_arrays("cpu_", arrays)
+        for name in cls._ROW_ARRAYS:
+            setattr(state, name, np.asarray(arrays[name]))
+        return state
 
     def grow(self, count: int) -> None:
         if count <= self.cpu.rows:
