@@ -82,6 +82,17 @@ def format_memory(num_bytes: int) -> str:
     return str(int(num_bytes))
 
 
+def quantities(cpu_millicores: int | None, memory_bytes: int | None) -> dict[str, str]:
+    """``{"cpu": "120m", "memory": "262144000"}`` in VPA's canonical form; unset values
+    are left out."""
+    out = {}
+    if cpu_millicores is not None:
+        out["cpu"] = format_cpu(cpu_millicores)
+    if memory_bytes is not None:
+        out["memory"] = format_memory(memory_bytes)
+    return out
+
+
 def human_cpu(millicores: float | None) -> str:
     """CPU for people: ``"120m"`` below one core, ``"2.5"`` cores above."""
     if millicores is None or (isinstance(millicores, float) and math.isnan(millicores)):

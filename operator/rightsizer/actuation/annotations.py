@@ -11,20 +11,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rightsizer.quantity import format_cpu, format_memory, human_cpu, human_memory
+from rightsizer.quantity import human_cpu, human_memory, quantities
 from rightsizer.report.model import ReportRow
 
 RECOMMENDATION = "rightsizer.dev/recommendation"
 SUMMARY = "rightsizer.dev/summary"
-
-
-def _res(cpu: int | None, mem: int | None) -> dict[str, str]:
-    out = {}
-    if cpu is not None:
-        out["cpu"] = format_cpu(cpu)
-    if mem is not None:
-        out["memory"] = format_memory(mem)
-    return out
 
 
 def wanted_annotations(rows: Sequence[ReportRow], policy: str) -> dict[str, str] | None:
@@ -36,8 +27,8 @@ def wanted_annotations(rows: Sequence[ReportRow], policy: str) -> dict[str, str]
             continue
         r = row.recommendation
         containers[r.container] = {
-            "requests": _res(r.target.cpu_millicores, r.target.memory_bytes),
-            "limits": _res(r.limits.cpu_millicores, r.limits.memory_bytes),
+            "requests": quantities(r.target.cpu_millicores, r.target.memory_bytes),
+            "limits": quantities(r.limits.cpu_millicores, r.limits.memory_bytes),
         }
         parts.append(
             f"{r.container}: cpu {human_cpu(r.current_requests.cpu_millicores)}→"

@@ -11,18 +11,13 @@ from typing import Any
 import yaml
 
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
-from rightsizer.quantity import format_cpu, format_memory, human_cpu, human_memory
+from rightsizer.quantity import format_memory, human_cpu, human_memory, quantities
 
 FORMATS = ("table", "json", "yaml", "csv")
 
 
 def _quantities(r: Resources) -> dict[str, str]:
-    out: dict[str, str] = {}
-    if r.cpu_millicores is not None:
-        out["cpu"] = format_cpu(r.cpu_millicores)
-    if r.memory_bytes is not None:
-        out["memory"] = format_memory(r.memory_bytes)
-    return out
+    return quantities(r.cpu_millicores, r.memory_bytes)
 
 
 def to_document(recs: Sequence[ContainerRecommendation]) -> dict[str, Any]:
@@ -52,6 +47,7 @@ def to_document(recs: Sequence[ContainerRecommendation]) -> dict[str, Any]:
 
 
 def change_percent(current: int | None, recommended: int | None) -> float | None:
+    """Relative change in percent; None where there is nothing to compare."""
     if current is None or recommended is None or current == 0:
         return None
     return (recommended - current) / current * 100.0
@@ -59,6 +55,18 @@ def change_percent(current: int | None, recommended: int | None) -> float | None
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:+.0f}%"
+
+
+def change_cells(r: ContainerRecommendation) -> list[str]:
+    """Current request, recommendation and change, for CPU then memory (for tables)."""
+    return [
+        human_cpu(r.current_requests.cpu_millicores),
+        human_cpu(r.target.cpu_millicores),
+        _pct(change_percent(r.current_requests.cpu_millicores, r.target.cpu_millicores)),
+        human_memory(r.current_requests.memory_bytes),
+        human_memory(r.target.memory_bytes),
+        _pct(change_percent(r.current_requests.memory_bytes, r.target.memory_bytes)),
+    ]
 
 
 def render_table(recs: Sequence[ContainerRecommendation]) -> str:
@@ -75,12 +83,7 @@ def render_table(recs: Sequence[ContainerRecommendation]) -> str:
                 r.namespace,
                 r.workload,
                 r.container,
-                human_cpu(r.current_requests.cpu_millicores),
-                human_cpu(r.target.cpu_millicores),
-                _pct(change_percent(r.current_requests.cpu_millicores, r.target.cpu_millicores)),
-                human_memory(r.current_requests.memory_bytes),
-                human_memory(r.target.memory_bytes),
-                _pct(change_percent(r.current_requests.memory_bytes, r.target.memory_bytes)),
+                *change_cells(r),
                 human_cpu(r.limits.cpu_millicores),
                 human_memory(r.limits.memory_bytes),
                 str(r.cpu_samples),

@@ -7,7 +7,6 @@ recommendation.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -135,10 +134,3 @@ def totals(rows: Sequence[ReportRow]) -> Totals:
         containers=sum(1 for r in rows if r.enough_data),
         insufficient_data=sum(1 for r in rows if not r.enough_data),
     )
-
-
-def change_percent(current: int | None, target: int | None) -> float | None:
-    if current is None or target is None or current == 0:
-        return None
-    pct = (target - current) / current * 100.0
-    return pct if math.isfinite(pct) else None

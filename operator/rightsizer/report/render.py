@@ -10,15 +10,11 @@ from typing import Any
 
 import yaml
 
-from rightsizer.cli.render import to_document
+from rightsizer.cli.render import change_cells, to_document
 from rightsizer.quantity import human_cpu, human_memory
-from rightsizer.report.model import ReportRow, Totals, change_percent
+from rightsizer.report.model import ReportRow, Totals
 
 FORMATS = ("table", "json", "yaml", "csv", "markdown")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.0f}%"
 
 
 def _cells(row: ReportRow) -> list[str]:
@@ -31,12 +27,7 @@ def _cells(row: ReportRow) -> list[str]:
                 f"insufficient data: {row.reason}"]  # fmt: skip
     return [
         *base,
-        human_cpu(r.current_requests.cpu_millicores),
-        human_cpu(r.target.cpu_millicores),
-        _pct(change_percent(r.current_requests.cpu_millicores, r.target.cpu_millicores)),
-        human_memory(r.current_requests.memory_bytes),
-        human_memory(r.target.memory_bytes),
-        _pct(change_percent(r.current_requests.memory_bytes, r.target.memory_bytes)),
+        *change_cells(r),
         str(r.cpu_samples),
         f"{r.history_span_s / 86400:.1f}d",
         row.severity.value,

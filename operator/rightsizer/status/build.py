@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rightsizer.quantity import format_cpu, format_memory
+from rightsizer.quantity import quantities
 from rightsizer.report.model import ReportRow, Severity, Totals
 
 #: Well under the 1.5 MB etcd object limit, leaving room for the spec and metadata.
@@ -56,21 +56,12 @@ def merge_conditions(
     return sorted(by_type.values(), key=lambda c: str(c["type"]))
 
 
-def _res(cpu_m: int | None, mem_b: int | None) -> dict[str, str]:
-    out = {}
-    if cpu_m is not None:
-        out["cpu"] = format_cpu(cpu_m)
-    if mem_b is not None:
-        out["memory"] = format_memory(mem_b)
-    return out
-
-
 def container_entry(row: ReportRow) -> dict[str, Any]:
     r = row.recommendation
     entry: dict[str, Any] = {
         "name": r.container,
-        "requests": _res(r.current_requests.cpu_millicores, r.current_requests.memory_bytes),
-        "limits": _res(r.current_limits.cpu_millicores, r.current_limits.memory_bytes),
+        "requests": quantities(r.current_requests.cpu_millicores, r.current_requests.memory_bytes),
+        "limits": quantities(r.current_limits.cpu_millicores, r.current_limits.memory_bytes),
         "samples": {"cpu": r.cpu_samples, "memory": r.memory_samples},
         "confidence": round(r.confidence, 3),
         "severity": row.severity.value,
@@ -79,11 +70,11 @@ def container_entry(row: ReportRow) -> dict[str, Any]:
         entry["insufficientData"] = row.reason
         return entry
     entry.update(
-        target=_res(r.target.cpu_millicores, r.target.memory_bytes),
-        lowerBound=_res(r.lower_bound.cpu_millicores, r.lower_bound.memory_bytes),
-        upperBound=_res(r.upper_bound.cpu_millicores, r.upper_bound.memory_bytes),
-        uncappedTarget=_res(r.uncapped_target.cpu_millicores, r.uncapped_target.memory_bytes),
-        recommendedLimits=_res(r.limits.cpu_millicores, r.limits.memory_bytes),
+        target=quantities(r.target.cpu_millicores, r.target.memory_bytes),
+        lowerBound=quantities(r.lower_bound.cpu_millicores, r.lower_bound.memory_bytes),
+        upperBound=quantities(r.upper_bound.cpu_millicores, r.upper_bound.memory_bytes),
+        uncappedTarget=quantities(r.uncapped_target.cpu_millicores, r.uncapped_target.memory_bytes),
+        recommendedLimits=quantities(r.limits.cpu_millicores, r.limits.memory_bytes),
     )
     return entry
 

@@ -50,7 +50,7 @@ import numpy.typing as npt
 from rightsizer.engine.buckets import FloatArray, IntArray
 from rightsizer.engine.estimators import Estimates
 from rightsizer.engine.histogram import DecayingHistograms
-from rightsizer.engine.policy import ControlledValues, LimitMode, LimitPolicy, SizingPolicy
+from rightsizer.engine.policy import ControlledValues, SizingPolicy
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
 from rightsizer.engine.settings import (
     Setting,
@@ -67,7 +67,7 @@ from rightsizer.engine.strategies.base import (
     UsageState,
     finalize,
 )
-from rightsizer.engine.strategies.percentile import FINE_CPU_SCHEME
+from rightsizer.engine.strategies.percentile import FINE_CPU_SCHEME, PercentileStrategy
 from rightsizer.engine.usage import ContainerRegistry, UsageChunk
 
 DAY_S = 86_400.0
@@ -361,11 +361,7 @@ class HeadroomStrategy:
     @staticmethod
     def default_policy() -> SizingPolicy:
         """No CPU limit; memory limit = request, raised to the OOM line; whole MiB."""
-        return SizingPolicy(
-            cpu_limit=LimitPolicy(LimitMode.UNSET),
-            memory_limit=LimitPolicy(LimitMode.EQUAL_TO_REQUEST),
-            round_memory_bytes=MIB,
-        )
+        return PercentileStrategy.default_policy()
 
     def new_state(self) -> HeadroomUsage:
         return HeadroomUsage(self.settings)
