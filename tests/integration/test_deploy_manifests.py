@@ -1,0 +1,682 @@
+"""The install manifests (``manifests/``, ``Dockerfile``): least privilege, hardened, and
+enough.
+
+Pure tests read the files: the ClusterRole grants exactly the pinned verbs and no
+wildcard; the Deployment has the security settings the issue asks for; the Dockerfile
+agrees with it (user, command). The sandbox tests apply ``crds/`` and ``manifests/`` to
+a real kube-apiserver (the restricted Pod Security level admits the operator's pod),
+then run the operator as a local process with a kubeconfig holding nothing but a token
+of its ServiceAccount, drive a policy through Recommend and Annotate, and check that
+nothing was forbidden.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from rightsizer.cli.main import main as rightsizer_cli
+from rightsizer.dev.synthetic import MI, ContainerProfile, profile_frame
+from tests.sandbox import KubeAccess, Prometheus, Sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
+CRDS = ROOT / "crds"
+OPERATOR_NS = "rightsizer-system"
+SERVICE_ACCOUNT = "rightsizer"
+SA_USER = f"system:serviceaccount:{OPERATOR_NS}:{SERVICE_ACCOUNT}"
+GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
+START_MARKER = "rightsizer operator started"
+RUN_AS = 65532
+
+#: (API group, resource) → verbs: everything the operator does, and nothing else.
+EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+    ("rightsizer.dev", "rightsizepolicies"): {"get", "list", "watch", "patch"},
+    ("rightsizer.dev", "rightsizepolicies/status"): {"get", "patch", "update"},
+    ("apps", "deployments"): {"get", "list", "watch", "patch"},
+    ("apps", "statefulsets"): {"get", "list", "watch", "patch"},
+    ("apps", "daemonsets"): {"get", "list", "watch", "patch"},
+    ("apps", "replicasets"): {"get", "list", "watch"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("autoscaling", "horizontalpodautoscalers"): {"list", "watch"},
+    ("", "namespaces"): {"list", "watch"},
+    ("", "limitranges"): {"list", "watch"},
+    ("", "resourcequotas"): {"list", "watch"},
+    ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch"},
+    ("", "secrets"): {"get"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+    ("metrics.k8s.io", "pods"): {"get", "list"},
+}
+
+#: Things the operator must NOT be able to do: (verb, API group, resource).
+FORBIDDEN = (
+    ("list", "", "secrets"),
+    ("watch", "", "secrets"),
+    ("delete", "apps", "deployments"),
+    ("update", "apps", "deployments"),
+    ("create", "", "pods"),
+    ("patch", "", "pods"),
+    ("delete", "", "pods"),
+    ("create", "", "pods/eviction"),
+    ("create", "rightsizer.dev", "rightsizepolicies"),
+    ("delete", "rightsizer.dev", "rightsizepolicies"),
+    ("update", "rightsizer.dev", "rightsizepolicies"),
+    ("delete", "", "configmaps"),
+    ("patch", "", "nodes"),
+    ("patch", "", "namespaces"),
+    ("escalate", "rbac.authorization.k8s.io", "clusterroles"),
+    ("impersonate", "", "serviceaccounts"),
+)
+
+
+# ------------------------------------------------------------------ reading the files
+def manifest_objects() -> list[dict[str, Any]]:
+    """Every object the kustomization lists, as written in its files."""
+    kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
+    objects: list[dict[str, Any]] = []
+    for resource in kustomization["resources"]:
+        objects.extend(doc for doc in yaml.safe_load_all((MANIFESTS / resource).read_text()) if doc)
+    return objects
+
+
+def one(kind: str) -> dict[str, Any]:
+    found = [o for o in manifest_objects() if o["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind} in manifests/, found {len(found)}"
+    return found[0]
+
+
+def strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from strings(v)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
+def granted(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        for group in rule.get("apiGroups", []):
+            for resource in rule.get("resources", []):
+                out.setdefault((group, resource), set()).update(rule.get("verbs", []))
+    return out
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    out = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+# ------------------------------------------------------------------ pure tests
+def test_cluster_role_has_no_wildcard_and_exactly_the_needed_verbs() -> None:
+    roles = [o for o in manifest_objects() if o["kind"] in ("ClusterRole", "Role")]
+    assert [r["metadata"]["name"] for r in roles] == ["rightsizer"]
+    role = roles[0]
+    assert role["kind"] == "ClusterRole"
+    assert "aggregationRule" not in role
+    wildcards = [s for s in strings(role) if "*" in s]
+    assert not wildcards, f"wildcards in the ClusterRole: {wildcards}"
+    for rule in role["rules"]:
+        assert set(rule) == {"apiGroups", "resources", "verbs"}, (
+            f"only apiGroups/resources/verbs expected (no resourceNames, nonResourceURLs): {rule}"
+        )
+        assert len(rule["verbs"]) == len(set(rule["verbs"])), rule
+    assert granted(role["rules"]) == EXPECTED_RULES
+
+
+def test_only_the_operator_service_account_is_bound() -> None:
+    bindings = [o for o in manifest_objects() if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+    assert len(bindings) == 1
+    binding = bindings[0]
+    assert binding["kind"] == "ClusterRoleBinding"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "rightsizer",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": OPERATOR_NS}
+    ]
+    kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
+    assert kustomization["namespace"] == OPERATOR_NS
+    assert one("ServiceAccount")["metadata"]["name"] == SERVICE_ACCOUNT
+
+
+def test_operator_deployment_is_hardened() -> None:
+    deployment = one("Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == SERVICE_ACCOUNT
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    pod_sc = pod["securityContext"]
+    assert pod_sc["runAsNonRoot"] is True
+    assert pod_sc["runAsUser"] == RUN_AS
+    assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    [container] = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert isinstance(sc["runAsUser"], int) and sc["runAsUser"] > 0
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    for kind in ("requests", "limits"):
+        assert set(container["resources"][kind]) == {"cpu", "memory"}, kind
+    assert container["command"] == [
+        "kopf",
+        "run",
+        "-m",
+        "rightsizer.handlers.main",
+        "--standalone",
+        "--all-namespaces",
+        "--liveness=http://0.0.0.0:8081/healthz",
+        "--log-format=json",
+    ]
+    probe = container["livenessProbe"]["httpGet"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert probe["path"] == "/healthz"
+    assert ports[probe["port"]] == 8081
+    assert ports["metrics"] == 8080
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RIGHTSIZER_METRICS_PORT"] == "8080"
+    # A read-only root needs somewhere to write temporary files.
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+
+    service = one("Service")
+    assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(8080, "metrics")]
+
+
+def test_dockerfile_agrees_with_the_deployment() -> None:
+    instructions = dockerfile_instructions()
+    args = dict(i[1].split("=", 1) for i in instructions if i[0] == "ARG" and "=" in i[1])
+    froms = [rest for word, rest in instructions if word == "FROM"]
+    assert len(froms) >= 2, "multi-stage build expected"
+    bases = {re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], f.split()[0]) for f in froms}
+    assert len(bases) == 1, f"builder and final stage must share one base: {bases}"
+    [base] = bases
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
+    # Everything after the last FROM is the final image.
+    last = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")
+    final = instructions[last:]
+    assert any(w == "COPY" and r.startswith("--from=builder") for w, r in final)
+    users = [r for w, r in final if w == "USER"]
+    assert users and users[-1].split(":")[0] == str(RUN_AS)
+    run_lines = " ".join(r for w, r in final if w == "RUN")
+    for tool in ("apt-get install", "gcc", "build-essential", "pip install"):
+        assert tool not in run_lines, f"{tool!r} in the final stage"
+    [entrypoint] = [r for w, r in final if w == "ENTRYPOINT"]
+    container = one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert json.loads(entrypoint) == container["command"]
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ignored[ignored.index("*") :][:1] == ["*"], ".dockerignore should allow-list"
+
+
+# ------------------------------------------------------------------ on the sandbox
+def kubectl(sandbox: Sandbox, kubeconfig: Path | str, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(
+        [str(sandbox.cfg.binary("kubectl")), f"--kubeconfig={kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout + proc.stderr
+
+
+def wait_for(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float = 90.0,
+    hint: Callable[[], str] | None = None,
+) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    more = hint() if hint else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}{more}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def installed(sandbox: Sandbox, kube: KubeAccess) -> Iterator[str]:
+    """crds/ and manifests/ applied; yields what `kubectl apply -k manifests/` said."""
+    kubectl(sandbox, kube.kubeconfig, "apply", "-f", str(CRDS))
+    out = kubectl(sandbox, kube.kubeconfig, "apply", "-k", str(MANIFESTS))
+    kubectl(
+        sandbox,
+        kube.kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        f"crd/{PLURAL}.{GROUP}",
+    )
+    yield out
+    # The CRD stays: other tests of the run may use it.
+    kubectl(
+        sandbox,
+        kube.kubeconfig,
+        "delete",
+        "-k",
+        str(MANIFESTS),
+        "--ignore-not-found",
+        "--wait=false",
+        check=False,
+    )
+
+
+@pytest.mark.k8s
+def test_manifests_are_accepted_and_the_pod_is_admitted(installed: str, k8s_api: ApiClient) -> None:
+    # PodSecurity and deprecation warnings come back as "Warning: …" lines.
+    assert "Warning" not in installed, installed
+    for obj in (
+        "namespace/rightsizer-system",
+        "serviceaccount/rightsizer",
+        "clusterrole.rbac.authorization.k8s.io/rightsizer",
+        "clusterrolebinding.rbac.authorization.k8s.io/rightsizer",
+        "service/rightsizer-metrics",
+        "deployment.apps/rightsizer",
+    ):
+        assert obj in installed
+    core: Any = client.CoreV1Api(k8s_api)
+    labels = "app.kubernetes.io/name=rightsizer,app.kubernetes.io/component=operator"
+
+    # The namespace enforces the restricted Pod Security level: a pod that the
+    # ReplicaSet controller manages to create passed admission.
+    def pods() -> list[Any]:
+        return list(core.list_namespaced_pod(OPERATOR_NS, label_selector=labels).items)
+
+    def failures() -> str:
+        events = core.list_namespaced_event(OPERATOR_NS).items
+        return "\n".join(e.message or "" for e in events if e.reason == "FailedCreate")
+
+    wait_for(
+        "the operator pod to be created", pods, 60, hint=lambda: f"\nFailedCreate: {failures()}"
+    )
+    assert "violate" not in failures()
+
+
+def allowed(k8s_api: ApiClient, verb: str, group: str, resource: str) -> bool:
+    """Whether the operator's ServiceAccount may do this cluster-wide (a SubjectAccessReview,
+    what `kubectl auth can-i --as` sends)."""
+    base, _, sub = resource.partition("/")
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": SA_USER,
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{OPERATOR_NS}",
+                       "system:authenticated"],
+            "resourceAttributes": {"verb": verb, "group": group, "resource": base,
+                                   "subresource": sub},
+        },
+    }  # fmt: skip
+    authz: Any = client.AuthorizationV1Api(k8s_api)
+    return bool(authz.create_subject_access_review(review).status.allowed)
+
+
+@pytest.mark.k8s
+def test_service_account_has_the_pinned_rights_and_no_more(
+    installed: str, k8s_api: ApiClient
+) -> None:
+    rbac: Any = client.RbacAuthorizationV1Api(k8s_api)
+    role = rbac.read_cluster_role("rightsizer")
+    rules = [
+        {"apiGroups": r.api_groups or [], "resources": r.resources or [], "verbs": r.verbs}
+        for r in role.rules
+    ]
+    assert granted(rules) == EXPECTED_RULES
+    refused = [
+        f"{verb} {group}/{resource}"
+        for (group, resource), verbs in EXPECTED_RULES.items()
+        for verb in sorted(verbs)
+        if not allowed(k8s_api, verb, group, resource)
+    ]
+    assert not refused, f"{SA_USER} lacks: {refused}"
+    too_much = [f"{v} {g}/{r}" for v, g, r in FORBIDDEN if allowed(k8s_api, v, g, r)]
+    assert not too_much, f"{SA_USER} may also: {too_much}"
+
+
+# -------------------------------------------------- the operator on its own credentials
+def service_account_kubeconfig(sandbox: Sandbox, kube: KubeAccess, path: Path) -> Path:
+    token = kubectl(
+        sandbox,
+        kube.kubeconfig,
+        "create",
+        "token",
+        SERVICE_ACCOUNT,
+        "-n",
+        OPERATOR_NS,
+        "--duration=2h",
+    ).strip()
+    assert token.count(".") == 2, "expected a JWT from the TokenRequest API"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "sandbox",
+                "cluster": {"server": kube.server, "certificate-authority": str(kube.ca_file)},
+            }
+        ],
+        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
+        "contexts": [
+            {"name": "operator", "context": {"cluster": "sandbox", "user": SERVICE_ACCOUNT}}
+        ],
+        "current-context": "operator",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def load_history(prometheus: Prometheus, namespace: str, out: Path) -> None:
+    """Two days of usage of Deployment/web (2 pods), ending at the current minute, through
+    `rightsizer dev openmetrics` as the demo loads its history."""
+    end_s = math.floor(time.time() / 60) * 60
+    profile = ContainerProfile(namespace, "Deployment/web", 2, "app", 0.12, 0.08, 180 * MI, 0,
+                               0.5, 1.0, 512 * MI, 512 * MI)  # fmt: skip
+    samples = out / "samples.csv"
+    profile_frame((profile,), start_s=end_s - 2 * 86400, days=2, step_s=60).to_csv(
+        samples, index=False
+    )
+    om = out / "openmetrics"
+    argv = ["dev", "openmetrics", "--samples", str(samples), "--end", str(end_s)]
+    assert rightsizer_cli([*argv, "--output", str(om)]) == 0
+    prometheus.load_openmetrics(sorted(om.glob("*.om")))
+
+
+def web_deployment(namespace: str) -> dict[str, Any]:
+    labels = {"app": "web"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "kwok.x-k8s.io/usage-cpu": "120m",
+                        "kwok.x-k8s.io/usage-memory": "180Mi",
+                    },
+                },
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "registry.local/app:1",
+                            "resources": {
+                                "requests": {"cpu": "500m", "memory": "512Mi"},
+                                "limits": {"cpu": "1", "memory": "512Mi"},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def policy(namespace: str, prometheus_url: str, secret: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "RightSizePolicy",
+        "metadata": {"name": "rbac-check", "namespace": namespace},
+        "spec": {
+            "targets": {"kinds": ["Deployment"]},
+            "source": {
+                # The Secret is read (get by name) even though Prometheus ignores it.
+                "prometheus": {
+                    "url": prometheus_url,
+                    "history": "3d",
+                    "step": "1m",
+                    "authSecretRef": {"name": secret},
+                },
+                "metricsServer": {"enabled": True},
+            },
+            "update": {"mode": "Recommend"},
+            "reconcileInterval": "10s",
+        },
+    }
+
+
+def policies(custom: Any, namespace: str) -> list[str]:
+    listed = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    return [str(item["metadata"]["name"]) for item in listed.get("items", [])]
+
+
+class Operator:
+    """``kopf run`` as in the Deployment, but as a local process with the given kubeconfig."""
+
+    def __init__(self, kubeconfig: Path, log: Path) -> None:
+        self.log_path = log
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+        env.update(
+            {
+                "KUBECONFIG": str(kubeconfig),
+                "RIGHTSIZER_TICK_SECONDS": "2",
+                "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
+                "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
+            }
+        )
+        # The Deployment's own command; only the probe listens on a free local port.
+        command = one("Deployment")["spec"]["template"]["spec"]["containers"][0]["command"]
+        argv = [str(Path(sys.executable).parent / command[0])] + [
+            f"--liveness=http://127.0.0.1:{self.health_port}/healthz"
+            if arg.startswith("--liveness=")
+            else arg
+            for arg in command[1:]
+        ]
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=log.parent,
+            )
+        wait_for("the operator's start marker", self.started, 60, hint=self.hint)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def reconciles(self, namespace: str, name: str) -> int:
+        """How many reconciles of this policy this process logged (JSON log lines)."""
+        count = 0
+        for line in self.log().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            obj = record.get("object") or {}
+            if (obj.get("namespace"), obj.get("name")) == (namespace, name) and str(
+                record.get("message", "")
+            ).startswith("reconciled"):
+                count += 1
+        return count
+
+    def hint(self) -> str:
+        return "\n--- operator log (tail) ---\n" + "\n".join(self.log().splitlines()[-40:])
+
+    def started(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the operator exited with {self.proc.returncode}{self.hint()}")
+        return START_MARKER in self.log()
+
+    def get(self, port: int, path: str) -> tuple[int, str]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return int(resp.status), resp.read().decode()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.mark.k8s
+@pytest.mark.prometheus
+@pytest.mark.slow
+def test_operator_works_with_only_its_service_account(
+    installed: str,
+    sandbox: Sandbox,
+    kube: KubeAccess,
+    metrics_server: KubeAccess,
+    prometheus: Prometheus,
+    k8s_api: ApiClient,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    kubeconfig = service_account_kubeconfig(sandbox, kube, tmp_path / "operator.kubeconfig")
+    whoami = kubectl(
+        sandbox, kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"
+    )
+    assert whoami.strip() == SA_USER
+
+    load_history(prometheus, namespace, tmp_path)
+    # The client's annotations are partial; its calls are this test's edge.
+    core: Any = client.CoreV1Api(k8s_api)
+    apps: Any = client.AppsV1Api(k8s_api)
+    custom: Any = client.CustomObjectsApi(k8s_api)
+    core.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "prometheus-credentials"},
+            "stringData": {"username": "rightsizer", "password": "not-checked-by-the-sandbox"},
+        },
+    )
+    apps.create_namespaced_deployment(namespace, web_deployment(namespace))
+
+    operator = Operator(kubeconfig, tmp_path / "operator.log")
+    try:
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            policy(namespace, prometheus.url, "prometheus-credentials"),
+        )
+
+        def observed(generation: int) -> Callable[[], Any]:
+            def check() -> Any:
+                obj = custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, "rbac-check"
+                )
+                status = obj.get("status") or {}
+                done = status.get("observedGeneration") == generation == obj["metadata"][
+                    "generation"
+                ] and any(c.get("type") == "Ready" for c in status.get("conditions", []))
+                return status if done else None
+
+            return check
+
+        status = wait_for("a status for generation 1", observed(1), 120, hint=operator.hint)
+        conditions = {c["type"]: c for c in status["conditions"]}
+        assert conditions["Ready"]["status"] == "True", (conditions, operator.hint())
+        assert conditions["SourceUnavailable"]["status"] == "False", conditions
+
+        # Annotate mode writes to the workload: the `patch` on deployments.
+        template_before = apps.read_namespaced_deployment("web", namespace).spec.template.to_dict()
+        custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            "rbac-check",
+            {"spec": {"update": {"mode": "Annotate"}}},
+        )
+        wait_for("a status for generation 2", observed(2), 120, hint=operator.hint)
+        # The work was done by this process (not by another operator sharing the sandbox).
+        wait_for(
+            "this operator's second reconcile",
+            lambda: operator.reconciles(namespace, "rbac-check") >= 2,
+            60,
+            hint=operator.hint,
+        )
+
+        def annotated() -> Any:
+            meta = apps.read_namespaced_deployment("web", namespace).metadata
+            return (meta.annotations or {}).get("rightsizer.dev/recommendation")
+
+        wait_for(
+            "the recommendation annotation on Deployment/web", annotated, 60, hint=operator.hint
+        )
+        # Metadata only: no template change, hence no new ReplicaSet (annotations do bump a
+        # Deployment's generation, so that is not the measure).
+        deployment = apps.read_namespaced_deployment("web", namespace)
+        assert deployment.spec.template.to_dict() == template_before
+        assert deployment.metadata.annotations["deployment.kubernetes.io/revision"] == "1"
+
+        health_status, _ = operator.get(operator.health_port, "/healthz")
+        assert health_status == 200
+        metrics_status, metrics = operator.get(operator.metrics_port, "/metrics")
+        assert metrics_status == 200 and "rightsizer_" in metrics
+
+        # Deleting the policy: the operator releases its finalizer (a patch).
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "rbac-check")
+        wait_for(
+            "the policy to be gone",
+            lambda: not policies(custom, namespace),
+            60,
+            hint=operator.hint,
+        )
+    finally:
+        operator.stop()
+        for name in policies(custom, namespace):  # after a failure: unblock the namespace
+            custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"finalizers": None}}
+            )
+    log = operator.log()
+    denied = [line for line in log.splitlines() if re.search(r"\b403\b|forbidden", line, re.I)]
+    assert not denied, "the operator was refused something:\n" + "\n".join(denied[:20])
