@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test unit lint fmt bench bench-report components sandbox-up sandbox-down clean
+.PHONY: help setup demo test unit lint fmt bench bench-operator bench-report components sandbox-up sandbox-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,15 +17,15 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed  ## create .venv and install rightsizer with its dev tools
 
-demo: setup  ## recommendations for the bundled example samples
-	$(BIN)/rightsizer recommend --samples examples/samples.csv
+demo: setup  ## the operator on the sandbox (or the KUBECONFIG cluster): workloads, a week of history, recommendations
+	VENV=$(VENV) scripts/demo
 
 components:  ## build/reuse the sandbox's binaries (Go, cached outside the repo) and Prometheus
 	bash scripts/build-components.sh
 
 lint: setup  ## ruff (lint + format check) and mypy --strict
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests bench scripts
+	$(BIN)/ruff format --check operator tests bench scripts
 	$(BIN)/mypy
 
 unit: setup  ## fast tests only (no sandbox)
@@ -40,6 +40,9 @@ fmt: setup  ## format and autofix
 
 bench: setup  ## engine benchmark (prints wall time, samples/s, peak RSS)
 	$(BIN)/python bench/bench_engine.py
+
+bench-operator: setup components  ## operator at scale: 1,000 Deployments on kwok nodes, time to status, API requests, peak RSS
+	$(BIN)/python bench/bench_operator_scale.py
 
 bench-report: setup components  ## report vs bare PromQL fetches on 1,000 containers × 7 days
 	$(BIN)/python bench/bench_report.py

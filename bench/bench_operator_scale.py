@@ -1,0 +1,663 @@
+"""The operator at scale: 1,000 Deployments on kwok nodes, a week of history in Prometheus,
+one RightSizePolicy selecting them all.
+
+Runs in its own sandbox (state ``/tmp/rightsizer-bench-operator``, fresh data, ports 12xxx:
+below the ephemeral port range) so that nothing else talks to its apiserver. The operator
+runs as a local process with the install manifests' ServiceAccount (a TokenRequest
+token), exactly as in the cluster. Prints:
+
+* time from policy creation to a complete status (Ready, every workload and container
+  counted in ``status.summary``);
+* API requests of the operator: during that first reconcile (bootstrap) and per
+  steady-state reconcile. Counted exactly by the apiserver's Priority & Fairness
+  metric ``apiserver_flowcontrol_dispatched_requests_total{flow_schema="service-accounts"}``
+  (only the operator authenticates as a ServiceAccount here; the sandbox's components use
+  the admin certificate), with a per-verb/resource breakdown from
+  ``apiserver_request_total`` (scraped with the admin client certificate; other clients'
+  background requests subtracted at the rate measured before the policy existed);
+* Prometheus queries (``prometheus_http_requests_total``), reconcile durations (the
+  operator's ``rightsizer_reconcile_duration_seconds``), the status size;
+* the operator's peak RSS (``VmHWM`` in ``/proc/PID/status``) and CPU time.
+
+    python bench/bench_operator_scale.py [--deployments 1000] [--days 7] [--reconciles 3]
+                                         [--no-metrics-server] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.sandbox: the sandbox's Python API
+
+from kubernetes import client  # noqa: E402
+from kubernetes import config as kube_config  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from rightsizer.dev.openmetrics import (  # noqa: E402
+    render,
+    replicaset_name,
+    split_days,
+    with_cpu_counter,
+)
+from tests.sandbox import Config, Prometheus, Sandbox  # noqa: E402
+from tests.sandbox.http import KubeRest  # noqa: E402
+
+NAMESPACE = "bench"
+POLICY = "bench"
+GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
+OPERATOR_NS, SERVICE_ACCOUNT = "rightsizer-system", "rightsizer"
+START_MARKER = "rightsizer operator started"
+PODS_PER_NODE = 110
+STATE_DIR = "/tmp/rightsizer-bench-operator"
+PORTS = {
+    "RIGHTSIZER_SANDBOX_ETCD_PORT": 12379,
+    "RIGHTSIZER_SANDBOX_ETCD_PEER_PORT": 12380,
+    "RIGHTSIZER_SANDBOX_APISERVER_PORT": 12443,
+    "RIGHTSIZER_SANDBOX_CONTROLLER_MANAGER_PORT": 12257,
+    "RIGHTSIZER_SANDBOX_SCHEDULER_PORT": 12259,
+    "RIGHTSIZER_SANDBOX_KWOK_PORT": 12250,
+    "RIGHTSIZER_SANDBOX_METRICS_SERVER_PORT": 12444,
+    "RIGHTSIZER_SANDBOX_PROMETHEUS_PORT": 12090,
+}
+SAFE = "bcdfghjklmnpqrstvwxz2456789"
+#: (API group, resource) the operator's ClusterRole grants: the breakdown counts only these.
+OPERATOR_RESOURCES = {
+    (group, resource.split("/")[0])
+    for rule in yaml.safe_load((ROOT / "manifests" / "clusterrole.yaml").read_text())["rules"]
+    for group in rule["apiGroups"]
+    for resource in rule["resources"]
+}
+MI = 2**20
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+# ------------------------------------------------------------------ workloads and history
+@dataclass(frozen=True)
+class Fleet:
+    """The benchmark's Deployments: one pod, one container each, with usage levels."""
+
+    names: list[str]
+    cpu_cores: np.ndarray
+    memory_bytes: np.ndarray
+
+    @staticmethod
+    def make(count: int, seed: int = 5) -> Fleet:
+        rng = np.random.default_rng(seed)
+        width = len(str(count - 1))
+        return Fleet(
+            names=[f"svc-{i:0{width}d}" for i in range(count)],
+            cpu_cores=rng.lognormal(-2.3, 0.8, count),
+            memory_bytes=rng.lognormal(np.log(200e6), 0.6, count),
+        )
+
+    def deployment(self, i: int) -> dict[str, Any]:
+        name = self.names[i]
+        cpu_m = max(1, round(self.cpu_cores[i] * 1000))
+        mem_mi = round(self.memory_bytes[i] / MI)
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {
+                        "labels": {"app": name},
+                        "annotations": {
+                            "kwok.x-k8s.io/usage-cpu": f"{cpu_m}m",
+                            "kwok.x-k8s.io/usage-memory": f"{mem_mi}Mi",
+                        },
+                    },
+                    "spec": {
+                        "containers": [{
+                            "name": "app", "image": "registry.k8s.io/pause:3.10",
+                            "resources": {"requests": {"cpu": "250m", "memory": "256Mi"},
+                                          "limits": {"memory": "512Mi"}},
+                        }],
+                        "terminationGracePeriodSeconds": 1,
+                    },
+                },
+            },
+        }  # fmt: skip
+
+    def history(self, days: float, end_s: float, step_s: float = 60.0) -> pd.DataFrame:
+        """Per-minute usage of each Deployment's pod (daily cycle, noise), ending at end_s;
+        pod names as the ReplicaSet controller makes them, so kube-state-metrics' owner
+        series lead to exactly these Deployments."""
+        rng = np.random.default_rng(7)
+        n = int(days * 86400 / step_s)
+        t = end_s - (n - 1 - np.arange(n)) * step_s
+        phase = np.sin(2 * np.pi * (t % 86400) / 86400)
+        frames = []
+        for i, name in enumerate(self.names):
+            pod = f"{replicaset_name(NAMESPACE, name)}-" + "".join(rng.choice(list(SAFE), 5))
+            cpu = self.cpu_cores[i] * (1 + 0.5 * phase) * rng.lognormal(0, 0.25, n)
+            mem = self.memory_bytes[i] * (1 + 0.05 * phase) * rng.normal(1, 0.01, n)
+            frames.append(pd.DataFrame({
+                "timestamp": t, "namespace": NAMESPACE, "workload": f"Deployment/{name}",
+                "pod": pod, "container": "app", "cpu": np.round(np.clip(cpu, 0, None), 5),
+                "memory": np.round(mem), "cpu_request": 0.25, "cpu_limit": np.nan,
+                "memory_request": 256.0 * MI, "memory_limit": 512.0 * MI, "oom": False,
+            }))  # fmt: skip
+        return pd.concat(frames, ignore_index=True)
+
+
+def write_openmetrics(frame: pd.DataFrame, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, day in enumerate(split_days(with_cpu_counter(frame))):
+        path = out / f"day-{i:02d}.om"
+        with path.open("w") as fh:
+            fh.writelines(render(day, 0.0, state_interval_s=300.0))
+        files.append(path)
+    return files
+
+
+# ------------------------------------------------------------------ metrics scraping
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse_metrics(text: str, names: Iterable[str]) -> Samples:
+    wanted = set(names)
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in wanted:
+                out[(s.name, tuple(sorted(s.labels.items())))] = float(s.value)
+    return out
+
+
+def queries(snapshot: Snapshot) -> float:
+    """PromQL queries Prometheus has answered (not this script's scrapes of /metrics)."""
+    return sum(
+        v
+        for (name, labels), v in snapshot.prometheus.items()
+        if name == "prometheus_http_requests_total"
+        and dict(labels).get("handler", "").startswith("/api/v1/query")
+    )
+
+
+def total(samples: Samples, name: str, **match: str) -> float:
+    return sum(
+        v
+        for (n, labels), v in samples.items()
+        if n == name and all(dict(labels).get(k) == want for k, want in match.items())
+    )
+
+
+@dataclass
+class Snapshot:
+    at: float
+    apiserver: Samples
+    prometheus: Samples
+    operator: Samples
+    reconciles: float = 0.0
+    reconcile_s: float = 0.0
+    #: This script created the policy between this snapshot and the next.
+    policy_created_between: bool = False
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    cfg: Config = field(default_factory=Config)
+    sandbox: Sandbox = field(init=False)
+    kubectl: str = ""
+    admin: Any = None
+    ssl_admin: ssl.SSLContext | None = None
+    operator: subprocess.Popen[bytes] | None = None
+    operator_log: Path = Path()
+    metrics_port: int = 0
+    status_gets: int = 0
+    scrape_errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.sandbox = Sandbox(self.cfg)
+
+    # ------------------------------------------------------------------ setup
+    def sandbox_up(self) -> None:
+        self.sandbox.down()
+        components = ["kube", "prometheus"] + ([] if self.args.no_metrics_server else
+                                               ["metrics-server"])  # fmt: skip
+        self.sandbox.up(components, keep_data=False, log=lambda line: log("  " + line))
+        self.kubectl = str(self.cfg.binary("kubectl"))
+        ctx = ssl.create_default_context(cafile=str(self.cfg.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.cfg.pki / "admin.crt"), str(self.cfg.pki / "admin.key"))
+        self.ssl_admin = ctx
+        configuration = client.Configuration()
+        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            str(self.cfg.kubeconfig), client_configuration=configuration
+        )
+        configuration.connection_pool_maxsize = 16
+        self.admin = client.ApiClient(configuration)
+
+    def k(self, *args: str, kubeconfig: str | None = None, stdin: str | None = None) -> str:
+        proc = subprocess.run(
+            [self.kubectl, f"--kubeconfig={kubeconfig or self.cfg.kubeconfig}", *args],
+            input=stdin, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: kubectl {' '.join(args)}: {proc.stderr}")
+        return proc.stdout
+
+    def install(self) -> Path:
+        """CRD + manifests; returns a kubeconfig with the operator's ServiceAccount token."""
+        self.k("apply", "-f", str(ROOT / "crds"))
+        self.k("apply", "-k", str(ROOT / "manifests"))
+        self.k("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}")
+        token = self.k("create", "token", SERVICE_ACCOUNT, "-n", OPERATOR_NS,
+                       "--duration=4h").strip()  # fmt: skip
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+            "clusters": [{"name": "bench", "cluster": {
+                "server": self.cfg.apiserver_url,
+                "certificate-authority": str(self.cfg.pki / "ca.crt")}}],
+            "users": [{"name": "operator", "user": {"token": token}}],
+            "contexts": [{"name": "operator",
+                          "context": {"cluster": "bench", "user": "operator"}}],
+        }  # fmt: skip
+        path = self.cfg.state / "operator.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
+    def nodes(self, deployments: int) -> None:
+        kube = KubeRest(self.cfg)
+        count = math.ceil((deployments + 20) / PODS_PER_NODE)
+        for i in range(count):
+            name = f"kwok-bench-{i:02d}"
+            kube.apply("/api/v1/nodes", {
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {
+                        "kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0",
+                        "metrics.k8s.io/resource-metrics-path":
+                            f"/metrics/nodes/{name}/metrics/resource",
+                    },
+                    "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                               "kubernetes.io/arch": "amd64", "type": "kwok"},
+                },
+                "spec": {},
+                "status": {
+                    "allocatable": {"cpu": "64", "memory": "512Gi", "pods": str(PODS_PER_NODE)},
+                    "capacity": {"cpu": "64", "memory": "512Gi", "pods": str(PODS_PER_NODE)},
+                    "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux"},
+                },
+            })  # fmt: skip
+
+        def ready() -> bool:
+            items = kube.get("/api/v1/nodes?labelSelector=type%3Dkwok")["items"]
+            return sum(
+                any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in (n.get("status") or {}).get("conditions", []))
+                for n in items
+            ) >= count  # fmt: skip
+
+        wait_for(f"{count} kwok nodes Ready", ready, 120)
+        log(f"  {count} extra kwok nodes Ready ({PODS_PER_NODE} pods each)")
+
+    def create_deployments(self, fleet: Fleet) -> None:
+        core: Any = client.CoreV1Api(self.admin)
+        apps: Any = client.AppsV1Api(self.admin)
+        core.create_namespace({"metadata": {"name": NAMESPACE}})
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: apps.create_namespaced_deployment(NAMESPACE,
+                                                                      fleet.deployment(i)),
+                          range(len(fleet.names))))  # fmt: skip
+
+        def available() -> bool:
+            items = apps.list_namespaced_deployment(NAMESPACE).items
+            ready = sum(1 for d in items if (d.status.available_replicas or 0) >= 1)
+            return ready >= len(fleet.names)
+
+        wait_for("all Deployments available", available, 900, interval=3)
+
+    def load_history(self, fleet: Fleet) -> None:
+        end_s = math.floor(time.time() / 60) * 60
+        t0 = time.monotonic()
+        files = write_openmetrics(fleet.history(self.args.days, end_s), self.cfg.state / "om")
+        t1 = time.monotonic()
+        Prometheus(self.sandbox).load_openmetrics(files)
+        for f in files:
+            f.unlink()
+        log(f"  history: generated in {t1 - t0:.0f}s, loaded by promtool in "
+            f"{time.monotonic() - t1:.0f}s")  # fmt: skip
+
+    # ------------------------------------------------------------------ the operator
+    def start_operator(self, kubeconfig: Path) -> None:
+        self.metrics_port = free_port()
+        self.operator_log = self.cfg.state / "operator.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+        env.update({
+            "KUBECONFIG": str(kubeconfig), "RIGHTSIZER_TICK_SECONDS": "2",
+            "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
+            "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
+        })  # fmt: skip
+        kopf = str(Path(sys.executable).parent / "kopf")
+        with self.operator_log.open("wb") as out:
+            self.operator = subprocess.Popen(
+                [kopf, "run", "-m", "rightsizer.handlers.main", "--standalone",
+                 "--all-namespaces", f"--liveness=http://127.0.0.1:{free_port()}/healthz",
+                 "--log-format=json"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                cwd=self.cfg.state,
+            )  # fmt: skip
+
+        def started() -> bool:
+            if self.operator is not None and self.operator.poll() is not None:
+                raise SystemExit(f"bench: the operator exited; see {self.operator_log}")
+            return START_MARKER in self.operator_log.read_text(errors="replace")
+
+        wait_for("the operator's start marker", started, 120, interval=0.2)
+
+        # Settled: its watches and initial lists are done when its request count stops moving.
+        def settled() -> bool:
+            before = self.sa_requests(self.scrape_apiserver())
+            time.sleep(3)
+            return self.sa_requests(self.scrape_apiserver()) == before
+
+        wait_for("the operator to settle", settled, 120, interval=0)
+
+    def operator_status(self) -> dict[str, int]:
+        """VmHWM, VmRSS (KiB) and CPU ticks of the operator process."""
+        assert self.operator is not None
+        pid = self.operator.pid
+        out: dict[str, int] = {}
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS"):
+                out[key] = int(value.split()[0])
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        out["cpu_ticks"] = int(stat[11]) + int(stat[12])  # utime + stime
+        return out
+
+    # ------------------------------------------------------------------ measuring
+    def scrape_apiserver(self) -> Samples:
+        req = urllib.request.Request(self.cfg.apiserver_url + "/metrics")
+        with urllib.request.urlopen(req, context=self.ssl_admin, timeout=30) as resp:
+            text = resp.read().decode()
+        return parse_metrics(
+            text, ["apiserver_request_total", "apiserver_flowcontrol_dispatched_requests_total"]
+        )
+
+    def sa_requests(self, samples: Samples) -> float:
+        return total(
+            samples, "apiserver_flowcontrol_dispatched_requests_total",
+            flow_schema="service-accounts",
+        )  # fmt: skip
+
+    def operator_metrics(self) -> str:
+        """The operator's /metrics; failed scrapes are retried, counted and reported."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        for attempt in range(5):
+            try:
+                with urllib.request.urlopen(url, timeout=30) as r:
+                    return str(r.read().decode())
+            except OSError as err:
+                self.scrape_errors.append(f"{time.strftime('%H:%M:%S')} {err!r}")
+                log(f"  scraping the operator's /metrics failed ({err!r}); retrying")
+                time.sleep(0.5 * (attempt + 1))
+        raise SystemExit(f"bench: the operator's {url} keeps failing: {self.scrape_errors}")
+
+    def scrape(self) -> Snapshot:
+        apiserver = self.scrape_apiserver()
+        with urllib.request.urlopen(self.cfg.prometheus_url + "/metrics", timeout=30) as r:
+            prometheus = parse_metrics(r.read().decode(), ["prometheus_http_requests_total"])
+        operator = parse_metrics(
+            self.operator_metrics(),
+            ["rightsizer_reconcile_duration_seconds_count",
+             "rightsizer_reconcile_duration_seconds_sum"],
+        )  # fmt: skip
+        return Snapshot(
+            at=time.monotonic(), apiserver=apiserver, prometheus=prometheus, operator=operator,
+            reconciles=total(operator, "rightsizer_reconcile_duration_seconds_count",
+                             namespace=NAMESPACE),
+            reconcile_s=total(operator, "rightsizer_reconcile_duration_seconds_sum",
+                              namespace=NAMESPACE),
+        )  # fmt: skip
+
+    def get_policy(self) -> dict[str, Any]:
+        custom: Any = client.CustomObjectsApi(self.admin)
+        self.status_gets += 1
+        obj: dict[str, Any] = custom.get_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, PLURAL, POLICY
+        )
+        return obj
+
+    def create_policy(self) -> None:
+        custom: Any = client.CustomObjectsApi(self.admin)
+        custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "RightSizePolicy",
+            "metadata": {"name": POLICY, "namespace": NAMESPACE},
+            "spec": {
+                "targets": {"kinds": ["Deployment"]},
+                "source": {
+                    "prometheus": {"url": self.cfg.prometheus_url,
+                                   "history": f"{self.args.days:g}d", "step": "1m"},
+                    "metricsServer": {"enabled": not self.args.no_metrics_server},
+                },
+                "update": {"mode": "Recommend"},
+                "reconcileInterval": f"{self.args.interval:g}s",
+            },
+        })  # fmt: skip
+
+    def complete(self, deployments: int) -> dict[str, Any] | None:
+        policy = self.get_policy()
+        status = policy.get("status") or {}
+        summary = status.get("summary") or {}
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions", [])
+        )
+        counted = int(summary.get("containers", 0)) + int(summary.get("insufficientData", 0))
+        if ready and summary.get("workloads") == deployments and counted >= deployments:
+            return policy
+        return None
+
+    @staticmethod
+    def deltas(a: Snapshot, b: Snapshot) -> dict[str, float]:
+        """apiserver_request_total increase between a and b by "VERB group/resource"."""
+        out: dict[str, float] = defaultdict(float)
+        for (name, labels), value in b.apiserver.items():
+            lab = dict(labels)
+            if name != "apiserver_request_total" or not lab.get("resource"):
+                continue  # non-resource URLs: /metrics scrapes, discovery
+            if (lab.get("group", ""), lab["resource"]) not in OPERATOR_RESOURCES:
+                continue  # what the operator may not touch (kwok's leases, controllers…)
+            key = f"{lab.get('verb')} {lab.get('group') or 'core'}/{lab['resource']}" + (
+                f"/{lab['subresource']}" if lab.get("subresource") else ""
+            )
+            out[key] += value - a.apiserver.get((name, labels), 0.0)
+        return out
+
+    def breakdown(
+        self, a: Snapshot, b: Snapshot, background_per_s: dict[str, float], own_gets: int
+    ) -> list[tuple[str, float]]:
+        """Requests by verb and resource between a and b, without the background rate and
+        this script's own status reads."""
+        delta = self.deltas(a, b)
+        delta[f"GET {GROUP}/{PLURAL}"] -= own_gets
+        if a.policy_created_between:
+            delta[f"POST {GROUP}/{PLURAL}"] -= 1
+        seconds = b.at - a.at
+        net = {k: v - background_per_s.get(k, 0.0) * seconds for k, v in delta.items()}
+        return sorted(((k, v) for k, v in net.items() if v >= 0.5), key=lambda kv: -kv[1])
+
+    def run(self) -> None:
+        args = self.args
+        t_start = time.monotonic()
+        log(f"sandbox in {os.environ['RIGHTSIZER_SANDBOX_DIR']} (fresh data)")
+        self.sandbox_up()
+        kubeconfig = self.install()
+        self.nodes(args.deployments)
+        fleet = Fleet.make(args.deployments)
+        log(f"history: {args.deployments} containers × {args.days:g} days at 1 minute …")
+        self.load_history(fleet)
+        log(f"creating {args.deployments} Deployments …")
+        t0 = time.monotonic()
+        self.create_deployments(fleet)
+        log(f"  {args.deployments} Deployments available in {time.monotonic() - t0:.0f}s")
+        log("starting the operator (ServiceAccount token) …")
+        self.start_operator(kubeconfig)
+        ticks = os.sysconf("SC_CLK_TCK")
+        idle_rss = self.operator_status()
+
+        # Background traffic (kwok heartbeats, controllers) while the operator is idle.
+        s0 = self.scrape()
+        time.sleep(args.baseline)
+        s1 = self.scrape()
+        baseline = {k: v / (s1.at - s0.at) for k, v in self.deltas(s0, s1).items()}
+        idle_sa = self.sa_requests(s1.apiserver) - self.sa_requests(s0.apiserver)
+
+        log("creating the policy …")
+        s1.policy_created_between = True
+        self.status_gets = 0
+        t_policy = time.monotonic()
+        self.create_policy()
+        policy = wait_for("a complete status", lambda: self.complete(args.deployments),
+                          args.timeout, interval=0.5)  # fmt: skip
+        to_status = time.monotonic() - t_policy
+        s2 = self.scrape()
+        gets_first = self.status_gets
+        log(f"  complete status after {to_status:.1f}s")
+        after_first = self.operator_status()
+
+        log(f"steady state: waiting for {args.reconciles} more reconciles …")
+        wait_for(f"{args.reconciles} reconciles",
+                 lambda: self.scrape().reconciles >= s2.reconciles + args.reconciles,
+                 args.interval * (args.reconciles + 2) + 120, interval=1.0)  # fmt: skip
+        s3 = self.scrape()
+        proc_status = self.operator_status()
+
+        # ------------------------------------------------------------ report
+        status = policy["status"]
+        summary = status["summary"]
+        first_sa = self.sa_requests(s2.apiserver) - self.sa_requests(s1.apiserver)
+        steady_sa = self.sa_requests(s3.apiserver) - self.sa_requests(s2.apiserver)
+        steady_n = s3.reconciles - s2.reconciles
+        prom_first = queries(s2) - queries(s1)
+        prom_steady = queries(s3) - queries(s2)
+        first_reconcile_s = s2.reconcile_s - s1.reconcile_s
+        steady_reconcile_s = (s3.reconcile_s - s2.reconcile_s) / max(steady_n, 1)
+        hwm_mib = proc_status["VmHWM"] / 1024
+        setup_s = t_policy - t_start
+        print(f"\nrightsizer operator at scale: {args.deployments} Deployments (1 pod, 1 container"
+              f" each) on kwok nodes, {args.days:g} days of 1-minute history, metrics-server "
+              f"{'off' if args.no_metrics_server else 'on'}; "
+              f"{os.cpu_count()} CPUs; setup {setup_s:.0f}s\n")  # fmt: skip
+        rows = [
+            ("policy created → complete status", f"{to_status:.1f} s (target ≤ 60 s)"),
+            ("  of which in the first reconcile", f"{first_reconcile_s:.1f} s"),
+            ("status", f"{summary.get('workloads')} workloads, {summary.get('containers')} "
+                       f"containers, {summary.get('insufficientData')} insufficient data, "
+                       f"truncated={summary.get('truncated')}, "
+                       f"{len(json.dumps(status, separators=(',', ':'))) / 1024:.0f} KiB"),
+            ("API requests, first reconcile", f"{first_sa:.0f}"),
+            (f"API requests per steady reconcile ({steady_n:.0f} reconciles)",
+             f"{steady_sa / max(steady_n, 1):.1f}"),
+            ("API requests while idle (before the policy)",
+             f"{idle_sa:.0f} in {s1.at - s0.at:.0f} s"),
+            ("Prometheus queries, first reconcile", f"{prom_first:.0f}"),
+            ("Prometheus queries per steady reconcile", f"{prom_steady / max(steady_n, 1):.1f}"),
+            ("steady reconcile duration (mean)", f"{steady_reconcile_s:.2f} s"),
+            ("operator peak RSS (VmHWM)", f"{hwm_mib:.0f} MiB (target ≤ 500 MiB)"),
+            ("operator RSS idle / after first / end",
+             f"{idle_rss['VmRSS'] / 1024:.0f} / {after_first['VmRSS'] / 1024:.0f} / "
+             f"{proc_status['VmRSS'] / 1024:.0f} MiB"),
+            ("operator CPU time (total)", f"{proc_status['cpu_ticks'] / ticks:.1f} s"),
+            ("failed scrapes of the operator's /metrics", str(len(self.scrape_errors))),
+        ]  # fmt: skip
+        width = max(len(k) for k, _ in rows)
+        for k, v in rows:
+            print(f"{k.ljust(width)}  {v}")
+        gets_steady = self.status_gets - gets_first
+        for title, a, b, gets in (("first reconcile", s1, s2, gets_first),
+                                  ("steady state", s2, s3, gets_steady)):  # fmt: skip
+            parts = self.breakdown(a, b, baseline, gets)
+            print(f"\nAPI requests by verb/resource, {title} (the operator's resources, all "
+                  f"clients, background subtracted; approximate):")  # fmt: skip
+            for key, value in parts[:12]:
+                print(f"  {value:8.0f}  {key}")
+
+    def stop(self) -> None:
+        if self.operator is not None and self.operator.poll() is None:
+            self.operator.terminate()
+            try:
+                self.operator.wait(30)
+            except subprocess.TimeoutExpired:
+                self.operator.kill()
+                self.operator.wait()
+        if not self.args.keep:
+            self.sandbox.down()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--deployments", type=int, default=1000)
+    parser.add_argument("--days", type=float, default=7.0, help="days of history (default 7)")
+    parser.add_argument("--interval", type=float, default=20.0,
+                        help="the policy's reconcileInterval, seconds (default 20)")  # fmt: skip
+    parser.add_argument("--reconciles", type=int, default=3,
+                        help="steady-state reconciles to average over (default 3)")  # fmt: skip
+    parser.add_argument("--baseline", type=float, default=20.0,
+                        help="seconds of background traffic to measure (default 20)")  # fmt: skip
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds to wait for a complete status (default 900)")  # fmt: skip
+    parser.add_argument("--no-metrics-server", action="store_true",
+                        help="no metrics-server (the policy reads Prometheus only)")  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
+    args = parser.parse_args()
+    os.environ.setdefault("RIGHTSIZER_SANDBOX_DIR", STATE_DIR)
+    for var, port in PORTS.items():
+        os.environ.setdefault(var, str(port))
+    bench = Bench(args)
+    try:
+        bench.run()
+    finally:
+        bench.stop()
+
+
+if __name__ == "__main__":
+    main()
