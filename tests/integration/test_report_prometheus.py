@@ -86,7 +86,7 @@ def test_queries_scale_with_namespaces_not_pods(
     assert set(namespaces) >= {"batch", "shop"}
     history = doc["source"]["history"]
     chunks = plan_chunks(HistoryWindow(history["start"], history["end"], history["step"]))
-    assert len(chunks) == 4  # one-day query ranges over 3 days, never > 11,000 points
+    assert all((b - a) / history["step"] + 1 <= 11_000 for a, b in chunks)
     per_namespace = 2 + 2 + 3 * len(chunks)  # owners, requests/limits, cpu/memory/oom
     # + the connection check + the namespace list; independent of the number of pods
     assert doc["source"]["queries"] == 2 + per_namespace * len(namespaces)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +34,8 @@ class HistoryWindow:
     """CPU irate window; default 1.5 × step: on the step grid it holds the last two samples
     (under Prometheus 2's closed and 3's open window start alike), and one step after a
     series ends it holds only one, so a finished pod yields no phantom sample."""
-    chunk_s: float = 86_400.0
+    chunk_s: float = 21_600.0
+    """Time range of one query: 6 h keeps one answer small (1,000 series × 360 points)."""
 
     def __post_init__(self) -> None:
         if self.step_s <= 0 or self.end_s <= self.start_s or self.chunk_s < self.step_s:
@@ -149,14 +151,33 @@ class PrometheusHistory:
         container's request for OOMs seen in container status).
         """
         extra = self.extra
-        for start, end in plan_chunks(window):
-            q = self.client.query_range
-            cpu = q(
-                promql.cpu_usage(namespace, window.rate_window, extra), start, end, window.step_s
-            )
-            mem = q(promql.memory_usage(namespace, window.step_s, extra), start, end, window.step_s)
-            ooms = q(promql.oom_kills(namespace, window.step_s, extra), start, end, window.step_s)
-            yield _encode(registry, resolver, cpu, mem, ooms, memory_request)
+        exprs = (
+            ("cpu", promql.cpu_usage(namespace, window.rate_window, extra)),
+            ("memory", promql.memory_usage(namespace, window.step_s, extra)),
+            ("oom", promql.oom_kills(namespace, window.step_s, extra)),
+        )
+        jobs = [(s, e, kind, expr) for s, e in plan_chunks(window) for kind, expr in exprs]
+
+        def fetch(job: tuple[float, float, str, str]) -> Result:
+            return self.client.query_range(job[3], job[0], job[1], window.step_s)
+
+        # One query in flight while the previous answer is encoded: Prometheus computes
+        # while we parse. Each answer becomes arrays at once, so at most two are alive.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prometheus") as pool:
+            pending = pool.submit(fetch, jobs[0]) if jobs else None
+            parts: list[_Part] = []
+            for i, job in enumerate(jobs):
+                assert pending is not None
+                result = pending.result()
+                pending = pool.submit(fetch, jobs[i + 1]) if i + 1 < len(jobs) else None
+                parts.extend(_encode_part(registry, resolver, result, job[2], memory_request))
+                del result
+                if job[2] == exprs[-1][0]:
+                    yield _concat(parts)
+                    parts = []
+
+
+_Part = tuple[np.ndarray, ...]
 
 
 def _series(
@@ -174,34 +195,35 @@ def _series(
         yield inst, cid, values, (ns, workload, container)
 
 
-def _encode(
+def _encode_part(
     registry: ContainerRegistry,
     resolver: WorkloadResolver,
-    cpu: Result,
-    mem: Result,
-    ooms: Result,
+    result: Result,
+    kind: str,
     memory_request: Callable[[ContainerKey], float] | None,
-) -> UsageChunk:
-    parts: list[tuple[np.ndarray, ...]] = []
-    for result, kind in ((cpu, "cpu"), (mem, "memory"), (ooms, "oom")):
-        for inst, cid, series_values, key in _series(registry, resolver, result):
-            values = series_values
+) -> list[_Part]:
+    parts: list[_Part] = []
+    for inst, cid, series_values, key in _series(registry, resolver, result):
+        values = series_values
+        n = values.shape[0]
+        nan = np.full(n, np.nan)
+        if kind == "cpu":
+            cols = (values[:, 1], nan, np.zeros(n, dtype=bool))
+        elif kind == "memory":
+            cols = (nan, values[:, 1], np.zeros(n, dtype=bool))
+        else:
+            values = values[values[:, 1] > 0]
             n = values.shape[0]
-            nan = np.full(n, np.nan)
-            if kind == "cpu":
-                cols = (values[:, 1], nan, np.zeros(n, dtype=bool))
-            elif kind == "memory":
-                cols = (nan, values[:, 1], np.zeros(n, dtype=bool))
-            else:
-                fired = values[:, 1] > 0
-                values = values[fired]
-                n = values.shape[0]
-                reported = memory_request(key) if memory_request else np.nan
-                cols = (np.full(n, np.nan), np.full(n, reported), np.ones(n, dtype=bool))
-            parts.append(
-                (np.full(n, cid, dtype=np.int64), np.full(n, inst, dtype=np.int64), values[:, 0],
-                 *cols)
-            )  # fmt: skip
+            reported = memory_request(key) if memory_request else np.nan
+            cols = (np.full(n, np.nan), np.full(n, reported), np.ones(n, dtype=bool))
+        parts.append(
+            (np.full(n, cid, dtype=np.int64), np.full(n, inst, dtype=np.int64), values[:, 0],
+             *cols)
+        )  # fmt: skip
+    return parts
+
+
+def _concat(parts: list[_Part]) -> UsageChunk:
     if not parts:
         empty = np.zeros(0)
         return UsageChunk(
