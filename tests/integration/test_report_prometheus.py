@@ -12,6 +12,9 @@ from rightsizer.sources.prometheus_history import HistoryWindow, plan_chunks
 from tests.integration.conftest import EXAMPLE, EXAMPLE_STEP_S
 from tests.sandbox import Prometheus
 
+#: Other tests load their own history into the session's Prometheus: stay in the example's.
+EXAMPLE_NAMESPACES = "shop|batch"
+
 pytestmark = pytest.mark.prometheus
 
 
@@ -27,7 +30,7 @@ def report(
     code, out, err = run(
         capsys, "report", "--prometheus", prometheus.url, "--history", "3d",
         "--step", f"{EXAMPLE_STEP_S}s", "--end", str(end), "--format", "json",
-        "--min-history", "1h", *extra,
+        "--min-history", "1h", *(extra or ("-n", EXAMPLE_NAMESPACES)),
     )  # fmt: skip
     return code, (json.loads(out) if out else {}), err
 
@@ -106,7 +109,9 @@ def test_scope_filters_namespaces_and_kinds(
 def test_too_little_history_is_reported_not_guessed(
     capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
 ) -> None:
-    code, doc, _ = report(capsys, prometheus, example_history, "--min-history", "3d")
+    code, doc, _ = report(
+        capsys, prometheus, example_history, "--min-history", "3d", "-n", EXAMPLE_NAMESPACES
+    )
     assert code == 0
     assert doc["totals"]["containers"] == 0
     assert doc["totals"]["insufficientData"] == 4
@@ -122,6 +127,7 @@ def test_table_and_markdown_show_severity_and_totals(
         code, out, _ = run(
             capsys, "report", "--prometheus", prometheus.url, "--history", "3d", "--step", "5m",
             "--end", str(example_history), "--min-history", "1h", "--format", fmt,
+            "-n", EXAMPLE_NAMESPACES,
         )  # fmt: skip
         assert code == 0
         assert "critical" in out  # worker memory 2Gi → ~454Mi
