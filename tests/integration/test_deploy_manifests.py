@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from kubernetes.client import ApiClient
 
 from rightsizer.cli.main import main as rightsizer_cli
 from rightsizer.dev.synthetic import MI, ContainerProfile, profile_frame
+from tests.integration.waiting import free_port, wait_for
 from tests.sandbox import KubeAccess, Prometheus, Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -256,29 +256,6 @@ def kubectl(sandbox: Sandbox, kubeconfig: Path | str, *args: str, check: bool = 
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout + proc.stderr
-
-
-def wait_for(
-    what: str,
-    check: Callable[[], Any],
-    timeout: float = 90.0,
-    hint: Callable[[], str] | None = None,
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    more = hint() if hint else ""
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}{more}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

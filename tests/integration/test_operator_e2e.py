@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from rightsizer.cli.main import main
 from tests.integration.conftest import EXAMPLE
+from tests.integration.waiting import free_port, wait_for
 from tests.sandbox import Config, Prometheus, Sandbox
 
 pytestmark = [pytest.mark.k8s, pytest.mark.prometheus, pytest.mark.slow]
@@ -28,23 +28,6 @@ pytestmark = [pytest.mark.k8s, pytest.mark.prometheus, pytest.mark.slow]
 NS = "shop"
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
 CRD = Path(__file__).resolve().parents[2] / "crds" / "rightsizepolicies.rightsizer.dev.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 class Operator:

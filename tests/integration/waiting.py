@@ -1,0 +1,33 @@
+"""Waiting on real components: poll a condition, never sleep blindly."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def wait_for(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float = 90.0,
+    hint: Callable[[], str] | None = None,
+) -> Any:
+    """``check()`` every 0.5 s until it returns something truthy, which is returned."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    more = hint() if hint else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}{more}")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
