@@ -33,18 +33,14 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from rightsizer.engine.buckets import BoolArray, FloatArray, IntArray
+from rightsizer.engine.usage import UsageChunk
 
 
 @dataclass(frozen=True)
 class IntervalRows:
     """The samples of one interval (time-ordered) and what each row stands for."""
 
-    container_id: IntArray
-    instance_id: IntArray
-    timestamp_s: FloatArray
-    cpu_cores: FloatArray
-    memory_bytes: FloatArray
-    oom: BoolArray
+    usage: UsageChunk
     dt_s: FloatArray
     time_bin: IntArray
     """Index of the fleet-excess time bin of each row."""
@@ -151,19 +147,21 @@ def _above(usage: FloatArray, line: FloatArray) -> BoolArray:
 
 def measure(ledger: Ledger, rows: IntervalRows, res: RowResources) -> OomEvents:
     """Add one interval's samples under ``res`` to ``ledger``; return its OOM events."""
-    cid, dt = rows.container_id, rows.dt_s
+    cid, dt = rows.usage.container_id, rows.dt_s
     n = ledger.oom_events.shape[0]
 
     def add(target: FloatArray, mask: BoolArray, values: FloatArray | None = None) -> None:
         weights = dt if values is None else values * dt
         target += np.bincount(cid[mask], weights=weights[mask], minlength=n)
 
-    cpu = np.fmin(rows.cpu_cores, np.where(rows.oom, np.nan, rows.original_cpu_limit))
-    cpu = np.where(np.isfinite(rows.cpu_cores), cpu, np.nan)
-    mem = np.fmin(rows.memory_bytes, np.where(rows.oom, np.nan, rows.original_memory_limit))
-    mem = np.where(np.isfinite(rows.memory_bytes), mem, np.nan)
-    cpu_known = np.isfinite(cpu) & ~rows.oom
-    mem_known = np.isfinite(mem) & ~rows.oom
+    cpu = np.fmin(rows.usage.cpu_cores, np.where(rows.usage.oom, np.nan, rows.original_cpu_limit))
+    cpu = np.where(np.isfinite(rows.usage.cpu_cores), cpu, np.nan)
+    mem = np.fmin(
+        rows.usage.memory_bytes, np.where(rows.usage.oom, np.nan, rows.original_memory_limit)
+    )
+    mem = np.where(np.isfinite(rows.usage.memory_bytes), mem, np.nan)
+    cpu_known = np.isfinite(cpu) & ~rows.usage.oom
+    mem_known = np.isfinite(mem) & ~rows.usage.oom
     add(ledger.cpu_observed_s, cpu_known)
     add(ledger.memory_observed_s, mem_known)
     add(ledger.cpu_above_request_s, cpu_known & _above(cpu, res.cpu_request))
@@ -204,18 +202,18 @@ def measure(ledger: Ledger, rows: IntervalRows, res: RowResources) -> OomEvents:
             )
 
     kill_line = np.where(np.isfinite(res.memory_limit), res.memory_limit, res.memory_request)
-    wanted = np.fmax(mem, np.where(rows.oom, rows.original_memory_limit, np.nan))
+    wanted = np.fmax(mem, np.where(rows.usage.oom, rows.original_memory_limit, np.nan))
     wanted = np.where(
-        rows.oom & ~np.isfinite(wanted), rows.original_memory_request, wanted
+        rows.usage.oom & ~np.isfinite(wanted), rows.original_memory_request, wanted
     )  # an OOM with neither figure: the original request, as upstream VPA assumes
     with np.errstate(invalid="ignore"):
-        killed = (mem_known & (wanted > kill_line)) | (rows.oom & (wanted >= kill_line))
+        killed = (mem_known & (wanted > kill_line)) | (rows.usage.oom & (wanted >= kill_line))
     first = _first_per_container(cid, killed)
     ledger.oom_events[cid[first]] += 1
     return OomEvents(
         container_id=cid[first],
-        instance_id=rows.instance_id[first],
-        timestamp_s=rows.timestamp_s[first],
+        instance_id=rows.usage.instance_id[first],
+        timestamp_s=rows.usage.timestamp_s[first],
         killed_at_bytes=kill_line[first],
     )
 

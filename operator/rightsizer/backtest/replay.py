@@ -274,12 +274,14 @@ def _apply(
 def _interval_rows(trace: ReplayTrace, rows: slice) -> IntervalRows:
     u = trace.usage
     return IntervalRows(
-        container_id=u.container_id[rows],
-        instance_id=u.instance_id[rows],
-        timestamp_s=u.timestamp_s[rows],
-        cpu_cores=u.cpu_cores[rows],
-        memory_bytes=u.memory_bytes[rows],
-        oom=u.oom[rows],
+        usage=UsageChunk(
+            u.container_id[rows],
+            u.instance_id[rows],
+            u.timestamp_s[rows],
+            u.cpu_cores[rows],
+            u.memory_bytes[rows],
+            u.oom[rows],
+        ),
         dt_s=trace.dt_s[rows],
         time_bin=trace.time_bin[rows],
         original_cpu_request=trace.cpu_request_cores[rows],

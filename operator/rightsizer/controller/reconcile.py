@@ -202,25 +202,32 @@ def reconcile(
         start = runtime.read_until_s if runtime.read_until_s is not None else now_s - src.history_s
         if now_s - start < src.step_s:
             try:  # nothing new to read yet; still tell whether Prometheus answers
-                ports.prometheus(src, ns).client.check()
+                probe = ports.prometheus(src, ns)
+                try:
+                    probe.client.check()
+                finally:
+                    probe.client.close()
             except SourceError as exc:
                 source_error = str(exc)
         else:
             try:
                 prom = ports.prometheus(src, ns)
-                window = HistoryWindow(start + src.step_s / 2, now_s, src.step_s)
-                resolver = prom.resolver(ns, now_s, now_s - start + src.step_s)
+                try:
+                    window = HistoryWindow(start + src.step_s / 2, now_s, src.step_s)
+                    resolver = prom.resolver(ns, now_s, now_s - start + src.step_s)
 
-                def oom_memory(key: ContainerKey) -> float:
-                    value = requests.get(key, Resources()).memory_bytes
-                    return math.nan if value is None else float(value)
+                    def oom_memory(key: ContainerKey) -> float:
+                        value = requests.get(key, Resources()).memory_bytes
+                        return math.nan if value is None else float(value)
 
-                for chunk in prom.chunks(ns, window, runtime.registry, resolver, oom_memory):
-                    state.add(chunk)
-                read_until = plan_chunks(window)[-1][1]
-                window_read_s = read_until - start
-                runtime.read_until_s = read_until
-                runtime.bootstrapped = True
+                    for chunk in prom.chunks(ns, window, runtime.registry, resolver, oom_memory):
+                        state.add(chunk)
+                    read_until = plan_chunks(window)[-1][1]
+                    window_read_s = read_until - start
+                    runtime.read_until_s = read_until
+                    runtime.bootstrapped = True
+                finally:
+                    prom.client.close()
             except SourceError as exc:
                 source_error = str(exc)
     if (

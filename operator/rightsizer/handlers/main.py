@@ -27,10 +27,7 @@ from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
 from rightsizer.history import store
-from rightsizer.policy.spec import PrometheusSource
-from rightsizer.sources import kubernetes_api, metrics_server
-from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig
-from rightsizer.sources.prometheus_history import PrometheusHistory
+from rightsizer.sources import metrics_server, prometheus_policy
 
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
 TICK_S = float(os.environ.get("RIGHTSIZER_TICK_SECONDS", "30"))
@@ -127,29 +124,6 @@ def _interval_s(spec: kopf.Spec) -> float:
         return DEFAULT_INTERVAL_S
 
 
-def _prometheus_port(api: client.ApiClient) -> Any:
-    def open_history(src: PrometheusSource, namespace: str) -> PrometheusHistory:
-        token = basic = ca = None
-        if src.auth_secret:
-            data = kubernetes_api.read_secret(api, namespace, src.auth_secret)
-            token = data.get("token")
-            if "username" in data:
-                basic = (data["username"], data.get("password", ""))
-            ca = data.get("ca.crt")
-        ca_file = None
-        if ca:
-            ca_file = f"/tmp/rightsizer-ca-{namespace}-{src.auth_secret}.crt"
-            with open(ca_file, "w") as fh:
-                fh.write(ca)
-        cfg = PrometheusConfig(
-            url=src.url, bearer_token=token, basic_auth=basic, ca_bundle=ca_file,
-            label_matchers=src.label_matchers, timeout_s=60.0, retries=2,
-        )  # fmt: skip
-        return PrometheusHistory(PrometheusClient(cfg))
-
-    return open_history
-
-
 def _all(index: kopf.Index[str, Any], namespace: str) -> list[Any]:
     return list(index.get(namespace, []))
 
@@ -185,7 +159,7 @@ def tick(
     ns_labels: dict[str, str] = next(iter(indexes["namespaces"].get(namespace, [])), {})
     policy = PolicyInfo(namespace, name, uid, str(meta.get("creationTimestamp", "")), dict(spec))
     ports = Ports(
-        prometheus=_prometheus_port(api),
+        prometheus=lambda src, ns: prometheus_policy.open_history(api, src, ns),
         metrics_poll=lambda ns: metrics_server.poll(api, ns),
         load_checkpoint=lambda ns, cm: store.load(api, ns, cm),
     )
