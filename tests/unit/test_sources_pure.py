@@ -3,6 +3,7 @@ PodMetrics conversion, severity and totals."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from rightsizer.samples.workloads import WorkloadResolver, workload_from_pod_nam
 from rightsizer.sources import promql
 from rightsizer.sources.metrics_server import pod_metrics_to_samples
 from rightsizer.sources.prometheus import MAX_POINTS_PER_SERIES
-from rightsizer.sources.prometheus_history import HistoryWindow, plan_chunks
+from rightsizer.sources.prometheus_history import HistoryWindow, plan_bootstrap, plan_chunks
 
 
 @given(
@@ -147,3 +148,41 @@ def test_totals_multiply_by_pods_and_skip_insufficient_data() -> None:
     assert t.cpu_cores_added == 0
     assert t.memory_gib_freed == pytest.approx(4.0)
     assert (t.containers, t.insufficient_data) == (1, 1)
+
+
+@given(
+    span_h=st.integers(min_value=1, max_value=24 * 30),
+    full_h=st.integers(min_value=1, max_value=48),
+    factor=st.integers(min_value=2, max_value=60),
+    end_off=st.integers(min_value=0, max_value=3599),
+)
+def test_bootstrap_plan_is_contiguous_and_weighted(
+    span_h: int, full_h: int, factor: int, end_off: int
+) -> None:
+    step = 60.0
+    end = 1_800_000_000.0 + end_off
+    start = end - span_h * 3600
+    windows = plan_bootstrap(start, end, step, factor * step, full_h * 3600)
+    points = [
+        (t, w.sample_weight)
+        for w in windows
+        for a, b in plan_chunks(w)
+        for t in np.arange(a, b + w.step_s / 2, w.step_s)
+    ]
+    times = np.array([t for t, _ in points])
+    assert np.all(np.diff(times) > 0)  # in time order, no point read twice
+    assert times[-1] > end - step and times[0] < start + factor * step
+    # every point stands for the base steps since the previous point: no gap, no overlap
+    gaps = np.diff(times)
+    weights = np.array([w for _, w in points])[1:]
+    assert np.allclose(gaps, weights * step)
+    if len(windows) == 2:
+        assert windows[1].start_s >= end - full_h * 3600 - factor * step
+        assert windows[0].sample_weight == factor and windows[0].rate_window == 1.5 * step
+    else:
+        assert windows[0].step_s == step and span_h * 3600 <= (full_h + factor / 60) * 3600
+
+
+def test_bootstrap_plan_without_a_coarser_step_reads_everything_at_step() -> None:
+    (window,) = plan_bootstrap(0.0, 7 * 86400.0, 60.0, 60.0, 86400.0)
+    assert window == HistoryWindow(0.0, 7 * 86400.0, 60.0)

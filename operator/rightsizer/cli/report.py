@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -17,7 +18,7 @@ from rightsizer.report.model import assess, totals
 from rightsizer.report.render import FORMATS, render_report
 from rightsizer.samples.workloads import WorkloadResolver
 from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig
-from rightsizer.sources.prometheus_history import HistoryWindow, PrometheusHistory
+from rightsizer.sources.prometheus_history import PrometheusHistory, plan_bootstrap
 
 EXIT_SOURCE_FAILED = 3
 
@@ -63,6 +64,18 @@ def add_report_parser(sub: Any, bad_input: type[Exception]) -> None:
                    help="workload kinds (repeatable; default all three)")  # fmt: skip
     p.add_argument("--history", default="14d", help="how far back to read (default 14d)")
     p.add_argument("--step", default="1m", help="resolution of the history (default 1m)")
+    p.add_argument(
+        "--older-step",
+        metavar="DURATION",
+        help="read history older than --full-resolution at this coarser step, each "
+        "sample weighted as older-step/step samples (default: all at --step)",
+    )
+    p.add_argument(
+        "--full-resolution",
+        default="24h",
+        metavar="DURATION",
+        help="most recent history read at --step when --older-step is set (default 24h)",
+    )
     p.add_argument("--end", default="now", help="end of the history: now or Unix seconds")
     p.add_argument("--strategy", choices=STRATEGY_NAMES, default="headroom")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -118,7 +131,14 @@ def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
         step_s = parse_duration_s(args.step)
         min_history_s = parse_duration_s(args.min_history)
         end_s = time.time() if args.end == "now" else float(args.end)
-        window = HistoryWindow(start_s=end_s - history_s, end_s=end_s, step_s=step_s)
+        older_step_s = parse_duration_s(args.older_step) if args.older_step else step_s
+        if older_step_s > step_s and not math.isclose(
+            older_step_s / step_s, round(older_step_s / step_s)
+        ):
+            raise ValueError("--older-step must be a whole multiple of --step")
+        windows = plan_bootstrap(
+            end_s - history_s, end_s, step_s, older_step_s, parse_duration_s(args.full_resolution)
+        )
     except (SettingsError, ValueError) as exc:
         raise bad_input(str(exc)) from None
     if args.selector and not (args.kube or args.context):
@@ -143,7 +163,7 @@ def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
             history,
             strategy,
             policy,
-            window,
+            windows,
             scope,
             limit_ranges=(lambda ns: kube.limit_range_items(api, ns)) if api else None,
             api_owners=(
@@ -171,10 +191,17 @@ def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
         min_history_s=min_history_s,
         min_samples=args.min_samples,
     )
+    history_info: dict[str, float] = {
+        "start": windows[0].start_s,
+        "end": windows[-1].end_s,
+        "step": step_s,
+    }
+    if len(windows) > 1:
+        history_info.update(olderStep=older_step_s, fullResolutionFrom=windows[1].start_s)
     source = {
         "prometheus": config.url,
         "labelMatchers": config.label_matchers,
-        "history": {"start": window.start_s, "end": window.end_s, "step": window.step_s},
+        "history": history_info,
         "namespaces": collected.namespaces,
         "queries": collected.queries_sent,
         "strategy": args.strategy,

@@ -33,7 +33,12 @@ from rightsizer.policy.spec import (
 from rightsizer.report.model import ReportRow, assess, totals
 from rightsizer.samples.encode import encode as encode_samples
 from rightsizer.sources.errors import SourceError
-from rightsizer.sources.prometheus_history import HistoryWindow, PrometheusHistory, plan_chunks
+from rightsizer.sources.prometheus_history import (
+    HistoryWindow,
+    PrometheusHistory,
+    plan_bootstrap,
+    plan_chunks,
+)
 from rightsizer.status.build import (
     DEFAULT_BUDGET_BYTES,
     Condition,
@@ -213,16 +218,25 @@ def reconcile(
             try:
                 prom = ports.prometheus(src, ns)
                 try:
-                    window = HistoryWindow(start + src.step_s / 2, now_s, src.step_s)
+                    if runtime.read_until_s is None:  # first contact: older history coarser
+                        windows = plan_bootstrap(
+                            start + src.step_s / 2, now_s, src.step_s, src.older_step_s,
+                            src.full_resolution_s,
+                        )  # fmt: skip
+                    else:
+                        windows = [HistoryWindow(start + src.step_s / 2, now_s, src.step_s)]
                     resolver = prom.resolver(ns, now_s, now_s - start + src.step_s)
 
                     def oom_memory(key: ContainerKey) -> float:
                         value = requests.get(key, Resources()).memory_bytes
                         return math.nan if value is None else float(value)
 
-                    for chunk in prom.chunks(ns, window, runtime.registry, resolver, oom_memory):
-                        state.add(chunk)
-                    read_until = plan_chunks(window)[-1][1]
+                    for window in windows:
+                        for chunk in prom.chunks(
+                            ns, window, runtime.registry, resolver, oom_memory
+                        ):
+                            state.add(chunk)
+                    read_until = plan_chunks(windows[-1])[-1][1]
                     window_read_s = read_until - start
                     runtime.read_until_s = read_until
                     runtime.bootstrapped = True

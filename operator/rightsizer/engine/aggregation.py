@@ -184,13 +184,15 @@ class UsageAggregates:
         ts = chunk.timestamp_s
         cpu = chunk.cpu_cores
         keep = np.isfinite(cpu) & (cpu >= 0) & (ts > self.last_cpu_s[inst])
+        weight = chunk.weights(keep)
+        count = chunk.counts(keep)
         if not keep.all():
             inst, ts, cpu = inst[keep], ts[keep], cpu[keep]
         if ts.shape[0] == 0:
             return
         cid = self.instance_container[inst]
-        self.cpu.add(cid, cpu, ts, self.settings.cpu_sample_weight)
-        np.add.at(self.cpu_sample_count, cid, 1)
+        self.cpu.add(cid, cpu, ts, self.settings.cpu_sample_weight * weight)
+        np.add.at(self.cpu_sample_count, cid, count)
         np.fmin.at(self.first_cpu_sample_s, cid, ts)
         np.fmax.at(self.last_cpu_sample_s, cid, ts)
         np.maximum.at(self.last_cpu_s, inst, ts)
@@ -207,12 +209,17 @@ class UsageAggregates:
         on_exact = np.isin(chunk.instance_id, exact) if exact.shape[0] else None
         fast = is_mem if on_exact is None else is_mem & ~on_exact
         self._add_memory_vectorised(
-            chunk.instance_id[fast], chunk.timestamp_s[fast], chunk.memory_bytes[fast]
+            chunk.instance_id[fast],
+            chunk.timestamp_s[fast],
+            chunk.memory_bytes[fast],
+            chunk.counts(fast),
         )
         if on_exact is not None and on_exact.any():
             self._add_memory_exact(chunk.take(on_exact))
 
-    def _add_memory_vectorised(self, inst: IntArray, ts: FloatArray, mem: FloatArray) -> None:
+    def _add_memory_vectorised(
+        self, inst: IntArray, ts: FloatArray, mem: FloatArray, count: IntArray
+    ) -> None:
         """Window peaks for instances without OOMs or zero peaks in this chunk.
 
         Within a window, a sample replaces the peak only when it exceeds both the usage
@@ -221,7 +228,7 @@ class UsageAggregates:
         """
         keep = ts >= self.last_memory_s[inst]
         if not keep.all():
-            inst, ts, mem = inst[keep], ts[keep], mem[keep]
+            inst, ts, mem, count = inst[keep], ts[keep], mem[keep], count[keep]
         if inst.shape[0] == 0:
             return
         interval = self.settings.memory_aggregation_interval_s
@@ -230,7 +237,7 @@ class UsageAggregates:
         first_ts = np.full(n_inst, np.inf)
         np.minimum.at(first_ts, inst, ts)
         np.maximum.at(self.last_memory_s, inst, ts)
-        np.add.at(self.memory_sample_count, containers[inst], 1)
+        np.add.at(self.memory_sample_count, containers[inst], count)
         np.maximum.at(self.peak_memory_bytes, containers[inst], mem)
 
         present = np.flatnonzero(np.isfinite(first_ts))
@@ -275,15 +282,21 @@ class UsageAggregates:
         ts_a = chunk.timestamp_s[order]
         mem_a = chunk.memory_bytes[order]
         oom_a = chunk.oom[order]
-        for inst, ts, mem, oom in zip(
-            inst_a.tolist(), ts_a.tolist(), mem_a.tolist(), oom_a.tolist(), strict=True
+        count_a = chunk.counts(np.ones(len(chunk), dtype=bool))[order]
+        for inst, ts, mem, oom, count in zip(
+            inst_a.tolist(),
+            ts_a.tolist(),
+            mem_a.tolist(),
+            oom_a.tolist(),
+            count_a.tolist(),
+            strict=True,
         ):
             if oom:
                 self.record_oom(inst, ts, 0.0 if math.isnan(mem) else mem)
             elif math.isfinite(mem) and mem >= 0:
                 cid = int(self.instance_container[inst])
                 if self._memory_sample(inst, ts, mem, is_oom=False):
-                    self.memory_sample_count[cid] += 1
+                    self.memory_sample_count[cid] += count
                     self.peak_memory_bytes[cid] = max(self.peak_memory_bytes[cid], mem)
 
     def record_oom(self, inst: int, ts: float, reported_bytes: float) -> bool:

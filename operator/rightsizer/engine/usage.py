@@ -54,7 +54,8 @@ class UsageChunk:
 
     ``cpu_cores``/``memory_bytes`` are NaN where not measured. ``oom`` marks OOM kills;
     on such rows ``memory_bytes`` is the memory reported at the kill (or the request),
-    not a usage sample.
+    not a usage sample. ``weight`` is how many samples at the base resolution a row stands
+    for (history read at a coarser step); ``None`` means one each.
     """
 
     container_id: IntArray
@@ -63,12 +64,29 @@ class UsageChunk:
     cpu_cores: FloatArray
     memory_bytes: FloatArray
     oom: BoolArray
+    weight: FloatArray | None = None
 
     def __post_init__(self) -> None:
         n = self.timestamp_s.shape[0]
         for name in ("container_id", "instance_id", "cpu_cores", "memory_bytes", "oom"):
             if getattr(self, name).shape != (n,):
                 raise ValueError(f"UsageChunk.{name} must have shape ({n},)")
+        if self.weight is not None and (
+            self.weight.shape != (n,) or not bool(np.all(self.weight > 0))
+        ):
+            raise ValueError(f"UsageChunk.weight must be positive with shape ({n},)")
+
+    def weights(self, index: BoolArray | None = None) -> FloatArray | float:
+        """Sample weights of the rows ``index`` selects (1.0 when unweighted)."""
+        if self.weight is None:
+            return 1.0
+        return self.weight if index is None else self.weight[index]
+
+    def counts(self, index: BoolArray) -> IntArray:
+        """Whole-sample counts of the selected rows, for integer sample counters."""
+        if self.weight is None:
+            return np.ones(int(np.count_nonzero(index)), dtype=np.int64)
+        return np.rint(self.weight[index]).astype(np.int64)
 
     def __len__(self) -> int:
         return int(self.timestamp_s.shape[0])
@@ -89,4 +107,5 @@ class UsageChunk:
             self.cpu_cores[index],
             self.memory_bytes[index],
             self.oom[index],
+            None if self.weight is None else self.weight[index],
         )

@@ -7,6 +7,7 @@ express (unknown strategy parameters, a percentile a strategy has no use for) ra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -70,6 +71,10 @@ class PrometheusSource:
     label_matchers: str = ""
     history_s: float = 14 * 86400.0
     step_s: float = 60.0
+    full_resolution_s: float = 86400.0
+    """First contact reads the most recent ``full_resolution_s`` at ``step_s`` …"""
+    older_step_s: float = 300.0
+    """… and older history at this coarser step (each sample weighted accordingly)."""
 
 
 @dataclass(frozen=True)
@@ -169,12 +174,27 @@ def parse_policy_spec(spec: Mapping[str, Any]) -> PolicySpec:
         url = str(prom.get("url", ""))
         if not url.startswith(("http://", "https://")):
             raise PolicyError("spec.source.prometheus.url must start with http:// or https://")
+        where = "spec.source.prometheus"
+        bootstrap = prom.get("bootstrap") or {}
+        step_s = _duration(prom.get("step"), f"{where}.step", 60.0)
+        # An olderStep at or below step reads everything at step (no coarse part).
+        older_step_s = max(
+            step_s, _duration(bootstrap.get("olderStep"), f"{where}.bootstrap.olderStep", 300.0)
+        )
+        if not math.isclose(older_step_s / step_s, round(older_step_s / step_s)):
+            raise PolicyError(
+                f"{where}.bootstrap.olderStep must be a whole multiple of {where}.step"
+            )
         prometheus = PrometheusSource(
             url=url,
             auth_secret=(prom.get("authSecretRef") or {}).get("name"),
             label_matchers=str(prom.get("labelMatchers", "")),
-            history_s=_duration(prom.get("history"), "spec.source.prometheus.history", 14 * 86400),
-            step_s=_duration(prom.get("step"), "spec.source.prometheus.step", 60.0),
+            history_s=_duration(prom.get("history"), f"{where}.history", 14 * 86400),
+            step_s=step_s,
+            full_resolution_s=_duration(
+                bootstrap.get("fullResolution"), f"{where}.bootstrap.fullResolution", 86400.0
+            ),
+            older_step_s=older_step_s,
         )
     mode = update.get("mode", "Recommend")
     try:

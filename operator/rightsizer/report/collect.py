@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rightsizer.engine.policy import LimitRangeItem, SizingPolicy
@@ -62,17 +62,18 @@ def collect_from_prometheus(
     history: PrometheusHistory,
     strategy: Strategy,
     policy: SizingPolicy,
-    window: HistoryWindow,
+    windows: Sequence[HistoryWindow],
     scope: Scope,
     *,
     limit_ranges: Callable[[str], list[LimitRangeItem]] | None = None,
     api_owners: Callable[[str], WorkloadResolver] | None = None,
     progress: Progress | None = None,
 ) -> Collected:
-    span = window.end_s - window.start_s
-    namespaces = [
-        ns for ns in history.namespaces(window.end_s, span) if scope.namespace_matches(ns)
-    ]
+    """Usage of every namespace in scope over ``windows`` (contiguous, in time order: see
+    ``plan_bootstrap``), fed into one strategy state."""
+    end_s = windows[-1].end_s
+    span = end_s - windows[0].start_s
+    namespaces = [ns for ns in history.namespaces(end_s, span) if scope.namespace_matches(ns)]
     registry = ContainerRegistry()
     state = strategy.new_state()
     requests: dict[ContainerKey, Resources] = {}
@@ -80,11 +81,11 @@ def collect_from_prometheus(
     replicas: dict[tuple[str, str], int] = {}
     ranges: dict[str, list[LimitRangeItem]] = {}
     by_name = 0
-    chunks_per_ns = len(plan_chunks(window))
+    chunks_per_ns = sum(len(plan_chunks(w)) for w in windows)
     for i, ns in enumerate(namespaces, 1):
         base = api_owners(ns) if api_owners is not None else None
-        resolver = history.resolver(ns, window.end_s, span, base)
-        current = history.current_resources(ns, window.end_s, resolver)
+        resolver = history.resolver(ns, end_s, span, base)
+        current = history.current_resources(ns, end_s, resolver)
         requests.update(current.requests)
         limits.update(current.limits)
         replicas.update(current.replicas)
@@ -95,7 +96,12 @@ def collect_from_prometheus(
             value = reqs.get(key, Resources()).memory_bytes
             return math.nan if value is None else float(value)
 
-        for j, chunk in enumerate(history.chunks(ns, window, registry, resolver, oom_memory), 1):
+        chunks = (
+            chunk
+            for window in windows
+            for chunk in history.chunks(ns, window, registry, resolver, oom_memory)
+        )
+        for j, chunk in enumerate(chunks, 1):
             state.add(chunk)
             if progress:
                 progress(f"namespace {i}/{len(namespaces)} {ns}: chunk {j}/{chunks_per_ns}")

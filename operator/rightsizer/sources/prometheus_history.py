@@ -36,14 +36,41 @@ class HistoryWindow:
     series ends it holds only one, so a finished pod yields no phantom sample."""
     chunk_s: float = 21_600.0
     """Time range of one query: 6 h keeps one answer small (1,000 series × 360 points)."""
+    sample_weight: float = 1.0
+    """How many samples at the base resolution each sample here stands for (older history
+    read at a coarser step: step / base step)."""
 
     def __post_init__(self) -> None:
         if self.step_s <= 0 or self.end_s <= self.start_s or self.chunk_s < self.step_s:
             raise ValueError("history needs start < end, a positive step and chunk ≥ step")
+        if self.sample_weight <= 0:
+            raise ValueError("sample_weight must be positive")
 
     @property
     def rate_window(self) -> float:
         return self.rate_window_s or 1.5 * self.step_s
+
+
+def plan_bootstrap(
+    start_s: float, end_s: float, step_s: float, older_step_s: float, full_resolution_s: float
+) -> list[HistoryWindow]:
+    """First contact: history older than ``full_resolution_s`` at ``older_step_s`` (each
+    sample weighted as ``older_step_s / step_s`` samples), the rest at ``step_s`` (pure).
+
+    CPU at the coarse step is still a point-in-time rate (the last base-step interval
+    before each coarse point): a subsample of the same distribution, not an average that
+    would flatten its tail. Memory is the peak of every raw sample within each coarse step,
+    so no peak is lost. Contiguous: the fine part starts one step after the coarse part's
+    last point.
+    """
+    if older_step_s <= step_s or end_s - start_s <= full_resolution_s + older_step_s:
+        return [HistoryWindow(start_s, end_s, step_s)]
+    boundary = math.floor((end_s - full_resolution_s) / older_step_s) * older_step_s
+    older = HistoryWindow(
+        start_s, boundary, older_step_s, rate_window_s=1.5 * step_s,
+        sample_weight=older_step_s / step_s,
+    )  # fmt: skip
+    return [older, HistoryWindow(boundary + step_s / 2, end_s, step_s)]
 
 
 def plan_chunks(window: HistoryWindow) -> list[tuple[float, float]]:
@@ -170,7 +197,11 @@ class PrometheusHistory:
                 assert pending is not None
                 result = pending.result()
                 pending = pool.submit(fetch, jobs[i + 1]) if i + 1 < len(jobs) else None
-                parts.extend(_encode_part(registry, resolver, result, job[2], memory_request))
+                parts.extend(
+                    _encode_part(
+                        registry, resolver, result, job[2], memory_request, window.sample_weight
+                    )
+                )
                 del result
                 if job[2] == exprs[-1][0]:
                     yield _concat(parts)
@@ -201,6 +232,7 @@ def _encode_part(
     result: Result,
     kind: str,
     memory_request: Callable[[ContainerKey], float] | None,
+    sample_weight: float = 1.0,
 ) -> list[_Part]:
     parts: list[_Part] = []
     for inst, cid, series_values, key in _series(registry, resolver, result):
@@ -216,9 +248,10 @@ def _encode_part(
             n = values.shape[0]
             reported = memory_request(key) if memory_request else np.nan
             cols = (np.full(n, np.nan), np.full(n, reported), np.ones(n, dtype=bool))
+        weight = np.full(n, 1.0 if kind == "oom" else sample_weight)
         parts.append(
             (np.full(n, cid, dtype=np.int64), np.full(n, inst, dtype=np.int64), values[:, 0],
-             *cols)
+             *cols, weight)
         )  # fmt: skip
     return parts
 
@@ -230,5 +263,8 @@ def _concat(parts: list[_Part]) -> UsageChunk:
             np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), empty, empty, empty,
             np.zeros(0, dtype=bool),
         )  # fmt: skip
-    merged = [np.concatenate([p[i] for p in parts]) for i in range(6)]
-    return UsageChunk(merged[0], merged[1], merged[2], merged[3], merged[4], merged[5].astype(bool))
+    merged = [np.concatenate([p[i] for p in parts]) for i in range(7)]
+    weight = merged[6] if bool(np.any(merged[6] != 1.0)) else None
+    return UsageChunk(
+        merged[0], merged[1], merged[2], merged[3], merged[4], merged[5].astype(bool), weight
+    )

@@ -245,11 +245,11 @@ class HeadroomUsage:
         self.grow(int(chunk.container_id.max()) + 1)
         cid, ts = chunk.container_id, chunk.timestamp_s
         cpu_ok = np.isfinite(chunk.cpu_cores) & (chunk.cpu_cores >= 0) & ~chunk.oom
-        self.cpu.add(cid[cpu_ok], chunk.cpu_cores[cpu_ok], ts[cpu_ok], 1.0)
-        np.add.at(self.cpu_samples, cid[cpu_ok], 1.0)
+        self.cpu.add(cid[cpu_ok], chunk.cpu_cores[cpu_ok], ts[cpu_ok], chunk.weights(cpu_ok))
+        np.add.at(self.cpu_samples, cid[cpu_ok], chunk.weights(cpu_ok))
 
         mem_ok = np.isfinite(chunk.memory_bytes) & (chunk.memory_bytes > 0) & ~chunk.oom
-        np.add.at(self.memory_samples, cid[mem_ok], 1.0)
+        np.add.at(self.memory_samples, cid[mem_ok], chunk.weights(mem_ok))
         np.maximum.at(self.peak_memory_bytes, cid[mem_ok], chunk.memory_bytes[mem_ok])
         np.add.at(self.oom_kills, cid[chunk.oom], 1.0)
         day = (np.ceil(ts / SLOT_S) - 1).astype(np.int64)
