@@ -19,8 +19,22 @@ token), exactly as in the cluster. Prints:
   operator's ``rightsizer_reconcile_duration_seconds``), the status size;
 * the operator's peak RSS (``VmHWM`` in ``/proc/PID/status``) and CPU time.
 
+Then, unless ``--no-compare``, a second first contact in the same operator process: the
+policy is deleted (Kopf removes its finalizer; the controller-manager's garbage collector
+removes the checkpoint ConfigMap it owns), and a policy of another name with
+``bootstrap: {olderStep: <step>}`` (everything read at full resolution, the behaviour
+before tiered bootstrap) is created. Both first contacts are printed side by side: time
+to a complete status, Prometheus queries (count, evaluation time, Prometheus's CPU), API
+requests, operator CPU seconds and peak RSS (``VmHWM`` reset through
+``/proc/PID/clear_refs`` before the second one, so it is that phase's peak on a heap
+warmed by the first), and the ratios full / tiered.
+
+``--profile DIR`` samples the operator with py-spy during each first contact (folded
+stacks in DIR) and prints the top functions by own and inclusive samples.
+
     python bench/bench_operator_scale.py [--deployments 1000] [--days 7] [--reconciles 3]
-                                         [--no-metrics-server] [--keep]
+                                         [--no-metrics-server] [--no-compare]
+                                         [--profile DIR] [--keep]
 """
 
 from __future__ import annotations
@@ -29,13 +43,16 @@ import argparse
 import json
 import math
 import os
+import re
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import sys
 import time
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +68,7 @@ sys.path.insert(0, str(ROOT))  # tests.sandbox: the sandbox's Python API
 
 from kubernetes import client  # noqa: E402
 from kubernetes import config as kube_config  # noqa: E402
+from kubernetes.client.exceptions import ApiException  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from rightsizer.dev.openmetrics import (  # noqa: E402
@@ -64,6 +82,9 @@ from tests.sandbox.http import KubeRest  # noqa: E402
 
 NAMESPACE = "bench"
 POLICY = "bench"
+#: The second first contact (--no-compare skips it): everything read at full resolution.
+POLICY_FULL = "bench-full"
+STEP = "1m"
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
 OPERATOR_NS, SERVICE_ACCOUNT = "rightsizer-system", "rightsizer"
 START_MARKER = "rightsizer operator started"
@@ -88,6 +109,11 @@ OPERATOR_RESOURCES = {
     for resource in rule["resources"]
 }
 MI = 2**20
+PROMETHEUS_METRICS = [
+    "prometheus_http_requests_total",
+    "process_cpu_seconds_total",
+    "prometheus_engine_query_duration_seconds_sum",
+]
 
 
 def log(text: str) -> None:
@@ -109,6 +135,21 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
         if time.monotonic() > deadline:
             raise SystemExit(f"bench: timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def exists(read: Callable[[], Any]) -> bool:
+    """Whether read() finds its object (False on 404)."""
+    try:
+        read()
+    except ApiException as err:
+        if err.status == 404:
+            return False
+        raise
+    return True
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if a is None or b is None or a == 0 else f"{b / a:.2f}×"
 
 
 # ------------------------------------------------------------------ workloads and history
@@ -218,6 +259,17 @@ def queries(snapshot: Snapshot) -> float:
     )
 
 
+def prometheus_cpu(snapshot: Snapshot) -> float:
+    """CPU seconds of the Prometheus process (its own process_cpu_seconds_total)."""
+    return total(snapshot.prometheus, "process_cpu_seconds_total")
+
+
+def prometheus_eval(snapshot: Snapshot) -> float:
+    """Seconds Prometheus's engine spent evaluating queries (the inner_eval slice)."""
+    return total(snapshot.prometheus, "prometheus_engine_query_duration_seconds_sum",
+                 slice="inner_eval")  # fmt: skip
+
+
 def total(samples: Samples, name: str, **match: str) -> float:
     return sum(
         v
@@ -239,6 +291,79 @@ class Snapshot:
 
 
 @dataclass
+class FirstContact:
+    """One policy's first reconcile: from its creation to a complete status."""
+
+    name: str
+    policy: dict[str, Any]
+    to_status: float
+    before: Snapshot
+    after: Snapshot
+    #: The operator's /proc status (VmHWM, VmRSS KiB, CPU ticks) at creation and at the end.
+    start: dict[str, int]
+    end: dict[str, int]
+    status_gets: int
+
+    @property
+    def cpu_s(self) -> float:
+        return (self.end["cpu_ticks"] - self.start["cpu_ticks"]) / os.sysconf("SC_CLK_TCK")
+
+    @property
+    def queries(self) -> float:
+        return queries(self.after) - queries(self.before)
+
+    @property
+    def prometheus_cpu_s(self) -> float:
+        return prometheus_cpu(self.after) - prometheus_cpu(self.before)
+
+    @property
+    def prometheus_eval_s(self) -> float:
+        return prometheus_eval(self.after) - prometheus_eval(self.before)
+
+    @property
+    def reconcile_s(self) -> float:
+        return self.after.reconcile_s - self.before.reconcile_s
+
+    @property
+    def api_requests(self) -> float:
+        name, schema = "apiserver_flowcontrol_dispatched_requests_total", "service-accounts"
+        return total(self.after.apiserver, name, flow_schema=schema) - total(
+            self.before.apiserver, name, flow_schema=schema
+        )
+
+
+def frame_name(frame: str) -> str:
+    """py-spy's "function (path/to/module.py:line)" as "function (package/module.py)"."""
+    func, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    path = re.sub(r"^.*?(site-packages/|/operator/|/lib/python3\.\d+/)", "", path)
+    return f"{func} ({path})" if where else func
+
+
+def profile_summary(path: Path, rate: int, top: int = 15) -> list[str]:
+    """The top functions of py-spy's folded stacks, by own and by inclusive samples."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    n = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [frame_name(f) for f in stack.split(";")]
+        n += int(count)
+        own[frames[-1]] += int(count)
+        for f in set(frames):
+            inclusive[f] += int(count)
+    if not n:
+        return [f"  no samples in {path}"]
+    out = [f"  {n} samples at {rate} Hz (≈ {n / rate:.1f} s of non-idle thread time), {path}"]
+    for title, counts in (("own", own), ("inclusive", inclusive)):
+        out.append(f"  top {top} by {title} samples:")
+        out += [f"    {100 * c / n:5.1f}%  {f}" for f, c in counts.most_common(top)]
+    return out
+
+
+@dataclass
 class Bench:
     args: argparse.Namespace
     cfg: Config = field(default_factory=Config)
@@ -251,6 +376,8 @@ class Bench:
     metrics_port: int = 0
     status_gets: int = 0
     scrape_errors: list[str] = field(default_factory=list)
+    profiler: subprocess.Popen[bytes] | None = None
+    profiles: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.sandbox = Sandbox(self.cfg)
@@ -391,8 +518,12 @@ class Bench:
             return START_MARKER in self.operator_log.read_text(errors="replace")
 
         wait_for("the operator's start marker", started, 120, interval=0.2)
-
         # Settled: its watches and initial lists are done when its request count stops moving.
+        self.wait_settled()
+
+    def wait_settled(self) -> None:
+        """Until the operator's API request count stops moving for 3 s."""
+
         def settled() -> bool:
             before = self.sa_requests(self.scrape_apiserver())
             time.sleep(3)
@@ -412,6 +543,54 @@ class Bench:
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         out["cpu_ticks"] = int(stat[11]) + int(stat[12])  # utime + stime
         return out
+
+    def reset_peak_rss(self) -> bool:
+        """Resets the operator's VmHWM to its current RSS (Linux ≥ 4.0)."""
+        assert self.operator is not None
+        try:
+            Path(f"/proc/{self.operator.pid}/clear_refs").write_text("5")
+        except OSError as err:
+            log(f"  cannot reset the operator's peak RSS ({err!r}): VmHWM stays cumulative")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ profiling
+    def profile_start(self, name: str) -> None:
+        if not self.args.profile:
+            return
+        assert self.operator is not None
+        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
+            "py-spy"
+        )
+        if spy is None:
+            raise SystemExit("bench: --profile needs py-spy (pip install py-spy)")
+        out = Path(self.args.profile).resolve() / f"{name}.folded"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(missing_ok=True)
+        with (out.parent / f"{name}.py-spy.log").open("wb") as spy_log:
+            self.profiler = subprocess.Popen(
+                [spy, "record", "--pid", str(self.operator.pid), "--rate",
+                 str(self.args.profile_rate), "--format", "raw", "--nonblocking",
+                 "--output", str(out)],
+                stdin=subprocess.DEVNULL, stdout=spy_log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        self.profiles[name] = out
+        time.sleep(1.0)  # attached
+        if self.profiler.poll() is not None:
+            raise SystemExit(f"bench: py-spy exited; see {out.parent / f'{name}.py-spy.log'}")
+
+    def profile_stop(self) -> None:
+        """Stops py-spy (SIGINT: it writes its output on the way out)."""
+        if self.profiler is None:
+            return
+        if self.profiler.poll() is None:
+            self.profiler.send_signal(signal.SIGINT)
+            try:
+                self.profiler.wait(120)
+            except subprocess.TimeoutExpired:
+                self.profiler.kill()
+                self.profiler.wait()
+        self.profiler = None
 
     # ------------------------------------------------------------------ measuring
     def scrape_apiserver(self) -> Samples:
@@ -444,7 +623,7 @@ class Bench:
     def scrape(self) -> Snapshot:
         apiserver = self.scrape_apiserver()
         with urllib.request.urlopen(self.cfg.prometheus_url + "/metrics", timeout=30) as r:
-            prometheus = parse_metrics(r.read().decode(), ["prometheus_http_requests_total"])
+            prometheus = parse_metrics(r.read().decode(), PROMETHEUS_METRICS)
         operator = parse_metrics(
             self.operator_metrics(),
             ["rightsizer_reconcile_duration_seconds_count",
@@ -458,24 +637,29 @@ class Bench:
                               namespace=NAMESPACE),
         )  # fmt: skip
 
-    def get_policy(self) -> dict[str, Any]:
+    def get_policy(self, name: str = POLICY) -> dict[str, Any]:
         custom: Any = client.CustomObjectsApi(self.admin)
         self.status_gets += 1
         obj: dict[str, Any] = custom.get_namespaced_custom_object(
-            GROUP, VERSION, NAMESPACE, PLURAL, POLICY
+            GROUP, VERSION, NAMESPACE, PLURAL, name
         )
         return obj
 
-    def create_policy(self) -> None:
+    def create_policy(self, name: str = POLICY, bootstrap: dict[str, str] | None = None) -> None:
+        """A policy selecting every Deployment; bootstrap: spec.source.prometheus.bootstrap
+        (None: the CRD's defaults, tiered)."""
+        prometheus: dict[str, Any] = {"url": self.cfg.prometheus_url,
+                                      "history": f"{self.args.days:g}d", "step": STEP}  # fmt: skip
+        if bootstrap is not None:
+            prometheus["bootstrap"] = bootstrap
         custom: Any = client.CustomObjectsApi(self.admin)
         custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, {
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "RightSizePolicy",
-            "metadata": {"name": POLICY, "namespace": NAMESPACE},
+            "metadata": {"name": name, "namespace": NAMESPACE},
             "spec": {
                 "targets": {"kinds": ["Deployment"]},
                 "source": {
-                    "prometheus": {"url": self.cfg.prometheus_url,
-                                   "history": f"{self.args.days:g}d", "step": "1m"},
+                    "prometheus": prometheus,
                     "metricsServer": {"enabled": not self.args.no_metrics_server},
                 },
                 "update": {"mode": "Recommend"},
@@ -483,8 +667,43 @@ class Bench:
             },
         })  # fmt: skip
 
-    def complete(self, deployments: int) -> dict[str, Any] | None:
-        policy = self.get_policy()
+    def delete_policy(self, policy: dict[str, Any]) -> None:
+        """Deletes the policy, waits until it is gone (the running operator removes its
+        finalizer) and its checkpoint ConfigMap too (the garbage collector removes it; if it
+        has not within a minute, this deletes it)."""
+        name = policy["metadata"]["name"]
+        checkpoint = ((policy.get("status") or {}).get("history") or {}).get(
+            "checkpoint"
+        ) or f"rightsizer-checkpoint-{name}"
+        custom: Any = client.CustomObjectsApi(self.admin)
+        core: Any = client.CoreV1Api(self.admin)
+        t0 = time.monotonic()
+        custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+        wait_for(f"policy {name} to be gone (its finalizer removed by the operator)",
+                 lambda: not exists(lambda: custom.get_namespaced_custom_object(
+                     GROUP, VERSION, NAMESPACE, PLURAL, name)),
+                 120, interval=0.5)  # fmt: skip
+        log(f"  policy {name} gone after {time.monotonic() - t0:.1f}s")
+
+        def checkpoint_exists() -> bool:
+            return exists(lambda: core.read_namespaced_config_map(checkpoint, NAMESPACE))
+
+        deadline = time.monotonic() + 60
+        while checkpoint_exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if checkpoint_exists():
+            log(f"  ConfigMap {checkpoint} not garbage-collected within 60 s; deleting it")
+            try:
+                core.delete_namespaced_config_map(checkpoint, NAMESPACE)
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+            wait_for(f"ConfigMap {checkpoint} to be gone", lambda: not checkpoint_exists(), 60,
+                     interval=0.5)  # fmt: skip
+        log(f"  ConfigMap {checkpoint} gone after {time.monotonic() - t0:.1f}s")
+
+    def complete(self, deployments: int, name: str = POLICY) -> dict[str, Any] | None:
+        policy = self.get_policy(name)
         status = policy.get("status") or {}
         summary = status.get("summary") or {}
         ready = any(
@@ -525,6 +744,39 @@ class Bench:
         net = {k: v - background_per_s.get(k, 0.0) * seconds for k, v in delta.items()}
         return sorted(((k, v) for k, v in net.items() if v >= 0.5), key=lambda kv: -kv[1])
 
+    def first_contact(
+        self, name: str, before: Snapshot, bootstrap: dict[str, str] | None = None
+    ) -> FirstContact:
+        """Creates a policy and waits for its complete status; before: a fresh scrape."""
+        before.policy_created_between = True
+        self.status_gets = 0
+        self.profile_start(name)
+        start = self.operator_status()
+        t0 = time.monotonic()
+        self.create_policy(name, bootstrap)
+        policy = wait_for(f"a complete status of {name}",
+                          lambda: self.complete(self.args.deployments, name),
+                          self.args.timeout, interval=0.5)  # fmt: skip
+        to_status = time.monotonic() - t0
+        end = self.operator_status()
+        after = self.scrape()
+        self.profile_stop()
+        return FirstContact(
+            name=name, policy=policy, to_status=to_status, before=before, after=after,
+            start=start, end=end, status_gets=self.status_gets,
+        )  # fmt: skip
+
+    def print_profile(self, name: str) -> None:
+        path = self.profiles.get(name)
+        if path is None:
+            return
+        print(f"\nprofile of the operator (py-spy), first reconcile of {name}:")
+        if not path.exists():
+            print(f"  py-spy wrote nothing; see {path.with_suffix('.py-spy.log')}")
+            return
+        for line in profile_summary(path, self.args.profile_rate):
+            print(line)
+
     def run(self) -> None:
         args = self.args
         t_start = time.monotonic()
@@ -552,17 +804,12 @@ class Bench:
         idle_sa = self.sa_requests(s1.apiserver) - self.sa_requests(s0.apiserver)
 
         log("creating the policy …")
-        s1.policy_created_between = True
-        self.status_gets = 0
         t_policy = time.monotonic()
-        self.create_policy()
-        policy = wait_for("a complete status", lambda: self.complete(args.deployments),
-                          args.timeout, interval=0.5)  # fmt: skip
-        to_status = time.monotonic() - t_policy
-        s2 = self.scrape()
+        tiered = self.first_contact(POLICY, s1)
+        policy, to_status, s2 = tiered.policy, tiered.to_status, tiered.after
         gets_first = self.status_gets
         log(f"  complete status after {to_status:.1f}s")
-        after_first = self.operator_status()
+        after_first = tiered.end
 
         log(f"steady state: waiting for {args.reconciles} more reconciles …")
         wait_for(f"{args.reconciles} reconciles",
@@ -606,6 +853,7 @@ class Bench:
             ("operator RSS idle / after first / end",
              f"{idle_rss['VmRSS'] / 1024:.0f} / {after_first['VmRSS'] / 1024:.0f} / "
              f"{proc_status['VmRSS'] / 1024:.0f} MiB"),
+            ("operator CPU time, first reconcile", f"{tiered.cpu_s:.1f} s"),
             ("operator CPU time (total)", f"{proc_status['cpu_ticks'] / ticks:.1f} s"),
             ("failed scrapes of the operator's /metrics", str(len(self.scrape_errors))),
         ]  # fmt: skip
@@ -620,8 +868,70 @@ class Bench:
                   f"clients, background subtracted; approximate):")  # fmt: skip
             for key, value in parts[:12]:
                 print(f"  {value:8.0f}  {key}")
+        self.print_profile(POLICY)
+        sys.stdout.flush()
+        if not args.no_compare:
+            self.compare(tiered, proc_status)
+
+    def compare(self, tiered: FirstContact, tiered_status: dict[str, int]) -> None:
+        """Phase 2: the same first contact reading everything at full resolution."""
+        log(f"phase 2: deleting policy {POLICY} (the operator keeps running) …")
+        self.delete_policy(tiered.policy)
+        self.wait_settled()
+        reset = self.reset_peak_rss()
+        before = self.scrape()
+        log(f"creating policy {POLICY_FULL} (bootstrap.olderStep={STEP}: full resolution) …")
+        full = self.first_contact(POLICY_FULL, before, {"olderStep": STEP})
+        log(f"  complete status after {full.to_status:.1f}s")
+
+        def summary(c: FirstContact) -> str:
+            s = c.policy["status"]["summary"]
+            return f"{s.get('workloads')} / {s.get('containers')} / {s.get('insufficientData')}"
+
+        def mib(kib: int) -> str:
+            return f"{kib / 1024:.0f} MiB"
+
+        rows: list[tuple[str, str, str, str]] = [
+            ("policy created → complete status", f"{tiered.to_status:.1f} s",
+             f"{full.to_status:.1f} s", ratio(tiered.to_status, full.to_status)),
+            ("  of which in the first reconcile", f"{tiered.reconcile_s:.1f} s",
+             f"{full.reconcile_s:.1f} s", ratio(tiered.reconcile_s, full.reconcile_s)),
+            ("operator CPU seconds, created → complete", f"{tiered.cpu_s:.1f} s",
+             f"{full.cpu_s:.1f} s", ratio(tiered.cpu_s, full.cpu_s)),
+            ("Prometheus queries", f"{tiered.queries:.0f}", f"{full.queries:.0f}",
+             ratio(tiered.queries, full.queries)),
+            ("Prometheus query evaluation (inner_eval)", f"{tiered.prometheus_eval_s:.1f} s",
+             f"{full.prometheus_eval_s:.1f} s",
+             ratio(tiered.prometheus_eval_s, full.prometheus_eval_s)),
+            ("Prometheus CPU seconds, created → complete", f"{tiered.prometheus_cpu_s:.1f} s",
+             f"{full.prometheus_cpu_s:.1f} s",
+             ratio(tiered.prometheus_cpu_s, full.prometheus_cpu_s)),
+            ("API requests (operator)", f"{tiered.api_requests:.0f}",
+             f"{full.api_requests:.0f}", ratio(tiered.api_requests, full.api_requests)),
+            ("operator peak RSS (VmHWM) at complete status",
+             mib(tiered.end["VmHWM"]) + " (since start)",
+             mib(full.end["VmHWM"]) + (" (since reset)" if reset else " (since start)"),
+             ratio(tiered.end["VmHWM"], full.end["VmHWM"]) if reset else "n/a"),
+            ("operator RSS at creation → at complete status",
+             f"{mib(tiered.start['VmRSS'])} → {mib(tiered.end['VmRSS'])}",
+             f"{mib(full.start['VmRSS'])} → {mib(full.end['VmRSS'])}", ""),
+            ("status workloads / containers / insufficient", summary(tiered), summary(full), ""),
+        ]  # fmt: skip
+        head = ("", f"tiered ({POLICY})", f"full ({POLICY_FULL}, olderStep={STEP})", "full/tiered")
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+        print(f"\nfirst contact side by side, same operator process: tiered (defaults: "
+              f"fullResolution 24h, olderStep 5m) vs everything at step {STEP}; "
+              f"tiered peak RSS over the whole run so far: "
+              f"{mib(tiered_status['VmHWM'])}\n")  # fmt: skip
+        for label, *cells in [head, *rows]:
+            columns = (c.rjust(w) for c, w in zip(cells, widths[1:], strict=True))
+            print("  ".join([label.ljust(widths[0]), *columns]))
+        print(f"(the full run's RSS starts from the heap the tiered run left: "
+              f"{mib(full.start['VmRSS'])} at its creation)")  # fmt: skip
+        self.print_profile(POLICY_FULL)
 
     def stop(self) -> None:
+        self.profile_stop()
         if self.operator is not None and self.operator.poll() is None:
             self.operator.terminate()
             try:
@@ -647,6 +957,13 @@ def main() -> None:
                         help="seconds to wait for a complete status (default 900)")  # fmt: skip
     parser.add_argument("--no-metrics-server", action="store_true",
                         help="no metrics-server (the policy reads Prometheus only)")  # fmt: skip
+    parser.add_argument("--no-compare", action="store_true",
+                        help="skip phase 2 (a second first contact, full resolution)")  # fmt: skip
+    parser.add_argument("--profile", metavar="DIR",
+                        help="sample the operator with py-spy during each first reconcile; "
+                             "folded stacks in DIR")  # fmt: skip
+    parser.add_argument("--profile-rate", type=int, default=100,
+                        help="py-spy samples per second (default 100)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
     args = parser.parse_args()
     os.environ.setdefault("RIGHTSIZER_SANDBOX_DIR", STATE_DIR)

@@ -6,6 +6,7 @@ reconcile step can be tested without a cluster.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,22 @@ class ContainerResources:
 
 
 @dataclass(frozen=True)
+class RolloutStatus:
+    """What a workload's status says about its rollout (numbers as the API gives them)."""
+
+    generation: int = 0
+    observed_generation: int = 0
+    desired: int = 0
+    updated: int = 0
+    available: int = 0
+    total: int = 0
+    """Pods of all revisions (a rollout leaves old ones until it completes)."""
+    deadline_exceeded: bool = False
+    surge_pods: int = 0
+    """Extra pods a rollout may create (a Deployment's maxSurge, resolved)."""
+
+
+@dataclass(frozen=True)
 class WorkloadInfo:
     kind: str
     namespace: str
@@ -39,6 +56,10 @@ class WorkloadInfo:
     annotations: Mapping[str, str]
     replicas: int
     containers: tuple[ContainerResources, ...]
+    rollout: RolloutStatus = field(default_factory=RolloutStatus)
+    resource_version: str = ""
+    selector: Mapping[str, str] = field(default_factory=dict)
+    """The workload's ``matchLabels`` (to find its pods)."""
 
     @property
     def ref(self) -> str:
@@ -85,6 +106,7 @@ def workload_info(kind: str, body: Mapping[str, Any]) -> WorkloadInfo:
         for k, v in (meta.get("annotations") or {}).items()
         if k.startswith(KEPT_ANNOTATION_PREFIXES)
     }
+    selector = (spec.get("selector") or {}).get("matchLabels") or {}
     return WorkloadInfo(
         kind=kind,
         namespace=str(meta.get("namespace", "")),
@@ -94,7 +116,63 @@ def workload_info(kind: str, body: Mapping[str, Any]) -> WorkloadInfo:
         annotations=annotations,
         replicas=replicas,
         containers=containers,
+        rollout=rollout_status(kind, meta, spec, status, replicas),
+        resource_version=str(meta.get("resourceVersion", "")),
+        selector={str(k): str(v) for k, v in selector.items()},
     )
+
+
+def _surge(value: Any, replicas: int, default: str) -> int:
+    value = default if value is None else value
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            return math.ceil(replicas * float(value[:-1]) / 100)
+        except ValueError:
+            return 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def rollout_status(
+    kind: str, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any],
+    replicas: int,
+) -> RolloutStatus:  # fmt: skip
+    strategy = spec.get("strategy") or spec.get("updateStrategy") or {}
+    rolling = strategy.get("rollingUpdate") or {}
+    if kind == "Deployment":
+        surge = (
+            _surge(rolling.get("maxSurge"), replicas, "25%")
+            if strategy.get("type", "RollingUpdate") == "RollingUpdate"
+            else 0
+        )
+        deadline = any(
+            c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+            for c in status.get("conditions") or []
+        )
+        return RolloutStatus(
+            int(meta.get("generation") or 0), int(status.get("observedGeneration") or 0),
+            replicas, int(status.get("updatedReplicas") or 0),
+            int(status.get("availableReplicas") or 0), int(status.get("replicas") or 0),
+            deadline, surge,
+        )  # fmt: skip
+    if kind == "StatefulSet":
+        same = status.get("currentRevision") == status.get("updateRevision")
+        updated = int(status.get("updatedReplicas") or 0)
+        return RolloutStatus(
+            int(meta.get("generation") or 0), int(status.get("observedGeneration") or 0),
+            replicas, replicas if same else updated, int(status.get("availableReplicas") or 0),
+            int(status.get("replicas") or 0),
+        )  # fmt: skip
+    return RolloutStatus(  # DaemonSet
+        int(meta.get("generation") or 0), int(status.get("observedGeneration") or 0),
+        int(status.get("desiredNumberScheduled") or 0),
+        int(status.get("updatedNumberScheduled") or 0),
+        int(status.get("numberAvailable") or 0),
+        int(status.get("currentNumberScheduled") or 0),
+        False, _surge(rolling.get("maxSurge"), replicas, "0"),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -349,16 +349,6 @@ def reconcile(
             if ready else (source_error or ""),
         )
     )  # fmt: skip
-    if spec.update.mode is UpdateMode.APPLY:
-        opted_in = namespace_labels.get(AUTO_APPLY_LABEL) == "enabled"
-        conditions.append(
-            Condition(
-                "AutoApplyBlocked", True,
-                "ApplyNotAvailable" if opted_in else "NamespaceNotOptedIn",
-                "this operator version annotates instead of applying"
-                if opted_in else f"label the namespace {AUTO_APPLY_LABEL}=enabled to allow writes",
-            )
-        )  # fmt: skip
     merged = merge_conditions(prev_conditions, conditions, now_s, generation)
     for cond in merged:
         before = _condition_status(prev_conditions, cond["type"])
@@ -391,6 +381,8 @@ def reconcile(
         "workloads": entries,
     }
     runtime.last_reconcile_s = now_s
+    runtime.rows = list(rows)
+    runtime.owned = [w.ref for w in mine]
     runtime.observed_generation = generation
     runtime.source_ok = source_error is None
     return outcome, runtime

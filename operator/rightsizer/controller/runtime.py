@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from rightsizer.engine.strategies.base import UsageState
 from rightsizer.engine.usage import ContainerRegistry
+from rightsizer.report.model import ReportRow
 
 
 @dataclass
@@ -23,3 +24,9 @@ class PolicyRuntime:
     last_metrics_poll_s: float = 0.0
     observed_generation: int = -1
     source_ok: bool = True
+    rows: list[ReportRow] = field(default_factory=list)
+    """The last reconcile's recommendations (what Apply mode writes)."""
+    owned: list[str] = field(default_factory=list)
+    """Workloads (``Kind/name``) the policy owned at the last reconcile."""
+    pod_checks: dict[str, float] = field(default_factory=dict)
+    """Workload → when its pods were last checked after one of our writes."""

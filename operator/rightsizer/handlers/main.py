@@ -20,6 +20,8 @@ from prometheus_client import start_http_server
 
 from rightsizer import __version__
 from rightsizer.actuation import kubernetes as kube_writes
+from rightsizer.actuation import resources
+from rightsizer.controller import autoapply
 from rightsizer.controller import observability as obs
 from rightsizer.controller.inventory import PolicyInfo, WorkloadInfo, workload_info
 from rightsizer.controller.reconcile import Ports, checkpoint_name, reconcile
@@ -27,7 +29,9 @@ from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
 from rightsizer.history import store
+from rightsizer.policy.spec import PolicyError, parse_policy_spec
 from rightsizer.sources import metrics_server, prometheus_policy
+from rightsizer.status.build import merge_conditions, with_auto_apply
 
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
 TICK_S = float(os.environ.get("RIGHTSIZER_TICK_SECONDS", "30"))
@@ -90,8 +94,17 @@ def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, 
 
 
 @kopf.index("", "v1", "resourcequotas")
-def resourcequotas(namespace: str | None, spec: kopf.Spec, **_: Any) -> dict[str, dict[str, str]]:
-    return {namespace or "": {str(k): str(v) for k, v in (spec.get("hard") or {}).items()}}
+def resourcequotas(
+    namespace: str | None, name: str, status: kopf.Status, **_: Any
+) -> dict[str, dict[str, Any]]:
+    """Hard limits and usage as the quota controller last counted them."""
+    return {
+        namespace or "": {
+            "name": name,
+            "hard": {str(k): str(v) for k, v in (status.get("hard") or {}).items()},
+            "used": {str(k): str(v) for k, v in (status.get("used") or {}).items()},
+        }
+    }
 
 
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
@@ -141,11 +154,13 @@ def tick(
     interval = _interval_s(spec)
     if runtime is not None and not runtime.source_ok:
         interval = min(interval, RETRY_AFTER_SOURCE_ERROR_S)
-    if (
+    due = not (
         runtime is not None
         and runtime.observed_generation == generation
         and now - runtime.last_reconcile_s < interval
-    ):
+    )
+    apply_mode = (spec.get("update") or {}).get("mode") == "Apply"
+    if not due and not apply_mode:
         return
     api: client.ApiClient = memo.api
     workloads: list[WorkloadInfo] = [
@@ -157,6 +172,32 @@ def tick(
         item for items in _all(indexes["limitranges"], namespace) for item in items
     ]
     ns_labels: dict[str, str] = next(iter(indexes["namespaces"].get(namespace, [])), {})
+    new_status: dict[str, Any] | None = None
+    if due:
+        new_status = _reconcile(
+            body, status, meta, namespace, name, uid, memo, logger, indexes, now, generation,
+            workloads, ranges, ns_labels,
+        )  # fmt: skip
+    runtime = memo.runtimes.get(uid)
+    if apply_mode and runtime is not None and runtime.rows:
+        new_status = _auto_apply(
+            api, spec, status, new_status, namespace, name, generation, runtime, workloads,
+            ranges, ns_labels, indexes, now, body, logger,
+        )  # fmt: skip
+    for key, value in (new_status or {}).items():
+        patch.status[key] = value
+
+
+def _reconcile(
+    body: kopf.Body, status: kopf.Status, meta: kopf.Meta, namespace: str, name: str,
+    uid: str, memo: kopf.Memo, logger: kopf.Logger, indexes: dict[str, Any], now: float,
+    generation: int, workloads: list[WorkloadInfo], ranges: list[LimitRangeItem],
+    ns_labels: dict[str, str],
+) -> dict[str, Any]:  # fmt: skip
+    """Read usage, recommend, annotate, checkpoint; returns the new status."""
+    api: client.ApiClient = memo.api
+    runtime: PolicyRuntime | None = memo.runtimes.get(uid)
+    spec = body.get("spec", {})
     policy = PolicyInfo(namespace, name, uid, str(meta.get("creationTimestamp", "")), dict(spec))
     ports = Ports(
         prometheus=lambda src, ns: prometheus_policy.open_history(api, src, ns),
@@ -182,14 +223,61 @@ def tick(
         kopf.event(target, type=event.type,
                    reason=event.reason, message=event.message[:1000])  # fmt: skip
     obs.publish(namespace, name, outcome.rows)
-    for key, value in outcome.status.items():
-        patch.status[key] = value
     logger.info(
         f"reconciled: {len(outcome.rows)} containers, read {outcome.window_read_s:.0f} s of history"
         + (f", source error: {outcome.source_error}" if outcome.source_error else "")
     )
     if outcome.invalid:
         logger.warning(f"invalid policy: {outcome.invalid}")
+    return outcome.status
+
+
+def _auto_apply(
+    api: client.ApiClient, spec: kopf.Spec, status: kopf.Status,
+    new_status: dict[str, Any] | None, namespace: str, name: str, generation: int,
+    runtime: PolicyRuntime, workloads: list[WorkloadInfo], ranges: list[LimitRangeItem],
+    ns_labels: dict[str, str], indexes: dict[str, Any], now: float, body: kopf.Body,
+    logger: kopf.Logger,
+) -> dict[str, Any] | None:  # fmt: skip
+    """Apply mode's pass; returns the status to write (None: nothing changed)."""
+    try:
+        settings = parse_policy_spec(dict(spec)).update.apply_settings()
+    except PolicyError:
+        return new_status
+    base = new_status if new_status is not None else dict(status)
+    previous_states = {
+        str(e.get("workload")): e.get("autoApply") or {} for e in status.get("workloads") or []
+    }
+    owned = set(runtime.owned)
+    result = autoapply.apply_pass(
+        policy=f"{namespace}/{name}", generation=generation, settings=settings,
+        rows=runtime.rows, workloads=[w for w in workloads if w.ref in owned],
+        namespace_labels=ns_labels, hpas=_all(indexes["hpas"], namespace),
+        quotas=_all(indexes["resourcequotas"], namespace), limit_ranges=ranges,
+        previous_states=previous_states, pod_checks=runtime.pod_checks, now_s=now,
+        ports=autoapply.ApplyPorts(
+            write=lambda plan, redecide: resources.write(api, plan, redecide),
+            pods=lambda w: resources.pods_of(api, w.namespace, w.selector),
+        ),
+    )  # fmt: skip
+    for entry in result.states.values():
+        if entry.get("state") == "Held":
+            obs.SKIPS.labels(str(entry.get("reason"))).inc()
+    obs.WRITES.labels("resources").inc(result.writes)
+    for event in result.events:
+        target = cast(kopf.Body, dict(event.target)) if event.target else body
+        kopf.event(target, type=event.type, reason=event.reason, message=event.message[:1000])
+    if result.writes:
+        logger.info(f"auto-apply: {result.writes} writes, {result.api_requests} API requests")
+    workloads_out = with_auto_apply(base.get("workloads") or [], result.last_actions, result.states)
+    conditions = merge_conditions(base.get("conditions") or [], [result.condition], now, generation)
+    if (
+        new_status is None
+        and workloads_out == list(status.get("workloads") or [])
+        and conditions == list(status.get("conditions") or [])
+    ):
+        return None
+    return {**base, "workloads": workloads_out, "conditions": conditions}
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)

@@ -101,6 +101,24 @@ def workload_entries(
     return entries
 
 
+def with_auto_apply(
+    entries: Sequence[Mapping[str, Any]],
+    last_actions: Mapping[str, Mapping[str, Any]],
+    states: Mapping[str, Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """Workload entries with Apply mode's last action and current state merged in."""
+    out = []
+    for entry in entries:
+        e = dict(entry)
+        ref = str(e.get("workload"))
+        if ref in last_actions:
+            e["lastAction"] = dict(last_actions[ref])
+        if ref in states:
+            e["autoApply"] = dict(states[ref])
+        out.append(e)
+    return out
+
+
 def change_text(t: Totals) -> str:
     cpu = t.cpu_cores_added - t.cpu_cores_freed
     mem = t.memory_gib_added - t.memory_gib_freed

@@ -1,0 +1,435 @@
+"""Whether and what to write to a workload in Apply mode (pure: no I/O, no clock).
+
+``decide`` turns a workload's recommendations into new requests/limits per container, or
+into the reasons it holds back (``Hold``). Checks, in order (the first workload-level hold
+ends the decision; every hold has a CamelCase reason for status and Events):
+
+1. ``Excluded``: the workload carries ``rightsizer.dev/exclude: "true"``.
+2. ``GitOpsManaged``: Argo CD, Flux or Helm markers, unless the policy allows writes.
+3. ``HeldAfterFailedRollout``: our last write rolled out badly and was reverted; held
+   until the policy's generation changes.
+4. ``RolloutInProgress``: the workload is rolling out (ours or anyone's).
+5. ``Cooldown``: our last write is more recent than the policy's cooldown.
+6. per container: ``InsufficientData`` (too little history, or confidence below the
+   minimum) keeps that container as it is; resources an HPA scales on are left alone.
+   New values: increases at once; decreases at most ``maxStepDownPercent`` per write and
+   never below the observed memory peak plus margin; limits never below requests.
+7. ``BelowMinimumChange``: no request moves by at least ``minChangePercent``.
+8. ``LimitRangeViolation``: a new value is outside the namespace's LimitRange.
+9. ``QuotaExceeded``: the increase × pods (surge pods included) does not fit the
+   ResourceQuota's remaining room.
+10. ``RolloutLimit``: the namespace already has ``maxConcurrentRollouts`` of our rollouts
+   in flight.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rightsizer.controller.inventory import WorkloadInfo
+from rightsizer.engine.policy import LimitRangeItem
+from rightsizer.engine.recommendation import Resources
+from rightsizer.guardrails.rollout import RolloutState
+from rightsizer.report.model import ReportRow
+
+EXCLUDE_ANNOTATION = "rightsizer.dev/exclude"
+#: Markers of GitOps tools: a write would be reverted (or fought over) by them.
+GITOPS_ANNOTATIONS = (
+    "argocd.argoproj.io/tracking-id",
+    "argocd.argoproj.io/instance",
+    "meta.helm.sh/release-name",
+    "kustomize.toolkit.fluxcd.io/name",
+    "helm.toolkit.fluxcd.io/name",
+)
+GITOPS_LABELS = (
+    "argocd.argoproj.io/instance",
+    "kustomize.toolkit.fluxcd.io/name",
+    "helm.toolkit.fluxcd.io/name",
+)
+GITOPS_MANAGERS = ("helm", "argocd", "flux")
+"""Values of ``app.kubernetes.io/managed-by`` (lower-cased) that mark a GitOps tool."""
+
+RESOURCES = ("cpu", "memory")
+_ATTR = {"cpu": "cpu_millicores", "memory": "memory_bytes"}
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    min_confidence: float = 1.0
+    """VPA-style confidence (≈ days of history) below which nothing is written."""
+    min_change_percent: float = 10.0
+    cooldown_s: float = 86400.0
+    max_step_down_percent: float = 50.0
+    memory_peak_margin_percent: float = 10.0
+    max_concurrent_rollouts: int = 2
+    allow_gitops_managed: bool = False
+    hpa_resources: str = "Skip"
+    """``Skip``: resources an HPA scales on are never written; ``Allow``: they are."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ContainerChange:
+    container: str
+    before_requests: Resources
+    before_limits: Resources
+    requests: Resources
+    limits: Resources
+
+    def text(self) -> str:
+        from rightsizer.quantity import human_cpu, human_memory
+
+        parts = []
+        for res in RESOURCES:
+            a, b = (getattr(self.before_requests, _ATTR[res]), getattr(self.requests, _ATTR[res]))
+            if a != b:
+                fmt = human_cpu if res == "cpu" else human_memory
+                parts.append(f"{res} {fmt(a)}→{fmt(b)}")
+        return f"{self.container}: " + (", ".join(parts) or "limits only")
+
+
+@dataclass(frozen=True)
+class Decision:
+    workload: str
+    changes: tuple[ContainerChange, ...] = ()
+    hold: Hold | None = None
+    notes: tuple[str, ...] = ()
+    """What was left alone and why (e.g. an HPA's resource), for status and Events."""
+
+    @property
+    def writes(self) -> bool:
+        return self.hold is None and bool(self.changes)
+
+
+@dataclass(frozen=True)
+class AppliedRecord:
+    """Our last write to a workload, kept in its ``rightsizer.dev/last-applied`` annotation
+    (written atomically with the resources, so a restart never loses it)."""
+
+    policy: str
+    generation: int
+    time_s: float
+    state: str
+    """``Applied`` or ``Reverted``."""
+    reason: str
+    previous: Mapping[str, tuple[Resources, Resources]]
+    """Container → (requests, limits) before the write."""
+    applied: Mapping[str, tuple[Resources, Resources]]
+
+
+@dataclass(frozen=True)
+class QuotaRoom:
+    """One ResourceQuota: hard limits and usage, by quota key (``requests.cpu`` …)."""
+
+    name: str
+    hard: Mapping[str, float]
+    used: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    settings: ApplySettings
+    now_s: float
+    policy: str
+    """``namespace/name`` of the policy."""
+    policy_generation: int
+    hpa_resources: frozenset[str] = frozenset()
+    """Resources an HPA targeting this workload scales on (``cpu``, ``memory``)."""
+    quotas: Sequence[QuotaRoom] = ()
+    limit_ranges: Sequence[LimitRangeItem] = ()
+    rollouts_in_flight: int = 0
+    """Our rollouts in progress in the namespace, this pass's writes included."""
+    rollout: RolloutState = field(default_factory=RolloutState)
+    record: AppliedRecord | None = None
+    surge_pods: int = 0
+    """Extra pods a rollout may create (a Deployment's maxSurge)."""
+
+
+def gitops_marker(w: WorkloadInfo) -> str | None:
+    for key in GITOPS_ANNOTATIONS:
+        if key in w.annotations:
+            return f"annotation {key}"
+    for key in GITOPS_LABELS:
+        if key in w.labels:
+            return f"label {key}"
+    manager = w.labels.get("app.kubernetes.io/managed-by", "")
+    if manager.lower() in GITOPS_MANAGERS:
+        return f"label app.kubernetes.io/managed-by={manager}"
+    return None
+
+
+def _workload_hold(w: WorkloadInfo, ctx: ApplyContext) -> Hold | None:
+    s = ctx.settings
+    if w.annotations.get(EXCLUDE_ANNOTATION, "").lower() == "true":
+        return Hold("Excluded", f'{EXCLUDE_ANNOTATION}: "true" on the workload')
+    marker = gitops_marker(w)
+    if marker and not s.allow_gitops_managed:
+        return Hold(
+            "GitOpsManaged",
+            f"managed by a GitOps tool ({marker}): annotated only; set "
+            "spec.update.allowGitOpsManaged to write anyway",
+        )
+    rec = ctx.record
+    if (
+        rec
+        and rec.state == "Reverted"
+        and rec.policy == ctx.policy
+        and rec.generation == ctx.policy_generation
+    ):
+        return Hold(
+            "HeldAfterFailedRollout",
+            f"our last change was reverted ({rec.reason}); held until the policy changes",
+        )
+    if not ctx.rollout.complete:
+        return Hold("RolloutInProgress", ctx.rollout.failed or "the workload is rolling out")
+    if rec and rec.state == "Applied" and ctx.now_s - rec.time_s < s.cooldown_s:
+        left = s.cooldown_s - (ctx.now_s - rec.time_s)
+        return Hold("Cooldown", f"last applied {_human_s(ctx.now_s - rec.time_s)} ago; "
+                                f"next write possible in {_human_s(left)}")  # fmt: skip
+    return None
+
+
+def _human_s(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds:.0f}s"
+
+
+def _lowered(new: int, current: int, floor: int, step_down_percent: float) -> int:
+    """A decrease from ``current`` towards ``new``: bounded step, never below ``floor``."""
+    stepped = math.ceil(current * (1 - step_down_percent / 100))
+    return min(current, max(new, stepped, floor))
+
+
+def _new_value(
+    res: str, target: int | None, current: int | None, floor: int, s: ApplySettings
+) -> int | None:
+    if target is None or target <= 0:
+        return current
+    if current is None or target >= current:
+        return target  # increases (and first requests) at once
+    return _lowered(target, current, floor if res == "memory" else 0, s.max_step_down_percent)
+
+
+def _changed_enough(before: int | None, after: int | None, percent: float) -> bool:
+    if after is None or before == after:
+        return False
+    if not before:
+        return True
+    return abs(after - before) / before * 100 >= percent
+
+
+def container_change(
+    row: ReportRow, ctx: ApplyContext, current: tuple[Resources, Resources] | None = None
+) -> tuple[ContainerChange | None, str]:
+    """The new values for one container (None when it stays), and a note on what was
+    left alone. ``current`` (requests, limits) as the workload has them now; default:
+    as the recommendation saw them."""
+    r = row.recommendation
+    if current is not None:
+        r = replace(r, current_requests=current[0], current_limits=current[1])
+    s = ctx.settings
+    if not row.enough_data or r.confidence < s.min_confidence:
+        why = row.reason or f"confidence {r.confidence:.2f} below {s.min_confidence:g}"
+        return None, f"{r.container}: InsufficientData ({why})"
+    floor = math.ceil(r.peak_memory_bytes * (1 + s.memory_peak_margin_percent / 100))
+    requests, limits, notes = {}, {}, []
+    moved = False
+    for res in RESOURCES:
+        attr = _ATTR[res]
+        cur_req, cur_lim = getattr(r.current_requests, attr), getattr(r.current_limits, attr)
+        if res in ctx.hpa_resources and s.hpa_resources == "Skip":
+            requests[attr], limits[attr] = cur_req, cur_lim
+            notes.append(f"{res} left alone: an HPA scales on it")
+            continue
+        new_req = _new_value(res, getattr(r.target, attr), cur_req, floor, s)
+        rec_lim = getattr(r.limits, attr)
+        new_lim = _new_value(res, rec_lim, cur_lim, floor, s) if rec_lim else cur_lim
+        if new_lim is not None and new_req is not None and new_lim < new_req:
+            new_lim = new_req  # a limit below the request is invalid
+        requests[attr], limits[attr] = new_req, new_lim
+        moved = moved or _changed_enough(cur_req, new_req, s.min_change_percent)
+    note = f"{r.container}: " + "; ".join(notes) if notes else ""
+    if not moved:
+        return None, note
+    change = ContainerChange(
+        r.container, r.current_requests, r.current_limits,
+        Resources(requests["cpu_millicores"], requests["memory_bytes"]),
+        Resources(limits["cpu_millicores"], limits["memory_bytes"]),
+    )  # fmt: skip
+    return change, note
+
+
+def limit_range_violation(
+    changes: Sequence[ContainerChange], items: Sequence[LimitRangeItem]
+) -> str | None:
+    for item in items:
+        if item.type != "Container":
+            continue
+        for c in changes:
+            for res in RESOURCES:
+                attr = _ATTR[res]
+                lo, hi = getattr(item.min, attr), getattr(item.max, attr)
+                for what, v in (("request", getattr(c.requests, attr)),
+                                ("limit", getattr(c.limits, attr))):  # fmt: skip
+                    if v is None:
+                        continue
+                    if lo is not None and v < lo:
+                        return f"{c.container}: {res} {what} {v} below the LimitRange min {lo}"
+                    if hi is not None and v > hi:
+                        return f"{c.container}: {res} {what} {v} above the LimitRange max {hi}"
+    return None
+
+
+_QUOTA_KEYS = {
+    ("requests", "cpu"): ("requests.cpu", "cpu"),
+    ("requests", "memory"): ("requests.memory", "memory"),
+    ("limits", "cpu"): ("limits.cpu",),
+    ("limits", "memory"): ("limits.memory",),
+}
+
+
+def quota_shortfall(
+    changes: Sequence[ContainerChange], replicas: int, surge_pods: int,
+    quotas: Sequence[QuotaRoom],
+) -> str | None:  # fmt: skip
+    """Whether the increase fits every quota: at the end ``replicas × delta`` more, and
+    during the rollout ``surge_pods`` new pods next to all the old ones."""
+    for (kind, res), keys in _QUOTA_KEYS.items():
+        attr = _ATTR[res]
+        delta = new_total = 0.0
+        for c in changes:
+            before = getattr(getattr(c, f"before_{kind}"), attr) or 0
+            after = getattr(getattr(c, kind), attr) or 0
+            delta += after - before
+            new_total += after
+        if delta <= 0 and surge_pods == 0:
+            continue
+        unit = 1000.0 if res == "cpu" else 1.0  # quotas in cores, changes in millicores
+        needed = max(replicas * delta, surge_pods * new_total) / unit
+        if needed <= 0:
+            continue
+        for q in quotas:
+            for key in keys:
+                if key in q.hard:
+                    room = q.hard[key] - q.used.get(key, 0.0)
+                    if needed > room + 1e-9:
+                        return (f"ResourceQuota {q.name}: {key} needs {needed:g} more, "
+                                f"{max(room, 0):g} left")  # fmt: skip
+    return None
+
+
+def decide(w: WorkloadInfo, rows: Sequence[ReportRow], ctx: ApplyContext) -> Decision:
+    hold = _workload_hold(w, ctx)
+    if hold is not None:
+        return Decision(w.ref, hold=hold)
+    changes, notes = [], []
+    now = {c.name: (c.requests, c.limits) for c in w.containers}
+    for row in sorted(rows, key=lambda r: r.recommendation.container):
+        if row.recommendation.container not in now:
+            continue  # gone from the template since the recommendation
+        change, note = container_change(row, ctx, now[row.recommendation.container])
+        if note:
+            notes.append(note)
+        if change is not None:
+            changes.append(change)
+    base = Decision(w.ref, tuple(changes), None, tuple(notes))
+    if not changes:
+        insufficient = [n for n in notes if "InsufficientData" in n]
+        if insufficient and len(insufficient) == len(rows):
+            return replace(base, hold=Hold("InsufficientData", "; ".join(insufficient)))
+        return replace(
+            base,
+            hold=Hold(
+                "BelowMinimumChange",
+                f"no request would change by {ctx.settings.min_change_percent:g} % or more",
+            ),
+        )
+    violation = limit_range_violation(changes, ctx.limit_ranges)
+    if violation:
+        return replace(base, hold=Hold("LimitRangeViolation", violation))
+    shortfall = quota_shortfall(changes, w.replicas, ctx.surge_pods, ctx.quotas)
+    if shortfall:
+        return replace(base, hold=Hold("QuotaExceeded", shortfall))
+    if ctx.rollouts_in_flight >= ctx.settings.max_concurrent_rollouts:
+        return replace(
+            base,
+            hold=Hold(
+                "RolloutLimit",
+                f"{ctx.rollouts_in_flight} of our rollouts in flight in the namespace "
+                f"(maxConcurrentRollouts {ctx.settings.max_concurrent_rollouts})",
+            ),
+        )
+    return base
+
+
+# -- the record kept on the workload ------------------------------------------------------
+def _res_json(r: Resources) -> dict[str, int]:
+    out = {}
+    if r.cpu_millicores is not None:
+        out["cpuMillicores"] = r.cpu_millicores
+    if r.memory_bytes is not None:
+        out["memoryBytes"] = r.memory_bytes
+    return out
+
+
+def _res_from(data: Mapping[str, Any]) -> Resources:
+    cpu, mem = data.get("cpuMillicores"), data.get("memoryBytes")
+    return Resources(None if cpu is None else int(cpu), None if mem is None else int(mem))
+
+
+def record_json(record: AppliedRecord) -> dict[str, Any]:
+    def pairs(m: Mapping[str, tuple[Resources, Resources]]) -> dict[str, Any]:
+        return {c: {"requests": _res_json(rq), "limits": _res_json(lm)}
+                for c, (rq, lm) in sorted(m.items())}  # fmt: skip
+
+    return {
+        "policy": record.policy, "generation": record.generation, "time": record.time_s,
+        "state": record.state, "reason": record.reason,
+        "previous": pairs(record.previous), "applied": pairs(record.applied),
+    }  # fmt: skip
+
+
+def parse_record(data: Mapping[str, Any]) -> AppliedRecord | None:
+    """The record from its JSON form; None when it is not one of ours (or is damaged)."""
+    try:
+
+        def pairs(m: Mapping[str, Any]) -> dict[str, tuple[Resources, Resources]]:
+            return {str(c): (_res_from(v.get("requests") or {}), _res_from(v.get("limits") or {}))
+                    for c, v in m.items()}  # fmt: skip
+
+        return AppliedRecord(
+            policy=str(data["policy"]), generation=int(data["generation"]),
+            time_s=float(data["time"]), state=str(data["state"]), reason=str(data["reason"]),
+            previous=pairs(data.get("previous") or {}), applied=pairs(data.get("applied") or {}),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def applied_record(decision: Decision, ctx: ApplyContext) -> AppliedRecord:
+    """The record of writing ``decision``: what each container had, what it gets."""
+    return AppliedRecord(
+        policy=ctx.policy, generation=ctx.policy_generation, time_s=ctx.now_s, state="Applied",
+        reason="RecommendationApplied",
+        previous={c.container: (c.before_requests, c.before_limits) for c in decision.changes},
+        applied={c.container: (c.requests, c.limits) for c in decision.changes},
+    )  # fmt: skip
+
+
+def revert_record(record: AppliedRecord, reason: str, now_s: float) -> AppliedRecord:
+    """Reverting swaps what was applied for what was there before."""
+    return replace(
+        record, time_s=now_s, state="Reverted", reason=reason,
+        previous=record.applied, applied=record.previous,
+    )  # fmt: skip

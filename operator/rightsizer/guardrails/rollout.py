@@ -1,0 +1,83 @@
+"""Is a workload's rollout done, going, or failed? (pure)
+
+A rollout fails when the Deployment controller reports ``ProgressDeadlineExceeded``, or
+when pods created since our write are OOM-killed or crash-looping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rightsizer.controller.inventory import RolloutStatus
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    complete: bool = True
+    failed: str | None = None
+    """Why the rollout failed (e.g. ProgressDeadlineExceeded), None when it has not."""
+
+
+@dataclass(frozen=True)
+class PodHealth:
+    """What a pod's status says about its containers (from the API, see ``pod_health``)."""
+
+    name: str
+    created_s: float
+    oom_killed: tuple[str, ...] = ()
+    """Containers whose last termination was an OOM kill."""
+    crash_looping: tuple[str, ...] = ()
+    """Containers waiting in CrashLoopBackOff."""
+
+
+def rollout_state(r: RolloutStatus) -> RolloutState:
+    if r.deadline_exceeded:
+        return RolloutState(False, "ProgressDeadlineExceeded")
+    done = (
+        r.observed_generation >= r.generation
+        and r.updated >= r.desired
+        and r.available >= r.desired
+        and r.total <= r.desired
+    )
+    return RolloutState(done, None)
+
+
+def pod_failure(pods: Sequence[PodHealth], since_s: float) -> str | None:
+    """Why the pods created at or after ``since_s`` show the new resources do not work."""
+    for pod in sorted(pods, key=lambda p: p.name):
+        if pod.created_s + 1 < since_s:  # creation times have whole seconds
+            continue
+        if pod.oom_killed:
+            return f"pod {pod.name}: {', '.join(pod.oom_killed)} OOMKilled"
+        if pod.crash_looping:
+            return f"pod {pod.name}: {', '.join(pod.crash_looping)} in CrashLoopBackOff"
+    return None
+
+
+def _seconds(timestamp: str) -> float:
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def pod_health(pod: Mapping[str, Any]) -> PodHealth:
+    """The parts of a pod (as the API returns it) that tell whether its containers fail."""
+    meta = pod.get("metadata") or {}
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    oom = tuple(
+        str(s.get("name"))
+        for s in statuses
+        if ((s.get("lastState") or {}).get("terminated") or {}).get("reason") == "OOMKilled"
+        or ((s.get("state") or {}).get("terminated") or {}).get("reason") == "OOMKilled"
+    )
+    looping = tuple(
+        str(s.get("name"))
+        for s in statuses
+        if ((s.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+    )
+    return PodHealth(str(meta.get("name", "")), _seconds(str(meta.get("creationTimestamp", ""))),
+                     oom, looping)  # fmt: skip

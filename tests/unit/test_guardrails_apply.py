@@ -1,0 +1,246 @@
+"""Apply mode's guardrails, one by one (pure decisions; the e2e tests show them on the
+sandbox)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from rightsizer.controller.inventory import (
+    ContainerResources,
+    RolloutStatus,
+    WorkloadInfo,
+    workload_info,
+)
+from rightsizer.engine.policy import LimitRangeItem
+from rightsizer.engine.recommendation import ContainerRecommendation, Resources
+from rightsizer.guardrails.apply import (
+    AppliedRecord,
+    ApplyContext,
+    ApplySettings,
+    QuotaRoom,
+    decide,
+    parse_record,
+    record_json,
+    revert_record,
+)
+from rightsizer.guardrails.rollout import (
+    PodHealth,
+    RolloutState,
+    pod_failure,
+    pod_health,
+    rollout_state,
+)
+from rightsizer.report.model import ReportRow, Severity
+
+MI = 2**20
+NOW = 1_800_000_000.0
+POLICY = "apps/rightsize"
+
+
+def workload(**kw: Any) -> WorkloadInfo:
+    base = WorkloadInfo(
+        "Deployment", "apps", "web", "uid-1", {}, {}, 2,
+        (ContainerResources("app", Resources(1000, 1024 * MI), Resources(2000, 1024 * MI)),),
+    )  # fmt: skip
+    return replace(base, **kw)
+
+
+def row(
+    cpu: int = 300, mem: int = 400 * MI, *, peak: float = 350 * MI, confidence: float = 3.0,
+    enough: bool = True, lim_cpu: int | None = 600, lim_mem: int | None = 400 * MI,
+) -> ReportRow:  # fmt: skip
+    rec = ContainerRecommendation(
+        "apps", "Deployment/web", "app", Resources(cpu, mem), Resources(cpu, mem),
+        Resources(cpu, mem), Resources(cpu, mem), Resources(lim_cpu, lim_mem), 5000, 5000,
+        confidence, Resources(1000, 1024 * MI), Resources(2000, 1024 * MI), peak, 0, 3 * 86400,
+    )  # fmt: skip
+    return ReportRow(rec, 2, enough, "" if enough else "too little history",
+                     Severity.WARNING, Severity.WARNING)  # fmt: skip
+
+
+def ctx(**kw: Any) -> ApplyContext:
+    settings = kw.pop("settings", ApplySettings())
+    return ApplyContext(settings=settings, now_s=NOW, policy=POLICY, policy_generation=3, **kw)
+
+
+def applied(rec_time: float, state: str = "Applied", generation: int = 3) -> AppliedRecord:
+    return AppliedRecord(
+        POLICY, generation, rec_time, state, "RecommendationApplied",
+        {"app": (Resources(1000, 1024 * MI), Resources(2000, 1024 * MI))},
+        {"app": (Resources(500, 900 * MI), Resources(1000, 900 * MI))},
+    )  # fmt: skip
+
+
+def test_a_plain_decrease_is_written_in_one_bounded_step_above_the_memory_peak() -> None:
+    d = decide(workload(), [row()], ctx())
+    assert d.writes and d.hold is None
+    (c,) = d.changes
+    assert c.requests.cpu_millicores == 500  # 1000m → 300m asked; at most 50 % down per write
+    # memory: 1 GiB → 400 Mi asked, step allows 512 Mi, the peak 350 Mi + 10 % = 385 Mi
+    assert c.requests.memory_bytes == 512 * MI
+    assert c.limits.cpu_millicores == 1000 and c.limits.memory_bytes == 512 * MI
+    assert c.before_requests == Resources(1000, 1024 * MI)
+
+
+def test_memory_never_goes_below_the_peak_plus_margin() -> None:
+    settings = ApplySettings(max_step_down_percent=100)
+    d = decide(workload(), [row(mem=100 * MI, peak=600 * MI, lim_mem=100 * MI)],
+               ctx(settings=settings))  # fmt: skip
+    (c,) = d.changes
+    assert c.requests.memory_bytes == pytest.approx(660 * MI, abs=1)
+    assert c.limits.memory_bytes is not None and c.limits.memory_bytes >= 660 * MI
+
+
+def test_increases_apply_at_once_and_limits_stay_above_requests() -> None:
+    d = decide(workload(), [row(cpu=3000, mem=2048 * MI, lim_cpu=None, lim_mem=None)], ctx())
+    (c,) = d.changes
+    assert c.requests == Resources(3000, 2048 * MI)
+    assert c.limits.cpu_millicores == 3000 and c.limits.memory_bytes == 2048 * MI
+
+
+@pytest.mark.parametrize(
+    ("info", "reason"),
+    [
+        (workload(annotations={"rightsizer.dev/exclude": "true"}), "Excluded"),
+        (workload(annotations={"argocd.argoproj.io/tracking-id": "x"}), "GitOpsManaged"),
+        (workload(labels={"app.kubernetes.io/managed-by": "Helm"}), "GitOpsManaged"),
+        (workload(labels={"kustomize.toolkit.fluxcd.io/name": "apps"}), "GitOpsManaged"),
+    ],
+)
+def test_workload_markers_hold(info: WorkloadInfo, reason: str) -> None:
+    d = decide(info, [row()], ctx())
+    assert not d.writes and d.hold is not None and d.hold.reason == reason
+
+
+def test_gitops_managed_workloads_are_written_when_the_policy_allows() -> None:
+    info = workload(labels={"app.kubernetes.io/managed-by": "Helm"})
+    assert decide(info, [row()], ctx(settings=ApplySettings(allow_gitops_managed=True))).writes
+
+
+def test_rollout_in_progress_holds() -> None:
+    d = decide(workload(), [row()], ctx(rollout=RolloutState(complete=False)))
+    assert d.hold is not None and d.hold.reason == "RolloutInProgress"
+
+
+def test_cooldown_holds_until_it_has_passed() -> None:
+    d = decide(workload(), [row()], ctx(record=applied(NOW - 3600)))
+    assert d.hold is not None and d.hold.reason == "Cooldown" and "23.0h" in d.hold.message
+    assert decide(workload(), [row()], ctx(record=applied(NOW - 86401))).writes
+
+
+def test_a_reverted_workload_is_held_until_the_policy_changes() -> None:
+    reverted = revert_record(applied(NOW - 60), "ProgressDeadlineExceeded", NOW - 30)
+    d = decide(workload(), [row()], ctx(record=reverted))
+    assert d.hold is not None and d.hold.reason == "HeldAfterFailedRollout"
+    assert "ProgressDeadlineExceeded" in d.hold.message
+    later = ApplyContext(ApplySettings(), NOW, POLICY, 4, record=reverted)  # spec edited
+    assert decide(workload(), [row()], later).writes
+
+
+@pytest.mark.parametrize(
+    ("recommendation", "settings"),
+    [(row(enough=False), ApplySettings()), (row(confidence=0.5), ApplySettings())],
+)
+def test_too_little_data_holds(recommendation: ReportRow, settings: ApplySettings) -> None:
+    d = decide(workload(), [recommendation], ctx(settings=settings))
+    assert d.hold is not None and d.hold.reason == "InsufficientData"
+
+
+def test_small_changes_hold() -> None:
+    d = decide(workload(), [row(cpu=950, mem=1000 * MI, lim_cpu=None, lim_mem=None,
+                                 peak=100 * MI)], ctx())  # fmt: skip
+    assert d.hold is not None and d.hold.reason == "BelowMinimumChange"
+
+
+def test_resources_an_hpa_scales_on_are_left_alone() -> None:
+    d = decide(workload(), [row()], ctx(hpa_resources=frozenset({"cpu"})))
+    (c,) = d.changes
+    assert c.requests.cpu_millicores == 1000 and c.limits.cpu_millicores == 2000
+    assert c.requests.memory_bytes == 512 * MI
+    assert any("HPA" in n for n in d.notes)
+    allowed = ctx(hpa_resources=frozenset({"cpu"}), settings=ApplySettings(hpa_resources="Allow"))
+    assert decide(workload(), [row()], allowed).changes[0].requests.cpu_millicores == 500
+
+
+def test_only_hpa_resources_to_change_holds_as_below_minimum() -> None:
+    d = decide(workload(), [row(mem=1024 * MI, lim_mem=1024 * MI, peak=100 * MI)],
+               ctx(hpa_resources=frozenset({"cpu"})))  # fmt: skip
+    assert d.hold is not None and d.hold.reason == "BelowMinimumChange"
+
+
+def test_limit_range_bounds_hold() -> None:
+    lr = LimitRangeItem("Container", min=Resources(600, None))
+    d = decide(workload(), [row()], ctx(limit_ranges=[lr]))
+    assert d.hold is not None and d.hold.reason == "LimitRangeViolation"
+    assert "below the LimitRange min" in d.hold.message
+
+
+def test_quota_room_counts_replicas_and_surge() -> None:
+    grow = row(cpu=1500, mem=1024 * MI, lim_cpu=None, lim_mem=None, peak=100 * MI)
+    # +500m × 2 replicas = 1 core at the end; surge pod: 1.5 cores next to the old pods
+    quota = QuotaRoom("q", {"requests.cpu": 10.0}, {"requests.cpu": 8.8})
+    d = decide(workload(), [grow], ctx(quotas=[quota], surge_pods=1))
+    assert d.hold is not None and d.hold.reason == "QuotaExceeded"
+    assert "needs 1.5 more, 1.2 left" in d.hold.message
+    no_surge = decide(workload(), [grow], ctx(quotas=[quota], surge_pods=0))
+    assert no_surge.writes  # 1 core fits the 1.2 left
+
+
+def test_at_most_n_rollouts_in_flight() -> None:
+    d = decide(workload(), [row()], ctx(rollouts_in_flight=2))
+    assert d.hold is not None and d.hold.reason == "RolloutLimit"
+    assert decide(workload(), [row()], ctx(rollouts_in_flight=1)).writes
+
+
+def test_the_record_round_trips_through_json() -> None:
+    rec = applied(NOW)
+    assert parse_record(record_json(rec)) == rec
+    assert parse_record({"policy": "x"}) is None
+    back = revert_record(rec, "why", NOW + 5)
+    assert back.applied == rec.previous and back.previous == rec.applied
+
+
+def test_rollout_states() -> None:
+    assert rollout_state(RolloutStatus(2, 2, 2, 2, 2, 2)).complete
+    assert not rollout_state(RolloutStatus(3, 2, 2, 2, 2, 2)).complete  # not observed yet
+    assert not rollout_state(RolloutStatus(2, 2, 2, 1, 2, 3)).complete  # old pods remain
+    failed = rollout_state(RolloutStatus(2, 2, 2, 1, 1, 2, deadline_exceeded=True))
+    assert failed == RolloutState(False, "ProgressDeadlineExceeded")
+
+
+def test_pods_created_after_the_write_that_fail_mark_the_rollout_failed() -> None:
+    old = PodHealth("web-old", NOW - 100, oom_killed=("app",))
+    assert pod_failure([old], NOW) is None  # older than our write: not ours to judge
+    new = pod_health({
+        "metadata": {"name": "web-new", "creationTimestamp": "2027-01-15T08:00:00Z"},
+        "status": {"containerStatuses": [
+            {"name": "app", "lastState": {"terminated": {"reason": "OOMKilled"}}}]},
+    })  # fmt: skip
+    assert new.oom_killed == ("app",)
+    assert pod_failure([old, new], new.created_s) == "pod web-new: app OOMKilled"
+    looping = pod_health({
+        "metadata": {"name": "web-2", "creationTimestamp": "2027-01-15T08:00:00Z"},
+        "status": {"containerStatuses": [
+            {"name": "app", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]},
+    })  # fmt: skip
+    assert "CrashLoopBackOff" in (pod_failure([looping], looping.created_s) or "")
+
+
+def test_inventory_reads_rollout_status_and_surge() -> None:
+    body = {
+        "metadata": {"name": "web", "namespace": "apps", "generation": 4, "resourceVersion": "9"},
+        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+                 "strategy": {"rollingUpdate": {"maxSurge": "50%"}},
+                 "template": {"spec": {"containers": [{"name": "app"}]}}},
+        "status": {"observedGeneration": 4, "updatedReplicas": 4, "availableReplicas": 4,
+                   "replicas": 4, "conditions": [{"type": "Progressing",
+                                                  "reason": "ProgressDeadlineExceeded"}]},
+    }  # fmt: skip
+    info = workload_info("Deployment", body)
+    assert info.rollout.surge_pods == 2 and info.rollout.deadline_exceeded
+    assert info.selector == {"app": "web"} and info.resource_version == "9"
+    default = workload_info("Deployment", {**body, "spec": {**body["spec"], "strategy": {}}})
+    assert default.rollout.surge_pods == 1  # 25 % of 4
