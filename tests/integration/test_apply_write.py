@@ -74,10 +74,13 @@ def test_server_side_apply_changes_only_cpu_and_memory_of_the_named_container(
     after = read(k8s_api, namespace)
     res = app(after)["resources"]
     assert {k: parse_quantity(v) for k, v in res["requests"].items()} == {
-        "cpu": Decimal("0.25"), "memory": 300 * MI, "ephemeral-storage": 2**30
+        "cpu": Decimal("0.25"),
+        "memory": 300 * MI,
+        "ephemeral-storage": 2**30,
     }
     assert {k: parse_quantity(v) for k, v in res["limits"].items()} == {
-        "cpu": Decimal("0.5"), "memory": 300 * MI
+        "cpu": Decimal("0.5"),
+        "memory": 300 * MI,
     }
     assert app(after)["env"] == app(before)["env"] and app(after)["image"] == app(before)["image"]
     assert app(after, "sidecar") == app(before, "sidecar")
@@ -91,8 +94,13 @@ def test_the_dry_run_refuses_an_invalid_write_and_nothing_is_stored(
 ) -> None:
     client.AppsV1Api(k8s_api).create_namespaced_deployment(namespace, deployment(namespace))
     before = read(k8s_api, namespace)
-    bad = ResourcesWrite("Deployment", namespace, "web",
-                         {"app": (Resources(900, 512 * MI), Resources(100, 512 * MI))}, {})
+    bad = ResourcesWrite(
+        "Deployment",
+        namespace,
+        "web",
+        {"app": (Resources(900, 512 * MI), Resources(100, 512 * MI))},
+        {},
+    )
     with pytest.raises(WriteRejectedError, match="HTTP 422"):
         write(k8s_api, bad)  # request above limit: invalid
     after = read(k8s_api, namespace)  # (the controller may have updated its status)
