@@ -367,7 +367,7 @@ class Demo:
             "KUBECONFIG": self.kubeconfig,
             "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
             "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
-            "RIGHTSIZER_TICK_SECONDS": "5",
+            "RIGHTSIZER_TICK_SECONDS": "2",
         }
         with self.operator_log.open("ab") as log:
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} demo starts the operator\n"
@@ -542,6 +542,40 @@ class Demo:
         say(f"\nRecommendations of {self.namespace}/{POLICY} (from .status.workloads):")
         say(recommendations_table(policy.get("status") or {}))
 
+    # -------------------------------------------------------------- 5. auto-apply
+    def auto_apply(self) -> None:
+        """Opt the namespace in, switch the policy to Apply, wait for the first writes."""
+        ns = self.namespace
+        say(f"$ kubectl label namespace {ns} rightsizer.dev/auto-apply=enabled")
+        self.k("label", "namespace", ns, "rightsizer.dev/auto-apply=enabled", "--overwrite",
+               capture=True)  # fmt: skip
+        patch = '{"spec":{"update":{"mode":"Apply","maxConcurrentRollouts":2}}}'
+        say(f"$ kubectl patch rsp {POLICY} -n {ns} --type merge -p '{patch}'")
+        self.k("patch", "rsp", POLICY, "-n", ns, "--type", "merge", "-p", patch, capture=True)
+        t0 = time.monotonic()
+        while True:
+            status = self.get_policy().get("status") or {}
+            entries = status.get("workloads", [])
+            applied = [w for w in entries if (w.get("lastAction") or {}).get("type") == "Applied"]
+            decided = [w for w in entries if w.get("autoApply")]
+            waiting = [w for w in decided if (w.get("autoApply") or {}).get("reason")
+                       in ("RolloutLimit", "RolloutInProgress")]  # fmt: skip
+            if applied and decided and not waiting:
+                break
+            if time.monotonic() - t0 > self.timeout_s:
+                raise DemoError(f"no write after {self.timeout_s:.0f}s; last lines of "
+                                f"{self.operator_log}:\n" + tail(self.operator_log))  # fmt: skip
+            time.sleep(1.0)
+        say(f"    first writes after {time.monotonic() - t0:.0f}s\n")
+        say(applied_table(status))
+        say(f"\n$ kubectl get replicasets -n {ns}   # the rollouts the writes started")
+        say(self.k("get", "replicasets", "-n", ns, capture=True).rstrip())
+        say(f"\n$ kubectl get events -n {ns} --field-selector reason=ResourcesApplied")
+        events = self.k("get", "events", "-n", ns, "--field-selector", "reason=ResourcesApplied",
+                        "-o", "custom-columns=OBJECT:.involvedObject.name,MESSAGE:.message",
+                        capture=True)  # fmt: skip
+        say(events.rstrip())
+
     def goodbye(self, total_s: float) -> None:
         steps = ", ".join(f"{k} {v:.0f}s" for k, v in self.timings.items())
         say(f"\nDemo ready in {total_s:.0f}s ({steps}).")
@@ -624,6 +658,30 @@ def recommendations_table(status: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def applied_table(status: dict[str, Any]) -> str:
+    """Per workload: what auto-apply did (previous → applied requests) or why it held."""
+    header = ("WORKLOAD", "AUTO-APPLY", "CONTAINER", "CPU REQUEST", "MEMORY REQUEST", "WHY")
+    rows: list[tuple[str, ...]] = []
+    for w in status.get("workloads", []):
+        state = w.get("autoApply") or {}
+        action = w.get("lastAction") or {}
+        if action.get("type") == "Applied":
+            for name, before in sorted((action.get("previous") or {}).items()):
+                after = (action.get("applied") or {}).get(name, {})
+                b, a = before.get("requests", {}), after.get("requests", {})
+                rows.append((w["workload"], "Applied", name,
+                             f"{_fmt_cpu(b.get('cpu'))} → {_fmt_cpu(a.get('cpu'))}",
+                             f"{_fmt_mem(b.get('memory'))} → {_fmt_mem(a.get('memory'))}",
+                             state.get("message", "")[:60]))  # fmt: skip
+        else:
+            rows.append((w["workload"], str(state.get("reason", "-")), "", "", "",
+                         str(state.get("message", ""))[:60]))  # fmt: skip
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    out = ["  ".join(h.ljust(wd) for h, wd in zip(header, widths, strict=True)).rstrip()]
+    out += ["  ".join(v.ljust(wd) for v, wd in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="scripts/demo", description=__doc__.split("\n")[0] if __doc__ else None
@@ -633,6 +691,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for Ready (default: 300)"
     )
+    parser.add_argument("--no-apply", action="store_true",
+                        help="stop after the recommendations (no opt-in, no writes)")
     args = parser.parse_args(argv)
     demo = Demo(namespace=args.namespace, days=args.days, timeout_s=args.timeout)
     t0 = time.monotonic()
@@ -652,6 +712,10 @@ def main(argv: list[str] | None = None) -> int:
         with step("recommendations", demo.timings):
             policy = demo.wait_ready()
         demo.show(policy)
+        if not args.no_apply:
+            say("")
+            with step("auto-apply (opt the namespace in)", demo.timings):
+                demo.auto_apply()
     except DemoError as err:
         print(f"\ndemo: {err}", file=sys.stderr)
         if demo.operator_pid:
