@@ -691,8 +691,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for Ready (default: 300)"
     )
-    parser.add_argument("--no-apply", action="store_true",
-                        help="stop after the recommendations (no opt-in, no writes)")
+    parser.add_argument(
+        "--no-apply",
+        action="store_true",
+        help="stop after the recommendations (no opt-in, no writes)",
+    )
     args = parser.parse_args(argv)
     demo = Demo(namespace=args.namespace, days=args.days, timeout_s=args.timeout)
     t0 = time.monotonic()

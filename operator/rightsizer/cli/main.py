@@ -15,6 +15,13 @@ import yaml
 
 from rightsizer import __version__
 from rightsizer.cli.backtest import add_backtest_parser
+from rightsizer.cli.export import (
+    JSONPATCH_NEEDS_KUBE,
+    PATCH_FORMATS,
+    add_patch_arguments,
+    apply_settings,
+    write_patches,
+)
 from rightsizer.cli.render import FORMATS, render
 from rightsizer.cli.report import EXIT_SOURCE_FAILED, add_report_parser
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
@@ -22,6 +29,7 @@ from rightsizer.engine.settings import SettingsError, parse_assignments
 from rightsizer.engine.strategies import STRATEGY_NAMES, build_strategy, settings_table
 from rightsizer.quantity import QuantityError
 from rightsizer.recommend import recommend_frame
+from rightsizer.report.model import assess
 from rightsizer.samples.frame import SamplesError
 from rightsizer.sources.errors import SourceError
 from rightsizer.sources.samples_file import read_samples
@@ -69,12 +77,21 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         strategy, policy = build_strategy(args.strategy, overrides)
     except (SettingsError, ValueError) as exc:
         raise BadInputError(str(exc)) from None
+    if args.format == "jsonpatch":
+        raise BadInputError(JSONPATCH_NEEDS_KUBE)
+    settings = apply_settings(args, BadInputError) if args.format in PATCH_FORMATS else None
     limit_ranges = _read_limit_ranges(args.limit_range) if args.limit_range else {}
     try:
         frame = read_samples(args.samples)
     except SamplesError as exc:
         raise BadInputError(str(exc)) from None
     recs = recommend_frame(frame, strategy, policy, limit_ranges)
+    if settings is not None:
+        from rightsizer.controller.reconcile import MIN_HISTORY_S, MIN_SAMPLES
+
+        # The operator's own thresholds, so the patch holds what Apply mode would write.
+        rows = assess(recs, {}, min_history_s=MIN_HISTORY_S, min_samples=MIN_SAMPLES)
+        return write_patches(rows, args.format, settings, "recommend")
     sys.stdout.write(render(recs, args.format))
     return EXIT_OK
 
@@ -137,7 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     rec.add_argument(
-        "--format", choices=FORMATS, default="table", help="output format (default: table)"
+        "--format",
+        choices=(*FORMATS, *PATCH_FORMATS),
+        default="table",
+        help="output format (default: table); kustomize: strategic-merge patches for a "
+        "GitOps repository (docs/gitops-export.md); jsonpatch needs `report --kube`",
     )
     rec.add_argument(
         "--set",
@@ -151,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML with LimitRange objects to cap recommendations by (per metadata.namespace; "
         "without a namespace they apply everywhere)",
     )
+    add_patch_arguments(rec)
     rec.set_defaults(func=cmd_recommend)
     add_backtest_parser(sub)
 

@@ -10,9 +10,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rightsizer.cli.export import (
+    JSONPATCH_NEEDS_KUBE,
+    PATCH_FORMATS,
+    add_patch_arguments,
+    apply_settings,
+    write_patches,
+)
 from rightsizer.cli.progress import Progress
 from rightsizer.engine.settings import SettingsError, parse_assignments, parse_duration_s
 from rightsizer.engine.strategies import STRATEGY_NAMES, build_strategy
+from rightsizer.export.patches import TemplateContainer, Templates
 from rightsizer.report.collect import DEFAULT_KINDS, Scope, collect_from_prometheus
 from rightsizer.report.model import assess, totals
 from rightsizer.report.render import FORMATS, render_report
@@ -27,8 +35,14 @@ credentials (never on the command line):
   RIGHTSIZER_PROMETHEUS_TOKEN          bearer token (or --prometheus-token-file)
   RIGHTSIZER_PROMETHEUS_USER / _PASSWORD   basic auth
 
+patches for a GitOps repository (docs/gitops-export.md):
+  --format kustomize    strategic-merge patches, one YAML document per workload
+  --format jsonpatch    RFC 6902 patches with kustomize targets (needs --kube: positions
+                        of the containers in each pod template)
+
 exit codes: 0 ok; 2 bad input; 3 a source failed or answered partially (no report is
-printed then); 1 anything else.
+printed then); 1 anything else (also: patches written, but containers left out that are
+not in the live pod templates).
 """
 
 
@@ -84,8 +98,9 @@ def add_report_parser(sub: Any, bad_input: type[Exception]) -> None:
                    help="less history than this → 'insufficient data' (default 24h)")  # fmt: skip
     p.add_argument("--min-samples", type=int, default=60,
                    help="fewer CPU samples → 'insufficient data' (default 60)")  # fmt: skip
-    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--format", choices=(*FORMATS, *PATCH_FORMATS), default="table")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report here, not stdout")
+    add_patch_arguments(p)
     p.set_defaults(func=lambda args: cmd_report(args, bad_input))
 
 
@@ -143,6 +158,9 @@ def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
         raise bad_input(str(exc)) from None
     if args.selector and not (args.kube or args.context):
         raise bad_input("--selector needs --kube (workload labels come from the API)")
+    if args.format == "jsonpatch" and not (args.kube or args.context):
+        raise bad_input(JSONPATCH_NEEDS_KUBE)
+    patch_settings = apply_settings(args, bad_input) if args.format in PATCH_FORMATS else None
     kinds = tuple(args.kind or DEFAULT_KINDS)
     config = _config(args, bad_input)
     client = PrometheusClient(config)
@@ -182,6 +200,11 @@ def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
             collected.recommendations = [
                 r for r in collected.recommendations if (r.namespace, r.workload) in allowed
             ]
+        templates: Templates | None = None
+        if api is not None and patch_settings is not None:
+            templates = _templates(
+                api, sorted({r.namespace for r in collected.recommendations}), kinds
+            )
     finally:
         progress.done()
         client.close()
@@ -191,6 +214,8 @@ def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
         min_history_s=min_history_s,
         min_samples=args.min_samples,
     )
+    if patch_settings is not None:
+        return write_patches(rows, args.format, patch_settings, "report", templates, args.output)
     history_info: dict[str, float] = {
         "start": windows[0].start_s,
         "end": windows[-1].end_s,
@@ -212,3 +237,14 @@ def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _templates(api: Any, namespaces: list[str], kinds: tuple[str, ...]) -> Templates:
+    """The live pod templates' containers (order and resources) of the workloads."""
+    from rightsizer.sources import kubernetes_api as kube
+
+    found: dict[tuple[str, str], list[str | TemplateContainer]] = {}
+    for ns in namespaces:
+        for key, containers in kube.template_containers(api, ns, kinds).items():
+            found[key] = [TemplateContainer(name, res) for name, res in containers]
+    return found

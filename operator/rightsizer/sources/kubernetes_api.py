@@ -102,3 +102,22 @@ def read_secret(api: ApiClient, namespace: str, name: str) -> dict[str, str]:
 
     secret = call_api(client.CoreV1Api(api).read_namespaced_secret, name, namespace)
     return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+
+def template_containers(
+    api: ApiClient, namespace: str, kinds: tuple[str, ...]
+) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
+    """(namespace, Kind/name) → its pod template's containers in order: name and
+    ``resources`` as plain data (for JSON patches, which address containers by index)."""
+    apps = client.AppsV1Api(api)
+    found = {}
+    for kind in kinds:
+        lister = KIND_LISTERS.get(kind)
+        if lister is None:
+            continue
+        for w in call_api(getattr(apps, lister), namespace).items:
+            found[(namespace, f"{kind}/{w.metadata.name}")] = [
+                (c.name, api.sanitize_for_serialization(c.resources) or {})
+                for c in w.spec.template.spec.containers or []
+            ]
+    return found

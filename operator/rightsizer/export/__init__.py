@@ -1,0 +1,1 @@
+"""Recommendations as patches for GitOps repositories (kustomize, RFC 6902 JSON patch)."""
