@@ -3,6 +3,7 @@ sandbox)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -244,3 +245,44 @@ def test_inventory_reads_rollout_status_and_surge() -> None:
     assert info.selector == {"app": "web"} and info.resource_version == "9"
     default = workload_info("Deployment", {**body, "spec": {**body["spec"], "strategy": {}}})
     assert default.rollout.surge_pods == 1  # 25 % of 4
+
+
+def test_apply_pass_reverts_a_write_whose_new_pods_are_oom_killed() -> None:
+    """The pass lists the namespace's pods once, finds the watched workload's new pod
+    OOM-killed, writes the recorded previous values back and holds the workload."""
+    from rightsizer.actuation.resources import RECORD_ANNOTATION, ResourcesWrite
+    from rightsizer.controller.autoapply import ApplyPorts, apply_pass
+
+    record = applied(NOW - 120)
+    info = workload(annotations={RECORD_ANNOTATION: json.dumps(record_json(record))},
+                    selector={"app": "web"})  # fmt: skip
+    pods = [
+        {"metadata": {"name": "web-new", "labels": {"app": "web"},
+                      "creationTimestamp": "2027-01-15T08:00:00Z"},
+         "status": {"containerStatuses": [
+             {"name": "app", "lastState": {"terminated": {"reason": "OOMKilled"}}}]}},
+        {"metadata": {"name": "other", "labels": {"app": "other"},
+                      "creationTimestamp": "2027-01-15T08:00:00Z"}},
+    ]  # fmt: skip
+    writes: list[ResourcesWrite] = []
+    listed: list[str] = []
+
+    def write(plan: ResourcesWrite, redecide: Any) -> tuple[ResourcesWrite, int]:
+        writes.append(plan)
+        return plan, 2
+
+    # web-new was created at NOW (2027-01-15T08:00:00Z), two minutes after the write
+    result = apply_pass(
+        policy=POLICY, generation=3, settings=ApplySettings(), rows=[row()], workloads=[info],
+        namespace_labels={"rightsizer.dev/auto-apply": "enabled"}, hpas=[], quotas=[],
+        limit_ranges=[], previous_states={}, pod_checks={}, now_s=NOW,
+        ports=ApplyPorts(write=write, pods=lambda ns: listed.append(ns) or pods),  # type: ignore[func-returns-value]
+    )  # fmt: skip
+    assert listed == ["apps"]
+    (revert,) = writes
+    assert revert.containers == {"app": record.previous["app"]}
+    assert revert.resource_version == ""  # a revert must land
+    assert revert.record["state"] == "Reverted" and "OOMKilled" in revert.record["reason"]
+    assert result.states["Deployment/web"]["reason"] == "HeldAfterFailedRollout"
+    assert any(e.reason == "RolloutFailed" and e.type == "Warning" for e in result.events)
+    assert result.last_actions["Deployment/web"]["type"] == "Reverted"

@@ -128,12 +128,9 @@ def write(
     raise WriteRejectedError(f"still conflicting after {MAX_ATTEMPTS} attempts")
 
 
-def pods_of(
-    api: ApiClient, namespace: str, match_labels: Mapping[str, str]
-) -> Sequence[dict[str, Any]]:
-    """The workload's pods (plain dicts), found by its selector."""
-    selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
-    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector)
+def pods_of(api: ApiClient, namespace: str) -> Sequence[dict[str, Any]]:
+    """The namespace's pods (plain dicts)."""
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace)
     out: list[dict[str, Any]] = _plain(api, pods).get("items") or []
     return out
 

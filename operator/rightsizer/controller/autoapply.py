@@ -51,7 +51,8 @@ class ApplyPorts:
     ]
     """Dry-run + server-side apply (``actuation.resources.write``); raises
     ``WriteRejectedError``."""
-    pods: Callable[[WorkloadInfo], Sequence[Mapping[str, Any]]]
+    pods: Callable[[str], Sequence[Mapping[str, Any]]]
+    """All pods of a namespace (one list request, however many workloads are watched)."""
 
 
 @dataclass
@@ -141,7 +142,7 @@ def apply_pass(
     now_s: float,
     ports: ApplyPorts,
 ) -> ApplyResult:
-    """``pod_checks`` (workload → last pod check) is the caller's memory between passes."""
+    """``pod_checks`` (namespace → last pod check) is the caller's memory between passes."""
     if namespace_labels.get(AUTO_APPLY_LABEL) != "enabled":
         return ApplyResult(
             Condition("AutoApplyBlocked", True, "NamespaceNotOptedIn",
@@ -165,6 +166,20 @@ def apply_pass(
         and not rollout_state(w.rollout).complete
     )
 
+    watched = {
+        w.ref
+        for w in workloads
+        if (r := records[w.ref]) is not None
+        and r.policy == policy
+        and r.state == "Applied"
+        and now_s - r.time_s < ROLLOUT_WATCH_S
+    }
+    pods: list[PodHealth] | None = None
+    if watched and workloads and now_s - pod_checks.get("", 0.0) >= POD_CHECK_INTERVAL_S:
+        pod_checks[""] = now_s
+        pods = [pod_health(p) for p in ports.pods(workloads[0].namespace)]
+        result.api_requests += 1
+
     def state(ref: str, kind: str, hold: Hold | None, message: str = "") -> None:
         entry = {"state": kind, "reason": hold.reason if hold else kind,
                  "message": hold.message if hold else message}  # fmt: skip
@@ -179,18 +194,11 @@ def apply_pass(
         if record is not None and record.policy == policy:
             result.last_actions[w.ref] = last_action(record)  # survives a lost status write
         # -- watch our last write ------------------------------------------------------------
-        if (
-            record is not None
-            and record.policy == policy
-            and record.state == "Applied"
-            and now_s - record.time_s < ROLLOUT_WATCH_S
-        ):
+        if record is not None and w.ref in watched:
             failure = rollout_state(w.rollout).failed
-            if failure is None and now_s - pod_checks.get(w.ref, 0.0) >= POD_CHECK_INTERVAL_S:
-                pod_checks[w.ref] = now_s
-                pods: list[PodHealth] = [pod_health(p) for p in ports.pods(w)]
-                result.api_requests += 1
-                failure = pod_failure(pods, record.time_s)
+            if failure is None and pods is not None:
+                mine = [p for p in pods if p.selected_by(w.selector)]
+                failure = pod_failure(mine, record.time_s)
             if failure is not None:
                 revert = revert_record(record, failure, now_s)
                 try:

@@ -29,4 +29,4 @@ class PolicyRuntime:
     owned: list[str] = field(default_factory=list)
     """Workloads (``Kind/name``) the policy owned at the last reconcile."""
     pod_checks: dict[str, float] = field(default_factory=dict)
-    """Workload → when its pods were last checked after one of our writes."""
+    """When the namespace's pods were last checked for our writes' failures."""

@@ -7,7 +7,7 @@ when pods created since our write are OOM-killed or crash-looping.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +31,10 @@ class PodHealth:
     """Containers whose last termination was an OOM kill."""
     crash_looping: tuple[str, ...] = ()
     """Containers waiting in CrashLoopBackOff."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def selected_by(self, match_labels: Mapping[str, str]) -> bool:
+        return bool(match_labels) and all(self.labels.get(k) == v for k, v in match_labels.items())
 
 
 def rollout_state(r: RolloutStatus) -> RolloutState:
@@ -79,5 +83,6 @@ def pod_health(pod: Mapping[str, Any]) -> PodHealth:
         for s in statuses
         if ((s.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
     )
+    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
     return PodHealth(str(meta.get("name", "")), _seconds(str(meta.get("creationTimestamp", ""))),
-                     oom, looping)  # fmt: skip
+                     oom, looping, labels)  # fmt: skip

@@ -257,7 +257,7 @@ def _auto_apply(
         previous_states=previous_states, pod_checks=runtime.pod_checks, now_s=now,
         ports=autoapply.ApplyPorts(
             write=lambda plan, redecide: resources.write(api, plan, redecide),
-            pods=lambda w: resources.pods_of(api, w.namespace, w.selector),
+            pods=lambda ns: resources.pods_of(api, ns),
         ),
     )  # fmt: skip
     for entry in result.states.values():
