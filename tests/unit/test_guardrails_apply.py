@@ -286,3 +286,19 @@ def test_apply_pass_reverts_a_write_whose_new_pods_are_oom_killed() -> None:
     assert result.states["Deployment/web"]["reason"] == "HeldAfterFailedRollout"
     assert any(e.reason == "RolloutFailed" and e.type == "Warning" for e in result.events)
     assert result.last_actions["Deployment/web"]["type"] == "Reverted"
+
+
+def test_no_writes_while_the_usage_source_fails() -> None:
+    from rightsizer.controller.autoapply import ApplyPorts, apply_pass
+
+    def write(plan: Any, redecide: Any) -> Any:
+        raise AssertionError("nothing may be written")
+
+    result = apply_pass(
+        policy=POLICY, generation=3, settings=ApplySettings(), rows=[row()],
+        workloads=[workload()], namespace_labels={"rightsizer.dev/auto-apply": "enabled"},
+        hpas=[], quotas=[], limit_ranges=[], previous_states={}, pod_checks={}, now_s=NOW,
+        ports=ApplyPorts(write=write, pods=lambda ns: []), source_ok=False,
+    )  # fmt: skip
+    assert result.states["Deployment/web"]["reason"] == "SourceUnavailable"
+    assert result.writes == 0

@@ -141,6 +141,7 @@ def apply_pass(
     pod_checks: dict[str, float],
     now_s: float,
     ports: ApplyPorts,
+    source_ok: bool = True,
 ) -> ApplyResult:
     """``pod_checks`` (namespace → last pod check) is the caller's memory between passes."""
     if namespace_labels.get(AUTO_APPLY_LABEL) != "enabled":
@@ -219,6 +220,9 @@ def apply_pass(
         # -- decide and write ----------------------------------------------------------------
         group = by_workload.get(w.ref)
         if not group:
+            continue
+        if not source_ok:  # recommendations only ever from complete reads: wait
+            state(w.ref, "Held", Hold("SourceUnavailable", "usage source failing; no writes"))
             continue
 
         def context(info: WorkloadInfo, flight: int) -> ApplyContext:

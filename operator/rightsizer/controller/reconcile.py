@@ -231,14 +231,15 @@ def reconcile(
                         value = requests.get(key, Resources()).memory_bytes
                         return math.nan if value is None else float(value)
 
+                    # Progress is kept per complete chunk: if Prometheus fails midway, the
+                    # next read resumes after the last chunk added — nothing counted twice,
+                    # nothing skipped.
                     for window in windows:
-                        for chunk in prom.chunks(
-                            ns, window, runtime.registry, resolver, oom_memory
-                        ):
+                        chunks = prom.chunks(ns, window, runtime.registry, resolver, oom_memory)
+                        for (_, chunk_end), chunk in zip(plan_chunks(window), chunks, strict=True):
                             state.add(chunk)
-                    read_until = plan_chunks(windows[-1])[-1][1]
-                    window_read_s = read_until - start
-                    runtime.read_until_s = read_until
+                            runtime.read_until_s = chunk_end
+                            window_read_s = chunk_end - start
                     runtime.bootstrapped = True
                 finally:
                     prom.client.close()

@@ -255,6 +255,7 @@ def _auto_apply(
         namespace_labels=ns_labels, hpas=_all(indexes["hpas"], namespace),
         quotas=_all(indexes["resourcequotas"], namespace), limit_ranges=ranges,
         previous_states=previous_states, pod_checks=runtime.pod_checks, now_s=now,
+        source_ok=runtime.source_ok,
         ports=autoapply.ApplyPorts(
             write=lambda plan, redecide: resources.write(api, plan, redecide),
             pods=lambda ns: resources.pods_of(api, ns),
