@@ -50,8 +50,8 @@ class ScriptedHistory:
 
 def test_a_read_broken_midway_resumes_after_the_last_complete_chunk() -> None:
     policy = PolicyInfo("shop", "p", "uid", "2026-01-01T00:00:00Z", SPEC)
-    web = WorkloadInfo("Deployment", "shop", "web", "w", {}, {}, 1,
-                       (ContainerResources("app", Resources(500, 2**29), Resources()),))  # fmt: skip
+    app = ContainerResources("app", Resources(500, 2**29), Resources())
+    web = WorkloadInfo("Deployment", "shop", "web", "w", {}, {}, 1, (app,))
     read: list[float] = []
     runtime = None
     for fail_at, now in ((2, NOW), (None, NOW + 120)):
