@@ -186,6 +186,12 @@ def cluster(
         custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL,
                                                policy(ns, prometheus.url))  # fmt: skip
     yield cl
+    # Uninstall order: policies first, while the operator can release their finalizers.
+    for ns in (ON, OFF, QUOTA):
+        custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "rightsize")
+    wait_for("the policies gone", lambda: not any(
+        custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+        for ns in (ON, OFF, QUOTA)), 60)  # fmt: skip
     cl.operator.stop()
     for ns in (ON, OFF, QUOTA):
         core.delete_namespace(ns, propagation_policy="Background")

@@ -119,6 +119,13 @@ def operator(
 ) -> Iterator[Operator]:
     op = Operator(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
     yield op
+    # Uninstall order: the policies go while the operator can release their finalizers,
+    # so the namespace does not linger Terminating into other tests' operators.
+    custom = client.CustomObjectsApi(cluster)
+    for item in custom.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL)["items"]:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, item["metadata"]["name"])
+    wait_for("the policies gone", lambda: not custom.list_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL)["items"], 60)  # fmt: skip
     op.stop()
 
 

@@ -12,6 +12,7 @@ instead of overwriting blind.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,10 @@ from rightsizer.quantity import quantities
 FIELD_MANAGER = "rightsizer"
 RECORD_ANNOTATION = "rightsizer.dev/last-applied"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
-MAX_ATTEMPTS = 4
+MAX_ATTEMPTS = 6
+#: Pause before attempt n (n × this): a rolling Deployment's status moves its
+#: resourceVersion several times a second.
+RETRY_PAUSE_S = 0.2
 
 _PATCH = {
     "Deployment": "patch_namespaced_deployment",
@@ -106,7 +110,7 @@ def write(
     patch = getattr(apps, _PATCH[plan.kind])
     requests = 0
     current: ResourcesWrite | None = plan
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(1, MAX_ATTEMPTS + 1):
         assert current is not None
         body = apply_configuration(current)
         try:
@@ -121,6 +125,7 @@ def write(
             if exc.status != 409 or redecide is None:
                 raise WriteRejectedError(f"HTTP {exc.status}: {_message(exc)}") from None
         requests += 1
+        time.sleep(RETRY_PAUSE_S * attempt)
         fresh = _plain(api, getattr(apps, _READ[plan.kind])(plan.name, plan.namespace))
         current = redecide(fresh)
         if current is None:
