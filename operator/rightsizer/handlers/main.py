@@ -31,7 +31,7 @@ from rightsizer.engine.settings import SettingsError, parse_duration_s
 from rightsizer.history import store
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
 from rightsizer.sources import metrics_server, prometheus_policy
-from rightsizer.status.build import merge_conditions, with_auto_apply
+from rightsizer.status.build import DEFAULT_BUDGET_BYTES, fit, merge_conditions, with_auto_apply
 
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
 TICK_S = float(os.environ.get("RIGHTSIZER_TICK_SECONDS", "30"))
@@ -270,7 +270,12 @@ def _auto_apply(
         kopf.event(target, type=event.type, reason=event.reason, message=event.message[:1000])
     if result.writes:
         logger.info(f"auto-apply: {result.writes} writes, {result.api_requests} API requests")
-    workloads_out = with_auto_apply(base.get("workloads") or [], result.last_actions, result.states)
+    workloads_out, cut = fit(
+        with_auto_apply(base.get("workloads") or [], result.last_actions, result.states),
+        DEFAULT_BUDGET_BYTES,
+    )
+    if cut and isinstance(base.get("summary"), dict):
+        base = {**base, "summary": {**base["summary"], "truncated": True}}
     conditions = merge_conditions(base.get("conditions") or [], [result.condition], now, generation)
     if (
         new_status is None
