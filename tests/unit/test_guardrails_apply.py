@@ -302,3 +302,30 @@ def test_no_writes_while_the_usage_source_fails() -> None:
     )  # fmt: skip
     assert result.states["Deployment/web"]["reason"] == "SourceUnavailable"
     assert result.writes == 0
+
+
+def test_holds_that_follow_our_own_write_are_not_events() -> None:
+    """After a write: RolloutInProgress, then Cooldown — in the status, without an Event
+    each (ResourcesApplied said it); someone else's rollout is still an Event."""
+    from rightsizer.actuation.resources import RECORD_ANNOTATION
+    from rightsizer.controller.autoapply import ApplyPorts, apply_pass
+
+    rolling = RolloutStatus(generation=5, observed_generation=4, desired=2)
+    ours = workload(annotations={RECORD_ANNOTATION: json.dumps(record_json(applied(NOW - 5)))},
+                    rollout=rolling)  # fmt: skip
+    theirs = workload(rollout=rolling)
+
+    def run(info: WorkloadInfo) -> Any:
+        return apply_pass(
+            policy=POLICY, generation=3, settings=ApplySettings(), rows=[row()],
+            workloads=[info], namespace_labels={"rightsizer.dev/auto-apply": "enabled"},
+            hpas=[], quotas=[], limit_ranges=[],
+            previous_states={"Deployment/web": {"reason": "Applied"}},
+            pod_checks={"": NOW}, now_s=NOW,
+            ports=ApplyPorts(write=lambda *a: (None, 0), pods=lambda ns: []),
+        )  # fmt: skip
+
+    mine = run(ours)
+    assert mine.states["Deployment/web"]["reason"] == "RolloutInProgress" and not mine.events
+    other = run(theirs)
+    assert [e.reason for e in other.events] == ["RolloutInProgress"]

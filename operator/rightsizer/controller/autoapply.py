@@ -41,6 +41,8 @@ from rightsizer.status.build import Condition, iso
 #: How long after a write we keep checking its pods for OOM kills and crash loops.
 ROLLOUT_WATCH_S = 600.0
 POD_CHECK_INTERVAL_S = 30.0
+#: Holds that follow from our own write (its rollout, its cooldown): status only.
+AFTER_OUR_WRITE = frozenset({"RolloutInProgress", "Cooldown"})
 
 
 @dataclass
@@ -181,14 +183,24 @@ def apply_pass(
         pods = [pod_health(p) for p in ports.pods(workloads[0].namespace)]
         result.api_requests += 1
 
+    by_ref = {w.ref: w for w in workloads}
+
     def state(ref: str, kind: str, hold: Hold | None, message: str = "") -> None:
         entry = {"state": kind, "reason": hold.reason if hold else kind,
                  "message": hold.message if hold else message}  # fmt: skip
         result.states[ref] = entry
         before = previous_states.get(ref) or {}
-        if hold is not None and before.get("reason") != hold.reason:
-            target = next(w for w in workloads if w.ref == ref).body()
-            result.events.append(Event(target, "Normal", hold.reason, hold.message))
+        if hold is None or before.get("reason") == hold.reason:
+            return
+        record = records.get(ref)
+        if (
+            hold.reason in AFTER_OUR_WRITE
+            and record is not None
+            and record.policy == policy
+            and record.state == "Applied"
+        ):
+            return  # the ResourcesApplied Event already told: no Event per consequence
+        result.events.append(Event(by_ref[ref].body(), "Normal", hold.reason, hold.message))
 
     for w in sorted(workloads, key=lambda w: w.ref):
         record = records[w.ref]
