@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from rightsizer.engine.strategies.base import UsageState
 from rightsizer.engine.usage import ContainerRegistry
@@ -28,5 +29,7 @@ class PolicyRuntime:
     """The last reconcile's recommendations (what Apply mode writes)."""
     owned: list[str] = field(default_factory=list)
     """Workloads (``Kind/name``) the policy owned at the last reconcile."""
+    apply_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Workload → Apply mode's last state (``autoApply``), so a hold's Event is sent once."""
     pod_checks: dict[str, float] = field(default_factory=dict)
     """When the namespace's pods were last checked for our writes' failures."""

@@ -245,9 +245,12 @@ def _auto_apply(
     except PolicyError:
         return new_status
     base = new_status if new_status is not None else dict(status)
+    # Holds already told (Event sent): kept in memory, since a large status is truncated
+    # and would forget them (an Event storm); the status seeds it after a restart.
     previous_states = {
         str(e.get("workload")): e.get("autoApply") or {} for e in status.get("workloads") or []
     }
+    previous_states.update(runtime.apply_states)
     owned = set(runtime.owned)
     result = autoapply.apply_pass(
         policy=f"{namespace}/{name}", generation=generation, settings=settings,
@@ -261,6 +264,7 @@ def _auto_apply(
             pods=lambda ns: resources.pods_of(api, ns),
         ),
     )  # fmt: skip
+    runtime.apply_states.update(result.states)
     for entry in result.states.values():
         if entry.get("state") == "Held":
             obs.SKIPS.labels(str(entry.get("reason"))).inc()
