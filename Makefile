@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test unit lint fmt bench bench-operator bench-report components sandbox-up sandbox-down clean
+.PHONY: help setup demo test unit lint fmt bench bench-operator bench-apply bench-report components sandbox-up sandbox-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,6 +43,9 @@ bench: setup  ## engine benchmark (prints wall time, samples/s, peak RSS)
 
 bench-operator: setup components  ## operator at scale: 1,000 Deployments on kwok nodes, time to status, API requests, peak RSS
 	$(BIN)/python bench/bench_operator_scale.py
+
+bench-apply: setup components  ## auto-apply at scale: 1,000 opted-in Deployments, time until all are applied under the rollout limit, API requests per apply
+	$(BIN)/python bench/bench_auto_apply.py
 
 bench-report: setup components  ## report vs bare PromQL fetches on 1,000 containers × 7 days
 	$(BIN)/python bench/bench_report.py
