@@ -56,6 +56,9 @@ def test_tiered_bootstrap_keeps_memory_exact_and_cpu_close(
         want_cpu = float(parse_quantity(ref["target"]["cpu"]))
         got_cpu = float(parse_quantity(got["target"]["cpu"]))
         assert abs(got_cpu - want_cpu) <= CPU_TOLERANCE * want_cpu, (key, want_cpu, got_cpu)
-        for resource in ("cpu", "memory"):  # weighted: as many samples as a full read
-            assert abs(got["samples"][resource] - ref["samples"][resource]) <= weight, key
+        # Weighted: as many samples as a full read, but for the coarse part's two edges
+        # (its first point may stand for minutes before the data starts, and where it meets
+        # the full-resolution day depends on the end time's place on the coarse grid).
+        for resource in ("cpu", "memory"):
+            assert abs(got["samples"][resource] - ref["samples"][resource]) <= 2 * weight, key
         assert got["confidence"] == pytest.approx(ref["confidence"], rel=0.01), key
