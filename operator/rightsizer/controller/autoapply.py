@@ -34,7 +34,7 @@ from rightsizer.guardrails.apply import (
     revert_record,
 )
 from rightsizer.guardrails.rollout import PodHealth, pod_failure, pod_health, rollout_state
-from rightsizer.quantity import quantities
+from rightsizer.quantity import QuantityError, parse_quantity, quantities
 from rightsizer.report.model import ReportRow
 from rightsizer.status.build import Condition, iso
 
@@ -115,8 +115,6 @@ def _plan(decision: Decision, info: WorkloadInfo, ctx: ApplyContext) -> Resource
 
 
 def quota_rooms(quotas: Sequence[Mapping[str, Any]]) -> list[QuotaRoom]:
-    from rightsizer.quantity import QuantityError, parse_quantity
-
     rooms = []
     for q in quotas:
         try:

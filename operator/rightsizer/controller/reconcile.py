@@ -298,7 +298,9 @@ def reconcile(
             wanted = wanted_annotations(group, f"{ns}/{policy.name}")
             if wanted is None:
                 continue
-            update = annotation_update(info.annotations, wanted, spec.update.min_change_percent)
+            update = annotation_update(
+                info.annotations, wanted, spec.update.settings.min_change_percent
+            )
             if update is None:
                 continue
             outcome.annotations.append((info, update))

@@ -33,6 +33,7 @@ from rightsizer.controller.inventory import WorkloadInfo
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import Resources
 from rightsizer.guardrails.rollout import RolloutState
+from rightsizer.quantity import human_cpu, human_memory
 from rightsizer.report.model import ReportRow
 
 EXCLUDE_ANNOTATION = "rightsizer.dev/exclude"
@@ -85,8 +86,6 @@ class ContainerChange:
     limits: Resources
 
     def text(self) -> str:
-        from rightsizer.quantity import human_cpu, human_memory
-
         parts = []
         for res in RESOURCES:
             a, b = (getattr(self.before_requests, _ATTR[res]), getattr(self.requests, _ATTR[res]))

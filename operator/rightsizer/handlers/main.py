@@ -241,7 +241,7 @@ def _auto_apply(
 ) -> dict[str, Any] | None:  # fmt: skip
     """Apply mode's pass; returns the status to write (None: nothing changed)."""
     try:
-        settings = parse_policy_spec(dict(spec)).update.apply_settings()
+        settings = parse_policy_spec(dict(spec)).update.settings
     except PolicyError:
         return new_status
     base = new_status if new_status is not None else dict(status)

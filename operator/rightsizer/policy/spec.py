@@ -81,26 +81,8 @@ class PrometheusSource:
 @dataclass(frozen=True)
 class UpdatePolicy:
     mode: UpdateMode = UpdateMode.RECOMMEND
-    min_change_percent: float = 10.0
-    cooldown_s: float = 86400.0
-    max_step_down_percent: float = 50.0
-    min_confidence: float = 1.0
-    memory_peak_margin_percent: float = 10.0
-    max_concurrent_rollouts: int = 2
-    allow_gitops_managed: bool = False
-    hpa_resources: str = "Skip"
-
-    def apply_settings(self) -> ApplySettings:
-        return ApplySettings(
-            min_confidence=self.min_confidence,
-            min_change_percent=self.min_change_percent,
-            cooldown_s=self.cooldown_s,
-            max_step_down_percent=self.max_step_down_percent,
-            memory_peak_margin_percent=self.memory_peak_margin_percent,
-            max_concurrent_rollouts=self.max_concurrent_rollouts,
-            allow_gitops_managed=self.allow_gitops_managed,
-            hpa_resources=self.hpa_resources,
-        )
+    settings: ApplySettings = field(default_factory=ApplySettings)
+    """Minimum change (also for Annotate mode) and Apply mode's guardrail settings."""
 
 
 @dataclass(frozen=True)
@@ -234,14 +216,16 @@ def parse_policy_spec(spec: Mapping[str, Any]) -> PolicySpec:
         ),
         update=UpdatePolicy(
             mode=update_mode,
-            min_change_percent=float(update.get("minChangePercent", 10)),
-            cooldown_s=_duration(update.get("cooldown"), "spec.update.cooldown", 86400.0),
-            max_step_down_percent=float(update.get("maxStepDownPercent", 50)),
-            min_confidence=float(update.get("minConfidence", 1)),
-            memory_peak_margin_percent=float(update.get("memoryPeakMarginPercent", 10)),
-            max_concurrent_rollouts=max(1, int(update.get("maxConcurrentRollouts", 2))),
-            allow_gitops_managed=bool(update.get("allowGitOpsManaged", False)),
-            hpa_resources=str(update.get("hpaResources", "Skip")),
+            settings=ApplySettings(
+                min_change_percent=float(update.get("minChangePercent", 10)),
+                cooldown_s=_duration(update.get("cooldown"), "spec.update.cooldown", 86400.0),
+                max_step_down_percent=float(update.get("maxStepDownPercent", 50)),
+                min_confidence=float(update.get("minConfidence", 1)),
+                memory_peak_margin_percent=float(update.get("memoryPeakMarginPercent", 10)),
+                max_concurrent_rollouts=max(1, int(update.get("maxConcurrentRollouts", 2))),
+                allow_gitops_managed=bool(update.get("allowGitOpsManaged", False)),
+                hpa_resources=str(update.get("hpaResources", "Skip")),
+            ),
         ),
         reconcile_interval_s=_duration(
             spec.get("reconcileInterval"), "spec.reconcileInterval", 300.0
