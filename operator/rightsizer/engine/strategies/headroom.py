@@ -173,9 +173,15 @@ class HeadroomUsage:
         n = s.memory_slots
         self.slot_peak_bytes: npt.NDArray[np.float64] = np.zeros((0, n))
         self.slot_ooms: npt.NDArray[np.float64] = np.zeros((0, n))
-        self.slot_day: IntArray = np.full(n, -1, dtype=np.int64)
-        """Which day (``ceil(t / day) − 1``) each ring column holds; −1: none."""
-        self.latest_day: int | None = None
+        self.slot_day: npt.NDArray[np.int64] = np.zeros((0, n), dtype=np.int64)
+        """Per container, which of its days each ring column holds."""
+        self.day_anchor_s: FloatArray = np.zeros(0)
+        """Per container, where its days start: its first sample (NaN: none yet). Days are
+        ``[anchor + k·day, anchor + (k+1)·day)``, so a container's daily peaks depend on its
+        own samples only — not on the time of day, the date, or which other containers
+        share the state."""
+        self.latest_s: float | None = None
+        """The newest sample time of any container: "now" for every ring."""
         self.peak_memory_bytes: FloatArray = np.zeros(0)
         self.cpu_samples: FloatArray = np.zeros(0)
         self.memory_samples: FloatArray = np.zeros(0)
@@ -195,7 +201,8 @@ class HeadroomUsage:
         arrays = self.cpu.to_arrays("cpu_")
         arrays.update({name: getattr(self, name) for name in self._ROW_ARRAYS})
         arrays["slot_day"] = self.slot_day
-        arrays["latest_day"] = np.asarray([-1 if self.latest_day is None else self.latest_day])
+        arrays["day_anchor_s"] = self.day_anchor_s
+        arrays["latest_s"] = np.asarray([np.nan if self.latest_s is None else self.latest_s])
         return arrays
 
     @classmethod
@@ -208,10 +215,24 @@ class HeadroomUsage:
             setattr(state, name, np.asarray(arrays[name], dtype=np.float64))
         if state.slot_peak_bytes.shape[1:] != (settings.memory_slots,):
             raise ValueError("snapshot has another memory window")
-        state.slot_day = np.asarray(arrays["slot_day"], dtype=np.int64)
-        latest = int(np.asarray(arrays["latest_day"])[0])
-        state.latest_day = None if latest < 0 else latest
+        if "day_anchor_s" in arrays:
+            state.slot_day = np.asarray(arrays["slot_day"], dtype=np.int64)
+            state.day_anchor_s = np.asarray(arrays["day_anchor_s"], dtype=np.float64)
+            latest_s = float(np.asarray(arrays["latest_s"], dtype=np.float64)[0])
+            state.latest_s = None if math.isnan(latest_s) else latest_s
+        else:  # before per-container days: one ring of UTC days (``ceil(t / day) − 1``)
+            state._restore_utc_days(arrays)
+        if state.slot_day.shape != state.slot_peak_bytes.shape:
+            raise ValueError("snapshot's day ring does not match its peaks")
         return state
+
+    def _restore_utc_days(self, arrays: Mapping[str, npt.NDArray[np.generic]]) -> None:
+        rows = self.slot_peak_bytes.shape[0]
+        utc_days = np.asarray(arrays["slot_day"], dtype=np.int64)
+        self.slot_day = np.broadcast_to(utc_days, (rows, utc_days.shape[0])).copy()
+        self.day_anchor_s = np.where(np.isnan(self.first_s), np.nan, 0.0)
+        latest_day = int(np.asarray(arrays["latest_day"])[0])
+        self.latest_s = None if latest_day < 0 else latest_day * SLOT_S
 
     def grow(self, count: int) -> None:
         if count <= self.rows:
@@ -219,6 +240,9 @@ class HeadroomUsage:
         self.cpu.grow(count)
         self.slot_peak_bytes = _grown_rows(self.slot_peak_bytes, count)
         self.slot_ooms = _grown_rows(self.slot_ooms, count)
+        extra_days = np.zeros((count - self.slot_day.shape[0], self.slot_day.shape[1]), np.int64)
+        self.slot_day = np.concatenate([self.slot_day, extra_days])
+        self.day_anchor_s = _grown(self.day_anchor_s, count, np.nan)
         self.peak_memory_bytes = _grown(self.peak_memory_bytes, count, 0.0)
         self.cpu_samples = _grown(self.cpu_samples, count, 0.0)
         self.memory_samples = _grown(self.memory_samples, count, 0.0)
@@ -226,16 +250,26 @@ class HeadroomUsage:
         self.first_s = _grown(self.first_s, count, np.nan)
         self.last_s = _grown(self.last_s, count, np.nan)
 
-    def _advance(self, day: int) -> None:
-        """Move the ring forward to ``day``, clearing the days that fall out."""
-        n = self.slot_day.shape[0]
-        start = day - n + 1 if self.latest_day is None else max(self.latest_day + 1, day - n + 1)
-        for d in range(start, day + 1):
-            col = d % n
-            self.slot_peak_bytes[:, col] = 0.0
-            self.slot_ooms[:, col] = 0.0
-            self.slot_day[col] = d
-        self.latest_day = day if self.latest_day is None else max(self.latest_day, day)
+    def current_day(self) -> IntArray:
+        """Per container, the index of its day that holds the newest sample time."""
+        latest = -np.inf if self.latest_s is None else self.latest_s
+        with np.errstate(invalid="ignore"):
+            days = np.floor((latest - self.day_anchor_s) / SLOT_S)
+        result: IntArray = np.where(np.isfinite(days), days, -1).astype(np.int64)
+        return result
+
+    def _advance(self, latest_s: float) -> None:
+        """Move every ring forward to ``latest_s``, clearing the days that fall out: column
+        ``j`` of a container holds the newest of its days ``d ≤ current`` with
+        ``d mod slots = j``."""
+        self.latest_s = latest_s if self.latest_s is None else max(self.latest_s, latest_s)
+        n = self.slot_day.shape[1]
+        current = self.current_day()[:, None]
+        expected = current - (current - np.arange(n)[None, :]) % n
+        stale = self.slot_day != expected
+        self.slot_peak_bytes[stale] = 0.0
+        self.slot_ooms[stale] = 0.0
+        self.slot_day = expected
 
     def add(self, chunk: UsageChunk) -> None:
         """Add samples; chunks in time order (within a chunk, any order)."""
@@ -252,11 +286,21 @@ class HeadroomUsage:
         np.add.at(self.memory_samples, cid[mem_ok], chunk.weights(mem_ok))
         np.maximum.at(self.peak_memory_bytes, cid[mem_ok], chunk.memory_bytes[mem_ok])
         np.add.at(self.oom_kills, cid[chunk.oom], 1.0)
-        day = (np.ceil(ts / SLOT_S) - 1).astype(np.int64)
-        self._advance(int(day.max()))
-        assert self.latest_day is not None
-        n = self.slot_day.shape[0]
-        recent = day > self.latest_day - n
+
+        seen = cpu_ok | mem_ok | chunk.oom
+        np.fmin.at(self.first_s, cid[seen], ts[seen])
+        np.fmax.at(self.last_s, cid[seen], ts[seen])
+        if not seen.any():
+            return
+        unanchored = np.isnan(self.day_anchor_s)
+        self.day_anchor_s[unanchored] = self.first_s[unanchored]
+        self._advance(float(ts[seen].max()))
+
+        with np.errstate(invalid="ignore"):
+            day_f = np.floor((ts - self.day_anchor_s[cid]) / SLOT_S)
+        day = np.where(np.isfinite(day_f), day_f, -1).astype(np.int64)
+        n = self.slot_day.shape[1]
+        recent = (day >= 0) & (day > self.current_day()[cid] - n)
         col = day % n
         usage = mem_ok & recent
         np.maximum.at(self.slot_peak_bytes, (cid[usage], col[usage]), chunk.memory_bytes[usage])
@@ -265,10 +309,6 @@ class HeadroomUsage:
         bumped = np.maximum(line * s.oom_bump_up_ratio, line + s.oom_min_bump_up_bytes)
         np.maximum.at(self.slot_peak_bytes, (cid[oom], col[oom]), bumped)
         np.add.at(self.slot_ooms, (cid[oom], col[oom]), 1.0)
-
-        seen = cpu_ok | mem_ok | chunk.oom
-        np.fmin.at(self.first_s, cid[seen], ts[seen])
-        np.fmax.at(self.last_s, cid[seen], ts[seen])
 
     def window_peak_bytes(self) -> FloatArray:
         """The memory peak (OOM bumps included) over the window, 0 without samples."""
