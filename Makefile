@@ -23,10 +23,11 @@ demo: setup  ## the operator on the sandbox (or the KUBECONFIG cluster): workloa
 components:  ## build/reuse the sandbox's binaries (Go, cached outside the repo) and Prometheus
 	bash scripts/build-components.sh
 
-lint: setup  ## ruff (lint + format check) and mypy --strict
+lint: setup  ## ruff (lint + format check), mypy --strict, and imports only pointing down the data flow
 	$(BIN)/ruff check operator tests bench scripts
 	$(BIN)/ruff format --check operator tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: setup  ## fast tests only (no sandbox)
 	$(BIN)/pytest tests/unit

@@ -19,8 +19,8 @@ from rightsizer.actuation.resources import (
     WriteRejectedError,
     write,
 )
-from rightsizer.controller.inventory import workload_info
 from rightsizer.engine.recommendation import Resources
+from rightsizer.model.workloads import workload_info
 from rightsizer.quantity import parse_quantity
 
 pytestmark = pytest.mark.k8s

@@ -27,8 +27,8 @@ from rightsizer.export.patches import (
     render_kustomize,
 )
 from rightsizer.guardrails.apply import ApplyContext, ApplySettings, container_change
+from rightsizer.model.assessment import Assessment, Severity
 from rightsizer.quantity import cpu_millicores, memory_bytes
-from rightsizer.report.model import ReportRow, Severity
 from rightsizer.sources.kubernetes_api import template_containers
 from rightsizer.sources.samples_file import read_samples
 from tests.integration.conftest import EXAMPLE
@@ -64,7 +64,7 @@ def deployment(
     }  # fmt: skip
 
 
-def rows(namespace: str, name: str) -> list[ReportRow]:
+def rows(namespace: str, name: str) -> list[Assessment]:
     """app: 1 CPU / 1 GiB requested, asks for 300m / 200 Mi with a 700 Mi peak (the step
     down and the memory floor both show); proxy: nothing requested, asks 50m / 64 Mi."""
 
@@ -81,10 +81,10 @@ def rows(namespace: str, name: str) -> list[ReportRow]:
         rec("proxy", Resources(50, 64 * MI), Resources(None, 96 * MI),
             Resources(None, None), Resources(None, None), 60 * MI),
     ]  # fmt: skip
-    return [ReportRow(r, 1, True, "", Severity.WARNING, Severity.WARNING) for r in recs]
+    return [Assessment(r, 1, True, "", Severity.WARNING, Severity.WARNING) for r in recs]
 
 
-def intended(rs: list[ReportRow]) -> dict[str, tuple[Resources, Resources]]:
+def intended(rs: list[Assessment]) -> dict[str, tuple[Resources, Resources]]:
     ctx = ApplyContext(settings=SETTINGS, now_s=0, policy="", policy_generation=0)
     out = {}
     for r in rs:

@@ -21,8 +21,8 @@ from rightsizer.export.patches import (
     render_kustomize,
 )
 from rightsizer.guardrails.apply import ApplyContext, ApplySettings, container_change
+from rightsizer.model.assessment import Assessment, Severity
 from rightsizer.quantity import cpu_millicores, memory_bytes
-from rightsizer.report.model import ReportRow, Severity
 
 MI = 2**20
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "samples.csv"
@@ -35,17 +35,17 @@ def row(
     container: str = "app", cpu: int = 300, mem: int = 400 * MI, *, peak: float = 350 * MI,
     workload: str = "Deployment/web", namespace: str = "shop", enough: bool = True,
     now: tuple[Resources, Resources] = NOW, lim: Resources = LIMITS,
-) -> ReportRow:  # fmt: skip
+) -> Assessment:  # fmt: skip
     rec = ContainerRecommendation(
         namespace, workload, container, Resources(cpu, mem), Resources(cpu, mem),
         Resources(cpu, mem), Resources(cpu, mem), lim, 5000, 5000, 3.0, now[0], now[1],
         peak, 0, 3 * 86400,
     )  # fmt: skip
-    return ReportRow(rec, 2, enough, "" if enough else "too little history",
+    return Assessment(rec, 2, enough, "" if enough else "too little history",
                      Severity.WARNING, Severity.WARNING)  # fmt: skip
 
 
-def expected(r: ReportRow, settings: ApplySettings = SETTINGS) -> Any:
+def expected(r: Assessment, settings: ApplySettings = SETTINGS) -> Any:
     change, _ = container_change(r, ApplyContext(settings=settings, now_s=0, policy="",
                                                  policy_generation=0))  # fmt: skip
     assert change is not None

@@ -9,12 +9,6 @@ from typing import Any
 
 import pytest
 
-from rightsizer.controller.inventory import (
-    ContainerResources,
-    RolloutStatus,
-    WorkloadInfo,
-    workload_info,
-)
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
 from rightsizer.guardrails.apply import (
@@ -34,7 +28,13 @@ from rightsizer.guardrails.rollout import (
     pod_health,
     rollout_state,
 )
-from rightsizer.report.model import ReportRow, Severity
+from rightsizer.model.assessment import Assessment, Severity
+from rightsizer.model.workloads import (
+    ContainerResources,
+    RolloutStatus,
+    WorkloadInfo,
+    workload_info,
+)
 
 MI = 2**20
 NOW = 1_800_000_000.0
@@ -52,13 +52,13 @@ def workload(**kw: Any) -> WorkloadInfo:
 def row(
     cpu: int = 300, mem: int = 400 * MI, *, peak: float = 350 * MI, confidence: float = 3.0,
     enough: bool = True, lim_cpu: int | None = 600, lim_mem: int | None = 400 * MI,
-) -> ReportRow:  # fmt: skip
+) -> Assessment:  # fmt: skip
     rec = ContainerRecommendation(
         "apps", "Deployment/web", "app", Resources(cpu, mem), Resources(cpu, mem),
         Resources(cpu, mem), Resources(cpu, mem), Resources(lim_cpu, lim_mem), 5000, 5000,
         confidence, Resources(1000, 1024 * MI), Resources(2000, 1024 * MI), peak, 0, 3 * 86400,
     )  # fmt: skip
-    return ReportRow(rec, 2, enough, "" if enough else "too little history",
+    return Assessment(rec, 2, enough, "" if enough else "too little history",
                      Severity.WARNING, Severity.WARNING)  # fmt: skip
 
 
@@ -145,7 +145,7 @@ def test_a_reverted_workload_is_held_until_the_policy_changes() -> None:
     ("recommendation", "settings"),
     [(row(enough=False), ApplySettings()), (row(confidence=0.5), ApplySettings())],
 )
-def test_too_little_data_holds(recommendation: ReportRow, settings: ApplySettings) -> None:
+def test_too_little_data_holds(recommendation: Assessment, settings: ApplySettings) -> None:
     d = decide(workload(), [recommendation], ctx(settings=settings))
     assert d.hold is not None and d.hold.reason == "InsufficientData"
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from rightsizer.controller.inventory import ContainerResources, PolicyInfo, WorkloadInfo
 from rightsizer.controller.reconcile import Ports, reconcile
 from rightsizer.engine.recommendation import Resources
 from rightsizer.engine.usage import ContainerRegistry, UsageChunk
+from rightsizer.model.workloads import ContainerResources, PolicyInfo, WorkloadInfo
 from rightsizer.samples.workloads import WorkloadResolver
 from rightsizer.sources.errors import SourceUnavailableError
 from rightsizer.sources.prometheus_history import HistoryWindow, plan_chunks

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
-from rightsizer.report.model import Severity, assess, change_severity, totals
+from rightsizer.model.assessment import Severity, assess, change_severity, totals
 from rightsizer.samples.workloads import WorkloadResolver, workload_from_pod_name
 from rightsizer.sources import promql
 from rightsizer.sources.metrics_server import pod_metrics_to_samples

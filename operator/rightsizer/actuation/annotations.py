@@ -11,14 +11,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rightsizer.model.assessment import Assessment
 from rightsizer.quantity import human_cpu, human_memory, quantities
-from rightsizer.report.model import ReportRow
 
 RECOMMENDATION = "rightsizer.dev/recommendation"
 SUMMARY = "rightsizer.dev/summary"
 
 
-def wanted_annotations(rows: Sequence[ReportRow], policy: str) -> dict[str, str] | None:
+def wanted_annotations(rows: Sequence[Assessment], policy: str) -> dict[str, str] | None:
     """The two annotations for one workload's rows; None when no container has enough data."""
     containers: dict[str, Any] = {}
     parts = []

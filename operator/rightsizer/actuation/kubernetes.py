@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from rightsizer.controller.inventory import WorkloadInfo
+from rightsizer.model.workloads import WorkloadInfo
 
 _PATCHERS = {
     "Deployment": "patch_namespaced_deployment",

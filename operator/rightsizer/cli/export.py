@@ -18,7 +18,7 @@ from rightsizer.export.patches import (
     render_kustomize,
 )
 from rightsizer.guardrails.apply import ApplySettings
-from rightsizer.report.model import ReportRow
+from rightsizer.model.assessment import Assessment
 
 __all__ = ["JSONPATCH_NEEDS_KUBE", "PATCH_FORMATS", "add_patch_arguments", "write_patches"]
 
@@ -68,7 +68,7 @@ def apply_settings(args: argparse.Namespace, bad_input: type[Exception]) -> Appl
 
 
 def write_patches(
-    rows: Sequence[ReportRow],
+    rows: Sequence[Assessment],
     fmt: str,
     settings: ApplySettings,
     command: str,

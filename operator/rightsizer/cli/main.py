@@ -22,14 +22,14 @@ from rightsizer.cli.export import (
     apply_settings,
     write_patches,
 )
-from rightsizer.cli.render import FORMATS, render
 from rightsizer.cli.report import EXIT_SOURCE_FAILED, add_report_parser
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_assignments
 from rightsizer.engine.strategies import STRATEGY_NAMES, build_strategy, settings_table
+from rightsizer.model.assessment import assess
 from rightsizer.quantity import QuantityError
 from rightsizer.recommend import recommend_frame
-from rightsizer.report.model import assess
+from rightsizer.report.recommendations import FORMATS, render
 from rightsizer.samples.frame import SamplesError
 from rightsizer.sources.errors import SourceError
 from rightsizer.sources.samples_file import read_samples

@@ -21,8 +21,8 @@ from rightsizer.cli.progress import Progress
 from rightsizer.engine.settings import SettingsError, parse_assignments, parse_duration_s
 from rightsizer.engine.strategies import STRATEGY_NAMES, build_strategy
 from rightsizer.export.patches import TemplateContainer, Templates
+from rightsizer.model.assessment import assess, totals
 from rightsizer.report.collect import DEFAULT_KINDS, Scope, collect_from_prometheus
-from rightsizer.report.model import assess, totals
 from rightsizer.report.render import FORMATS, render_report
 from rightsizer.samples.workloads import WorkloadResolver
 from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rightsizer.actuation.resources import RECORD_ANNOTATION, ResourcesWrite, WriteRejectedError
-from rightsizer.controller.inventory import WorkloadInfo, workload_info
 from rightsizer.controller.reconcile import AUTO_APPLY_LABEL, Event
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import Resources
@@ -34,8 +33,9 @@ from rightsizer.guardrails.apply import (
     revert_record,
 )
 from rightsizer.guardrails.rollout import PodHealth, pod_failure, pod_health, rollout_state
+from rightsizer.model.assessment import Assessment
+from rightsizer.model.workloads import WorkloadInfo, workload_info
 from rightsizer.quantity import QuantityError, parse_quantity, quantities
-from rightsizer.report.model import ReportRow
 from rightsizer.status.build import Condition, iso
 
 #: How long after a write we keep checking its pods for OOM kills and crash loops.
@@ -131,7 +131,7 @@ def apply_pass(
     policy: str,
     generation: int,
     settings: ApplySettings,
-    rows: Sequence[ReportRow],
+    rows: Sequence[Assessment],
     workloads: Sequence[WorkloadInfo],
     namespace_labels: Mapping[str, str],
     hpas: Sequence[tuple[str, tuple[str, ...]]],
@@ -150,7 +150,7 @@ def apply_pass(
                       f"label the namespace {AUTO_APPLY_LABEL}=enabled to allow writes"),
         )  # fmt: skip
     result = ApplyResult(Condition("AutoApplyBlocked", False, "NamespaceOptedIn", ""))
-    by_workload: dict[str, list[ReportRow]] = {}
+    by_workload: dict[str, list[Assessment]] = {}
     for row in rows:
         by_workload.setdefault(row.recommendation.workload, []).append(row)
     hpa_resources: dict[str, set[str]] = {}

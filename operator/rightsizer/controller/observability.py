@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from rightsizer.report.model import ReportRow
+from rightsizer.model.assessment import Assessment
 
 RECOMMENDATION = Gauge(
     "rightsizer_recommendation",
@@ -28,7 +28,7 @@ WRITES = Counter("rightsizer_workload_writes_total", "Writes to workloads, by ki
 _series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
 
 
-def publish(namespace: str, policy: str, rows: Sequence[ReportRow]) -> None:
+def publish(namespace: str, policy: str, rows: Sequence[Assessment]) -> None:
     """Replace the policy's recommendation series with the current ones."""
     fresh: set[tuple[str, ...]] = set()
     for row in rows:

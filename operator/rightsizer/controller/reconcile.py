@@ -16,13 +16,14 @@ from typing import Any
 import pandas as pd
 
 from rightsizer.actuation.annotations import annotation_update, wanted_annotations
-from rightsizer.controller.inventory import PolicyInfo, WorkloadInfo
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
 from rightsizer.engine.strategies import SizingContext
 from rightsizer.engine.usage import ContainerKey
 from rightsizer.history import checkpoints
+from rightsizer.model.assessment import Assessment, assess, totals
+from rightsizer.model.workloads import PolicyInfo, WorkloadInfo
 from rightsizer.policy.spec import (
     PolicyError,
     PolicySpec,
@@ -30,7 +31,6 @@ from rightsizer.policy.spec import (
     UpdateMode,
     parse_policy_spec,
 )
-from rightsizer.report.model import ReportRow, assess, totals
 from rightsizer.samples.encode import encode as encode_samples
 from rightsizer.sources.errors import SourceError
 from rightsizer.sources.prometheus_history import (
@@ -84,7 +84,7 @@ class Outcome:
     """Set when the spec cannot be used (a permanent error)."""
     window_read_s: float = 0.0
     """Seconds of history read this time."""
-    rows: list[ReportRow] = field(default_factory=list)
+    rows: list[Assessment] = field(default_factory=list)
     source_error: str | None = None
 
 
@@ -290,7 +290,7 @@ def reconcile(
         if isinstance(w, Mapping) and "lastAction" in w
     }
     if spec.update.mode in (UpdateMode.ANNOTATE, UpdateMode.APPLY):
-        by_workload: dict[str, list[ReportRow]] = {}
+        by_workload: dict[str, list[Assessment]] = {}
         for row in rows:
             by_workload.setdefault(row.recommendation.workload, []).append(row)
         for ref, group in by_workload.items():

@@ -7,7 +7,7 @@ from typing import Any
 
 from rightsizer.engine.strategies.base import UsageState
 from rightsizer.engine.usage import ContainerRegistry
-from rightsizer.report.model import ReportRow
+from rightsizer.model.assessment import Assessment
 
 
 @dataclass
@@ -25,7 +25,7 @@ class PolicyRuntime:
     last_metrics_poll_s: float = 0.0
     observed_generation: int = -1
     source_ok: bool = True
-    rows: list[ReportRow] = field(default_factory=list)
+    rows: list[Assessment] = field(default_factory=list)
     """The last reconcile's recommendations (what Apply mode writes)."""
     owned: list[str] = field(default_factory=list)
     """Workloads (``Kind/name``) the policy owned at the last reconcile."""

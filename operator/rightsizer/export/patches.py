@@ -32,8 +32,8 @@ from rightsizer.guardrails.apply import (
     ContainerChange,
     container_change,
 )
+from rightsizer.model.assessment import Assessment
 from rightsizer.quantity import QuantityError, cpu_millicores, memory_bytes, quantities
-from rightsizer.report.model import ReportRow
 
 PATCH_FORMATS = ("kustomize", "jsonpatch")
 _KINDS = ("requests", "limits")
@@ -123,7 +123,7 @@ def _template(templates: Templates | None, key: WorkloadKey) -> list[TemplateCon
 
 
 def plan_changes(
-    rows: Sequence[ReportRow], settings: ApplySettings, templates: Templates | None = None
+    rows: Sequence[Assessment], settings: ApplySettings, templates: Templates | None = None
 ) -> Plan:
     """The changes Apply mode would make, per workload. Where ``templates`` know a
     container's resources, those are its current values (as in Apply mode); otherwise

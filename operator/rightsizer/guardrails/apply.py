@@ -29,12 +29,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rightsizer.controller.inventory import WorkloadInfo
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import Resources
 from rightsizer.guardrails.rollout import RolloutState
+from rightsizer.model.assessment import Assessment
+from rightsizer.model.workloads import WorkloadInfo
 from rightsizer.quantity import human_cpu, human_memory
-from rightsizer.report.model import ReportRow
 
 EXCLUDE_ANNOTATION = "rightsizer.dev/exclude"
 #: Markers of GitOps tools: a write would be reverted (or fought over) by them.
@@ -229,7 +229,7 @@ def _changed_enough(before: int | None, after: int | None, percent: float) -> bo
 
 
 def container_change(
-    row: ReportRow, ctx: ApplyContext, current: tuple[Resources, Resources] | None = None
+    row: Assessment, ctx: ApplyContext, current: tuple[Resources, Resources] | None = None
 ) -> tuple[ContainerChange | None, str]:
     """The new values for one container (None when it stays), and a note on what was
     left alone. ``current`` (requests, limits) as the workload has them now; default:
@@ -328,7 +328,7 @@ def quota_shortfall(
     return None
 
 
-def decide(w: WorkloadInfo, rows: Sequence[ReportRow], ctx: ApplyContext) -> Decision:
+def decide(w: WorkloadInfo, rows: Sequence[Assessment], ctx: ApplyContext) -> Decision:
     hold = _workload_hold(w, ctx)
     if hold is not None:
         return Decision(w.ref, hold=hold)

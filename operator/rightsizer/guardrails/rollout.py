@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rightsizer.controller.inventory import RolloutStatus
+from rightsizer.model.workloads import RolloutStatus
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from rightsizer.actuation import kubernetes as kube_writes
 from rightsizer.actuation import resources
 from rightsizer.controller import autoapply
 from rightsizer.controller import observability as obs
-from rightsizer.controller.inventory import PolicyInfo, WorkloadInfo, workload_info
 from rightsizer.controller.reconcile import Ports, checkpoint_name, reconcile
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
 from rightsizer.history import store
+from rightsizer.model.workloads import PolicyInfo, WorkloadInfo, workload_info
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
 from rightsizer.sources import metrics_server, prometheus_policy
 from rightsizer.status.build import DEFAULT_BUDGET_BYTES, fit, merge_conditions, with_auto_apply

@@ -10,14 +10,14 @@ from typing import Any
 
 import yaml
 
-from rightsizer.cli.render import change_cells, to_document
+from rightsizer.model.assessment import Assessment, Totals
 from rightsizer.quantity import human_cpu, human_memory
-from rightsizer.report.model import ReportRow, Totals
+from rightsizer.report.recommendations import change_cells, to_document
 
 FORMATS = ("table", "json", "yaml", "csv", "markdown")
 
 
-def _cells(row: ReportRow) -> list[str]:
+def _cells(row: Assessment) -> list[str]:
     r = row.recommendation
     base = [r.namespace, r.workload, r.container, str(row.replicas)]
     if not row.enough_data:
@@ -47,7 +47,7 @@ def totals_line(t: Totals) -> str:
     )
 
 
-def render_table(rows: Sequence[ReportRow], t: Totals) -> str:
+def render_table(rows: Sequence[Assessment], t: Totals) -> str:
     table = [HEADER, *(_cells(r) for r in rows)]
     widths = [max(len(row[i]) for row in table) for i in range(len(HEADER) - 1)]
     lines = [
@@ -57,14 +57,14 @@ def render_table(rows: Sequence[ReportRow], t: Totals) -> str:
     return "\n".join([*lines, "", totals_line(t)]) + "\n"
 
 
-def render_markdown(rows: Sequence[ReportRow], t: Totals) -> str:
+def render_markdown(rows: Sequence[Assessment], t: Totals) -> str:
     out = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
     return "\n".join([*out, "", totals_line(t)]) + "\n"
 
 
 def to_report_document(
-    rows: Sequence[ReportRow], t: Totals, source: dict[str, Any]
+    rows: Sequence[Assessment], t: Totals, source: dict[str, Any]
 ) -> dict[str, Any]:
     items = to_document([r.recommendation for r in rows])["recommendations"]
     for item, row in zip(items, rows, strict=True):
@@ -89,7 +89,7 @@ def to_report_document(
     }
 
 
-def render_csv(rows: Sequence[ReportRow]) -> str:
+def render_csv(rows: Sequence[Assessment]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["namespace", "workload", "container", "pods", "cpu_request_now_m",
@@ -106,7 +106,7 @@ def render_csv(rows: Sequence[ReportRow]) -> str:
     return buf.getvalue()
 
 
-def render_report(rows: Sequence[ReportRow], t: Totals, fmt: str, source: dict[str, Any]) -> str:
+def render_report(rows: Sequence[Assessment], t: Totals, fmt: str, source: dict[str, Any]) -> str:
     if fmt == "table":
         return render_table(rows, t)
     if fmt == "markdown":

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rightsizer.model.assessment import Assessment, Severity, Totals
 from rightsizer.quantity import quantities
-from rightsizer.report.model import ReportRow, Severity, Totals
 
 #: Well under the 1.5 MB etcd object limit, leaving room for the spec and metadata.
 DEFAULT_BUDGET_BYTES = 400_000
@@ -56,7 +56,7 @@ def merge_conditions(
     return sorted(by_type.values(), key=lambda c: str(c["type"]))
 
 
-def container_entry(row: ReportRow) -> dict[str, Any]:
+def container_entry(row: Assessment) -> dict[str, Any]:
     r = row.recommendation
     entry: dict[str, Any] = {
         "name": r.container,
@@ -80,9 +80,9 @@ def container_entry(row: ReportRow) -> dict[str, Any]:
 
 
 def workload_entries(
-    rows: Sequence[ReportRow], last_actions: Mapping[str, Mapping[str, Any]] | None = None
+    rows: Sequence[Assessment], last_actions: Mapping[str, Mapping[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
-    by_workload: dict[str, list[ReportRow]] = defaultdict(list)
+    by_workload: dict[str, list[Assessment]] = defaultdict(list)
     for row in rows:
         by_workload[row.recommendation.workload].append(row)
     entries = []

@@ -1,4 +1,5 @@
-"""Report rows, severity and totals (pure).
+"""The assessment of each container's recommendation (its row in reports, statuses and
+annotations), severity and totals (pure).
 
 Severity is relative to the current request, not absolute: 10m → 600m CPU matters even if
 it is small in cores. Containers with too little history are reported as such and get no
@@ -44,7 +45,7 @@ def change_severity(current: int | None, target: int | None) -> Severity:
 
 
 @dataclass(frozen=True)
-class ReportRow:
+class Assessment:
     recommendation: ContainerRecommendation
     replicas: int
     enough_data: bool
@@ -76,7 +77,7 @@ def assess(
     *,
     min_history_s: float,
     min_samples: int,
-) -> list[ReportRow]:
+) -> list[Assessment]:
     rows = []
     for rec in recs:
         span = rec.history_span_s
@@ -87,7 +88,7 @@ def assess(
             reasons.append(f"{rec.cpu_samples} CPU samples (< {min_samples})")
         enough = not reasons
         rows.append(
-            ReportRow(
+            Assessment(
                 recommendation=rec,
                 replicas=replicas.get((rec.namespace, rec.workload), 1),
                 enough_data=enough,
@@ -107,7 +108,7 @@ def assess(
     return rows
 
 
-def totals(rows: Sequence[ReportRow]) -> Totals:
+def totals(rows: Sequence[Assessment]) -> Totals:
     cpu_freed = cpu_added = mem_freed = mem_added = 0.0
     for row in rows:
         if not row.enough_data:
