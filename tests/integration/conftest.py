@@ -9,10 +9,20 @@ from pathlib import Path
 import pytest
 
 from rightsizer.cli.main import main
+from rightsizer.sources.samples_file import read_samples
 from tests.sandbox import Prometheus
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "samples.csv"
 EXAMPLE_STEP_S = 300  # the example's sampling interval
+DAY_S = 86_400
+#: Where copies of the example end, relative to a UTC midnight: before, at and after it on
+#: the sample grid, and at noon. Each copy lives in namespaces ``<namespace>-<label>``.
+CHOSEN_END_OFFSETS_S = {
+    "before-midnight": -EXAMPLE_STEP_S,
+    "midnight": 0,
+    "after-midnight": EXAMPLE_STEP_S,
+    "noon": -DAY_S // 2,
+}
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +39,31 @@ def example_history(prometheus: Prometheus, tmp_path_factory: pytest.TempPathFac
     assert len(files) >= 2  # split per UTC day
     prometheus.load_openmetrics(files)
     return float(end_s)
+
+
+def chosen_history_ends(now_s: float) -> dict[str, float]:
+    """The instants of ``CHOSEN_END_OFFSETS_S`` around the latest UTC midnight at least an
+    hour before ``now_s``: every one in the past, the same times of day on any date."""
+    midnight = math.floor((now_s - 3_600) / DAY_S) * DAY_S
+    return {label: float(midnight + offset) for label, offset in CHOSEN_END_OFFSETS_S.items()}
+
+
+@pytest.fixture(scope="session")
+def example_at_chosen_ends(
+    prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, float]:
+    """The example loaded once per chosen instant, its namespaces renamed
+    ``<namespace>-<label>`` and its history ending at that instant. Returns label → end."""
+    ends = chosen_history_ends(time.time())
+    example = read_samples(str(EXAMPLE))
+    files: list[Path] = []
+    for label, end_s in ends.items():
+        renamed = example.assign(namespace=example["namespace"] + f"-{label}")
+        samples = tmp_path_factory.mktemp("samples") / f"{label}.csv"
+        renamed.to_csv(samples, index=False)
+        out = tmp_path_factory.mktemp(f"om-{label}")
+        argv = ["dev", "openmetrics", "--samples", str(samples), "--end", str(end_s)]
+        assert main([*argv, "--output", str(out)]) == 0
+        files.extend(sorted(out.glob("*.om")))
+    prometheus.load_openmetrics(files)
+    return ends

@@ -9,7 +9,7 @@ import pytest
 
 from rightsizer.cli.main import main
 from rightsizer.sources.prometheus_history import HistoryWindow, plan_chunks
-from tests.integration.conftest import EXAMPLE, EXAMPLE_STEP_S
+from tests.integration.conftest import CHOSEN_END_OFFSETS_S, EXAMPLE, EXAMPLE_STEP_S
 from tests.sandbox import Prometheus
 
 #: Other tests load their own history into the session's Prometheus: stay in the example's.
@@ -57,6 +57,37 @@ def test_report_gives_the_same_recommendations_as_the_samples_file(
             assert rec[field] == ref[field], (key, field)
     assert doc["totals"]["containers"] == 4
     assert doc["totals"]["cpuCoresFreed"] > 0
+
+
+@pytest.mark.parametrize("report_end", ["at the last sample", "half a step later"])
+@pytest.mark.parametrize("label", CHOSEN_END_OFFSETS_S)
+def test_report_is_the_samples_file_whenever_history_ends(
+    capsys: pytest.CaptureFixture[str],
+    prometheus: Prometheus,
+    example_at_chosen_ends: dict[str, float],
+    label: str,
+    report_end: str,
+) -> None:
+    """The example's history ending just before, at and after midnight UTC and at noon,
+    the report run at its last sample or off the step grid after it: always exactly the
+    recommendations of the samples file as it is (which ends at 00:00 UTC)."""
+    end_s = example_at_chosen_ends[label]
+    if report_end == "half a step later":
+        end_s += EXAMPLE_STEP_S / 2
+    namespaces = f"(shop|batch)-{label}"
+    code, doc, err = report(capsys, prometheus, end_s, "-n", namespaces)
+    assert code == 0, err
+    code, out, _ = run(capsys, "recommend", "--samples", str(EXAMPLE), "--format", "json")
+    assert code == 0
+    offline = _by_key(json.loads(out))
+    online = {
+        (ns.removesuffix(f"-{label}"), *rest): rec for (ns, *rest), rec in _by_key(doc).items()
+    }
+    assert online.keys() == offline.keys()
+    for key, rec in online.items():
+        for field in ("target", "lowerBound", "upperBound", "uncappedTarget", "samples",
+                      "current", "confidence"):  # fmt: skip
+            assert rec[field] == offline[key][field], (key, field)
 
 
 def test_report_off_the_sample_grid_stays_within_one_bucket(

@@ -144,3 +144,26 @@ def test_a_checkpoint_from_before_per_container_days_is_read_as_utc_days() -> No
     assert math.isclose(
         float(restored.daily_peak_percentile(0.5)[0]), float(state.daily_peak_percentile(0.5)[0])
     )
+
+
+# -- the converter that loads test histories into Prometheus ----------------------------
+@pytest.mark.parametrize("instant", END_OFFSETS_S)
+def test_openmetrics_files_hold_every_sample_whenever_history_ends(
+    tmp_path: Path, example: pd.DataFrame, instant: str
+) -> None:
+    """One file per UTC day of the *shifted* history: ending five minutes before midnight
+    once wrote two days into one file name, and the first day was lost."""
+    from rightsizer.cli.main import main
+
+    end_s = MIDNIGHT + END_OFFSETS_S[instant]
+    argv = ["dev", "openmetrics", "--samples", str(EXAMPLE), "--end", str(end_s)]
+    assert main([*argv, "--output", str(tmp_path)]) == 0
+    lines = [
+        line
+        for path in sorted(tmp_path.glob("*.om"))
+        for line in path.read_text().splitlines()
+        if line.startswith("container_memory_working_set_bytes{")
+    ]
+    stamps = sorted(float(line.rsplit(" ", 1)[1]) for line in lines)
+    assert len(stamps) == int(example["memory"].notna().sum())
+    assert stamps[-1] == end_s

@@ -116,7 +116,7 @@ def cmd_dev_openmetrics(args: argparse.Namespace) -> int:
     frame = with_cpu_counter(frame)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    for day in split_days(frame):
+    for day in split_days(frame, shift_s):
         first = float(day["timestamp"].min()) + shift_s
         path = out / f"day-{time.strftime('%Y%m%d', time.gmtime(first))}.om"
         with path.open("w") as fh:

@@ -192,8 +192,9 @@ def render(
     yield "# EOF\n"
 
 
-def split_days(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
-    """The frame cut into UTC days, in order (one promtool input per day)."""
-    day = np.floor(frame["timestamp"].to_numpy(dtype=float) / DAY_S)
+def split_days(frame: pd.DataFrame, shift_s: float = 0.0) -> Iterator[pd.DataFrame]:
+    """The frame cut into the UTC days its samples fall on once shifted by ``shift_s``, in
+    order (one promtool input per day; no two parts share a day)."""
+    day = np.floor((frame["timestamp"].to_numpy(dtype=float) + shift_s) / DAY_S)
     for d in np.unique(day):
         yield frame[day == d]
