@@ -19,7 +19,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from rightsizer.cli.main import main
-from tests.integration.conftest import EXAMPLE
+from tests.integration.conftest import CHOSEN_END_OFFSETS_S, EXAMPLE
 from tests.integration.waiting import free_port, wait_for
 from tests.sandbox import Config, Prometheus, Sandbox
 
@@ -55,10 +55,10 @@ class Operator:
             self.proc.kill()
 
 
-def deployment_body() -> dict[str, Any]:
+def deployment_body(namespace: str = NS) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": NS, "labels": {"app": "web"}},
+        "metadata": {"name": "web", "namespace": namespace, "labels": {"app": "web"}},
         "spec": {
             "replicas": 2, "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
@@ -73,10 +73,10 @@ def deployment_body() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def statefulset_body() -> dict[str, Any]:
+def statefulset_body(namespace: str = NS) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "metadata": {"name": "db", "namespace": NS, "labels": {"app": "db"}},
+        "metadata": {"name": "db", "namespace": namespace, "labels": {"app": "db"}},
         "spec": {
             "replicas": 1, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
             "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [
@@ -88,11 +88,13 @@ def statefulset_body() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def policy_body(name: str, prometheus_url: str, **spec: Any) -> dict[str, Any]:
+def policy_body(
+    name: str, prometheus_url: str, namespace: str = NS, history: str = "3d", **spec: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "RightSizePolicy",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"source": {"prometheus": {"url": prometheus_url, "history": "3d", "step": "5m"},
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"source": {"prometheus": {"url": prometheus_url, "history": history, "step": "5m"},
                             "metricsServer": {"enabled": False}},
                  "reconcileInterval": "2s", **spec},
     }  # fmt: skip
@@ -186,6 +188,46 @@ def test_recommend_mode_status_matches_the_engine(
         assert rec["requests"] == expected[key]["current"]["requests"], key
     assert condition(policy, "SourceUnavailable")["status"] == "False"
     assert policy["status"]["history"]["bootstrapped"] is True
+
+
+@pytest.mark.parametrize("label", CHOSEN_END_OFFSETS_S)
+def test_recommend_mode_matches_the_engine_whenever_history_ends(
+    operator: Operator, cluster: ApiClient, prometheus: Prometheus,
+    example_at_chosen_ends: dict[str, float], capsys: pytest.CaptureFixture[str], label: str,
+) -> None:  # fmt: skip
+    """The example's history ending just before, at and after midnight UTC and at noon (in
+    namespace ``shop-<label>``): the operator's status holds exactly the recommendations of
+    the samples file as it is, which ends at 00:00 UTC."""
+    namespace = f"{NS}-{label}"
+    core, apps = client.CoreV1Api(cluster), client.AppsV1Api(cluster)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    try:
+        apps.create_namespaced_deployment(namespace, deployment_body(namespace))
+        apps.create_namespaced_stateful_set(namespace, statefulset_body(namespace))
+        client.CustomObjectsApi(cluster).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL,
+            policy_body("shop", prometheus.url, namespace, history="7d"),
+        )  # fmt: skip
+        policy = wait_for(
+            "a Ready status with 3 containers",
+            lambda: (
+                (p := get_policy(cluster, "shop", namespace))
+                and condition(p, "Ready").get("status") == "True"
+                and p["status"]["summary"]["containers"] == 3
+                and p
+            ),
+        )
+        expected = offline_recommendations(capsys)
+        got = targets(policy)
+        assert got.keys() == expected.keys()
+        for key, rec in got.items():
+            for field in ("target", "lowerBound", "upperBound", "uncappedTarget"):
+                assert rec[field] == expected[key][field], (key, field)
+    finally:
+        client.CustomObjectsApi(cluster).delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "shop"
+        )
+        core.delete_namespace(namespace, propagation_policy="Background")
 
 
 def test_annotate_mode_writes_metadata_only_and_no_storm(
