@@ -56,6 +56,14 @@ def test_gzip_and_parquet_read_the_same(tmp_path: Path) -> None:
         ("1700000060,shop,Deployment/,web-1,app,0.1,1,,0", "line 2, column 'workload'"),
         ("1700000060,shop,web,web-1,app,,,,0", "row has none of cpu, memory, oom=1"),
         ("1700000060,shop,web,web-1,app,0.1,1,,2", "column 'oom': oom must be 0 or 1"),
+        # Overflowing and mistaken timestamps, fields past the header, absurd values.
+        ("1e300,shop,web,web-1,app,0.1,1,,0", "line 2, column 'timestamp': timestamp must be"),
+        ("1700000060000,shop,web,web-1,app,0.1,1,,0", "column 'timestamp': timestamp must be"),
+        ("-1,shop,web,web-1,app,0.1,1,,0", "column 'timestamp': timestamp must be"),
+        ("1700000060,shop,web,web-1,app,0.1,1,,0,extra", "line 2: has 10 fields, the header has 9"),
+        ("1700000060,shop,web,web-1,app,1e12,1,,0", "column 'cpu': more than 10,000 cores"),
+        ("1700000060,shop,web,web-1,app,0.1,1e18,,0", "column 'memory': more than 100 TiB"),
+        ("1700000060,shop,web,web-1,app,0.1,1,1e15,0", "column 'memory_request': more than 100"),
     ],
 )
 def test_bad_cells_name_line_and_column(tmp_path: Path, line: str, expected: str) -> None:
@@ -90,3 +98,24 @@ def test_unreadable_files(tmp_path: Path) -> None:
         read_samples(bad_pq)
     with pytest.raises(SamplesError, match="unknown file type"):
         read_samples(write(tmp_path, GOOD, "s.txt"))
+
+
+def test_a_field_past_the_header_further_down_is_located(tmp_path: Path) -> None:
+    ok = "1700000060,shop,web,web-1,app,0.1,1,,0\n"
+    with pytest.raises(SamplesError, match=r"line 4: has 10 fields, the header has 9"):
+        read_samples(write(tmp_path, HEADER + ok + ok + ok.rstrip() + ",x\n"))
+
+
+@pytest.mark.parametrize("name", ["s.csv", "s.csv.gz"])
+def test_input_larger_than_the_bound_is_refused_before_it_is_all_read(
+    tmp_path: Path, name: str
+) -> None:
+    """A small .gz that expands far beyond the bound is refused while streaming (the bound
+    is on decompressed bytes), plain files by their size."""
+    row = "1700000060,shop,web,web-1,app,0.1,1,,0\n"
+    text = HEADER + row * 50_000  # ~2 MB decompressed
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    with pytest.raises(SamplesError, match=r"more than 1 MiB of samples once decompressed"):
+        read_samples(path, max_input_bytes=2**20)
+    assert len(read_samples(path, max_input_bytes=4 * 2**20)) == 50_000

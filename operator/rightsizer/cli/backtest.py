@@ -40,7 +40,7 @@ from rightsizer.engine.settings import SettingsError, parse_assignments, parse_d
 from rightsizer.engine.strategies import STRATEGY_NAMES, build_strategy, settings_table
 from rightsizer.samples.frame import SamplesError
 from rightsizer.sources.bitbrains import read_bitbrains
-from rightsizer.sources.samples_file import read_samples
+from rightsizer.sources.samples_file import add_max_input_argument, read_samples
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -102,6 +102,7 @@ def add_backtest_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bt.add_argument("--samples", required=True, metavar="FILE", help="the trace to replay")
+    add_max_input_argument(bt)
     bt.add_argument(
         "--input-format",
         choices=INPUT_FORMATS,
@@ -262,8 +263,11 @@ def _note(stream: TextIO, text: str) -> None:
 
 
 def _read(args: argparse.Namespace) -> pd.DataFrame:
+    limit = args.max_input_mib * 2**20
     reader: Callable[[str], pd.DataFrame] = (
-        read_bitbrains if args.input_format == "bitbrains" else read_samples
+        read_bitbrains
+        if args.input_format == "bitbrains"
+        else lambda path: read_samples(path, limit)
     )
     try:
         return reader(args.samples)

@@ -32,7 +32,7 @@ from rightsizer.recommend import recommend_frame
 from rightsizer.report.recommendations import FORMATS, render
 from rightsizer.samples.frame import SamplesError
 from rightsizer.sources.errors import SourceError
-from rightsizer.sources.samples_file import read_samples
+from rightsizer.sources.samples_file import add_max_input_argument, read_samples
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -82,7 +82,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     settings = apply_settings(args, BadInputError) if args.format in PATCH_FORMATS else None
     limit_ranges = _read_limit_ranges(args.limit_range) if args.limit_range else {}
     try:
-        frame = read_samples(args.samples)
+        frame = read_samples(args.samples, args.max_input_mib * 2**20)
     except SamplesError as exc:
         raise BadInputError(str(exc)) from None
     recs = recommend_frame(frame, strategy, policy, limit_ranges)
@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rec.add_argument("--samples", required=True, metavar="FILE", help="samples file to read")
+    add_max_input_argument(rec)
     rec.add_argument(
         "--strategy",
         choices=STRATEGY_NAMES,

@@ -22,6 +22,19 @@ NUMERIC_COLUMNS = (*USAGE_COLUMNS, *RESOURCE_COLUMNS)
 ALL_COLUMNS = (*REQUIRED_COLUMNS, *NUMERIC_COLUMNS, "oom")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
 _NOT_FINITE = "NaN and infinite values are not allowed (leave the cell empty for 'not measured')"
+#: Unix seconds from 1970 up to 2106 (2³²): later ones are mostly milliseconds by mistake.
+MAX_TIMESTAMP_S = 2.0**32
+#: Beyond physical sense for one container: rejected as bad input, not sized.
+MAX_CPU_CORES = 10_000.0
+MAX_MEMORY_BYTES = 100.0 * 2**40
+_PHYSICAL_MAXIMA = {
+    "cpu": (MAX_CPU_CORES, "more than 10,000 cores for one container"),
+    "cpu_request": (MAX_CPU_CORES, "more than 10,000 cores for one container"),
+    "cpu_limit": (MAX_CPU_CORES, "more than 10,000 cores for one container"),
+    "memory": (MAX_MEMORY_BYTES, "more than 100 TiB for one container"),
+    "memory_request": (MAX_MEMORY_BYTES, "more than 100 TiB for one container"),
+    "memory_limit": (MAX_MEMORY_BYTES, "more than 100 TiB for one container"),
+}
 _KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
 
@@ -92,6 +105,11 @@ def _numbers(
     )
     if not allow_negative:
         _fail_first(present & (values < 0), source, line_of, column, "must not be negative")
+    if column in _PHYSICAL_MAXIMA:
+        limit, what = _PHYSICAL_MAXIMA[column]
+        _fail_first(
+            present & (values > limit), source, line_of, column, f"{what}: not a real value"
+        )
     return values
 
 
@@ -120,6 +138,13 @@ def _timestamps(raw: pd.Series, source: str, line_of: pd.Series) -> pd.Series:
         line_of,
         "timestamp",
         "timestamp must be a finite number",
+    )
+    _fail_first(
+        pd.Series((values.to_numpy() < 0) | (values.to_numpy() >= MAX_TIMESTAMP_S)),
+        source,
+        line_of,
+        "timestamp",
+        "timestamp must be Unix seconds between 1970 and 2106 (milliseconds? divide by 1000)",
     )
     return values
 
