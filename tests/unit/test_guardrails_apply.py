@@ -329,3 +329,75 @@ def test_holds_that_follow_our_own_write_are_not_events() -> None:
     assert mine.states["Deployment/web"]["reason"] == "RolloutInProgress" and not mine.events
     other = run(theirs)
     assert [e.reason for e in other.events] == ["RolloutInProgress"]
+
+
+def _deployment_after_our_write(
+    since_write_s: float, *, deadline_exceeded: bool, progress_deadline_s: float | None
+) -> WorkloadInfo:
+    from rightsizer.actuation.resources import RECORD_ANNOTATION
+
+    record = applied(NOW - since_write_s)
+    status = RolloutStatus(generation=5, observed_generation=5, desired=2, updated=2,
+                           available=0, total=2, deadline_exceeded=deadline_exceeded,
+                           progress_deadline_s=progress_deadline_s)  # fmt: skip
+    return workload(annotations={RECORD_ANNOTATION: json.dumps(record_json(record))},
+                    rollout=status)  # fmt: skip
+
+
+def _pass(info: WorkloadInfo) -> tuple[Any, list[Any]]:
+    from rightsizer.controller.autoapply import ApplyPorts, apply_pass
+
+    writes: list[Any] = []
+    result = apply_pass(
+        policy=POLICY, generation=3, settings=ApplySettings(), rows=[row()], workloads=[info],
+        namespace_labels={"rightsizer.dev/auto-apply": "enabled"}, hpas=[], quotas=[],
+        limit_ranges=[], previous_states={}, pod_checks={"": NOW}, now_s=NOW,
+        ports=ApplyPorts(write=lambda plan, redecide: writes.append(plan) or (plan, 1),
+                         pods=lambda ns: []),
+    )  # fmt: skip
+    return result, writes
+
+
+@pytest.mark.parametrize(
+    ("since_write_s", "progress_deadline_s"),
+    [
+        (610.0, 600.0),  # Kubernetes' default deadline: exceeded just after it, at ~10 min
+        (47 * 60.0, 600.0),  # and still exceeded 47 minutes later
+        (3 * 3600.0, 1800.0),  # a longer deadline, seen hours after the write
+    ],
+)
+def test_a_deadline_exceeded_after_our_write_is_reverted_whatever_its_age(
+    since_write_s: float, progress_deadline_s: float
+) -> None:
+    """The watch used to end at 10 minutes, exactly when Kubernetes' default deadline
+    passes: a write that could never roll out stayed Applied for good."""
+    info = _deployment_after_our_write(
+        since_write_s, deadline_exceeded=True, progress_deadline_s=progress_deadline_s
+    )
+    result, writes = _pass(info)
+    (revert,) = writes
+    assert revert.record["state"] == "Reverted"
+    assert "ProgressDeadlineExceeded" in revert.record["reason"]
+    assert result.states["Deployment/web"]["reason"] == "HeldAfterFailedRollout"
+    assert any(e.reason == "RolloutFailed" for e in result.events)
+
+
+def test_the_watch_lasts_the_progress_deadline_plus_a_margin() -> None:
+    from rightsizer.guardrails.rollout import DEADLINE_MARGIN_S, MIN_WATCH_S, watch_s, watched
+
+    long = RolloutStatus(progress_deadline_s=1800.0)
+    assert watch_s(long) == 1800.0 + DEADLINE_MARGIN_S
+    assert watched(long, 1800.0) and not watched(long, 1800.0 + DEADLINE_MARGIN_S)
+    assert watch_s(RolloutStatus(progress_deadline_s=600.0)) == 600.0 + DEADLINE_MARGIN_S
+    assert watch_s(RolloutStatus(progress_deadline_s=60.0)) == MIN_WATCH_S
+    assert watch_s(RolloutStatus()) == MIN_WATCH_S  # StatefulSets, DaemonSets
+    body = {"metadata": {"name": "web", "namespace": "apps"}, "spec": {"replicas": 1}}
+    assert workload_info("Deployment", body).rollout.progress_deadline_s == 600.0
+    body["spec"]["progressDeadlineSeconds"] = 90  # type: ignore[index]
+    assert workload_info("Deployment", body).rollout.progress_deadline_s == 90.0
+
+
+def test_a_healthy_old_write_is_no_longer_watched() -> None:
+    info = _deployment_after_our_write(3600.0, deadline_exceeded=False, progress_deadline_s=600.0)
+    _, writes = _pass(info)
+    assert all(w.record.get("state") != "Reverted" for w in writes)

@@ -33,13 +33,14 @@ from rightsizer.guardrails.apply import (
     revert_record,
 )
 from rightsizer.guardrails.rollout import PodHealth, pod_failure, pod_health, rollout_state
+from rightsizer.guardrails.rollout import watched as watched_rollout
 from rightsizer.model.assessment import Assessment
 from rightsizer.model.workloads import WorkloadInfo, workload_info
 from rightsizer.quantity import QuantityError, parse_quantity, quantities
 from rightsizer.status.build import Condition, iso
 
-#: How long after a write we keep checking its pods for OOM kills and crash loops.
-ROLLOUT_WATCH_S = 600.0
+#: How often the pods of watched rollouts are listed (how long a rollout is watched:
+#: ``guardrails.rollout.watch_s``).
 POD_CHECK_INTERVAL_S = 30.0
 #: Holds that follow from our own write (its rollout, its cooldown): status only.
 AFTER_OUR_WRITE = frozenset({"RolloutInProgress", "Cooldown"})
@@ -173,7 +174,7 @@ def apply_pass(
         if (r := records[w.ref]) is not None
         and r.policy == policy
         and r.state == "Applied"
-        and now_s - r.time_s < ROLLOUT_WATCH_S
+        and watched_rollout(w.rollout, now_s - r.time_s)
     }
     pods: list[PodHealth] | None = None
     if watched and workloads and now_s - pod_checks.get("", 0.0) >= POD_CHECK_INTERVAL_S:

@@ -37,6 +37,27 @@ class PodHealth:
         return bool(match_labels) and all(self.labels.get(k) == v for k, v in match_labels.items())
 
 
+#: How long after our write a rollout is watched when the workload has no progress deadline
+#: (StatefulSets, DaemonSets) or a shorter one.
+MIN_WATCH_S = 600.0
+#: Watched this much past a Deployment's progress deadline: the controller sets
+#: ``ProgressDeadlineExceeded`` on its next sync after the deadline, not at it.
+DEADLINE_MARGIN_S = 120.0
+
+
+def watch_s(r: RolloutStatus) -> float:
+    """How long after our write its rollout is watched: at least the workload's progress
+    deadline plus a margin (a watch that ends before the deadline never sees it pass)."""
+    deadline = r.progress_deadline_s
+    return MIN_WATCH_S if deadline is None else max(MIN_WATCH_S, deadline + DEADLINE_MARGIN_S)
+
+
+def watched(r: RolloutStatus, since_write_s: float) -> bool:
+    """Is our write's rollout still watched? Within ``watch_s``, and whatever its age while
+    the controller reports ``ProgressDeadlineExceeded``."""
+    return r.deadline_exceeded or since_write_s < watch_s(r)
+
+
 def rollout_state(r: RolloutStatus) -> RolloutState:
     if r.deadline_exceeded:
         return RolloutState(False, "ProgressDeadlineExceeded")

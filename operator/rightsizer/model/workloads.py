@@ -44,6 +44,9 @@ class RolloutStatus:
     deadline_exceeded: bool = False
     surge_pods: int = 0
     """Extra pods a rollout may create (a Deployment's maxSurge, resolved)."""
+    progress_deadline_s: float | None = None
+    """How long the controller waits before ``ProgressDeadlineExceeded`` (Deployments:
+    ``spec.progressDeadlineSeconds``, 600 by default; None for kinds without one)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,13 @@ def _surge(value: Any, replicas: int, default: str) -> int:
         return 0
 
 
+def _seconds_or(value: Any, default: float) -> float:
+    try:
+        return float(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
 def rollout_status(
     kind: str, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any],
     replicas: int,
@@ -155,7 +165,7 @@ def rollout_status(
             int(meta.get("generation") or 0), int(status.get("observedGeneration") or 0),
             replicas, int(status.get("updatedReplicas") or 0),
             int(status.get("availableReplicas") or 0), int(status.get("replicas") or 0),
-            deadline, surge,
+            deadline, surge, _seconds_or(spec.get("progressDeadlineSeconds"), 600.0),
         )  # fmt: skip
     if kind == "StatefulSet":
         same = status.get("currentRevision") == status.get("updateRevision")
