@@ -401,3 +401,33 @@ def test_a_healthy_old_write_is_no_longer_watched() -> None:
     info = _deployment_after_our_write(3600.0, deadline_exceeded=False, progress_deadline_s=600.0)
     _, writes = _pass(info)
     assert all(w.record.get("state") != "Reverted" for w in writes)
+
+
+def test_each_writes_event_is_posted_before_the_next_write() -> None:
+    """A crash in the middle of a pass (here: the second write dies) loses no Event of a
+    write already made: each is posted right after its write, not after the pass."""
+    from rightsizer.controller.autoapply import ApplyPorts, apply_pass
+
+    web, api = workload(), workload(name="api", uid="uid-2")
+    api_row = row()
+    api_row = replace(
+        api_row, recommendation=replace(api_row.recommendation, workload="Deployment/api")
+    )
+    posted: list[str] = []
+
+    def post(event: Any) -> None:
+        posted.append(f"{event.reason} {event.target['metadata']['name']}")
+
+    def write(plan: Any, redecide: Any) -> Any:
+        if plan.name == "web":
+            raise RuntimeError("the operator is killed here")
+        return plan, 2
+
+    with pytest.raises(RuntimeError):
+        apply_pass(
+            policy=POLICY, generation=3, settings=ApplySettings(), rows=[row(), api_row],
+            workloads=[web, api], namespace_labels={"rightsizer.dev/auto-apply": "enabled"},
+            hpas=[], quotas=[], limit_ranges=[], previous_states={}, pod_checks={}, now_s=NOW,
+            ports=ApplyPorts(write=write, pods=lambda ns: [], event=post),
+        )  # fmt: skip
+    assert posted == ["ResourcesApplied api"]

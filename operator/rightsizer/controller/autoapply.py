@@ -56,6 +56,9 @@ class ApplyPorts:
     ``WriteRejectedError``."""
     pods: Callable[[str], Sequence[Mapping[str, Any]]]
     """All pods of a namespace (one list request, however many workloads are watched)."""
+    event: Callable[[Event], None] = field(default=lambda event: None)
+    """Posts an Event at once: each write's Event goes out right after the write, so a
+    crash later in the pass loses none."""
 
 
 @dataclass
@@ -184,6 +187,10 @@ def apply_pass(
 
     by_ref = {w.ref: w for w in workloads}
 
+    def emit(event: Event) -> None:
+        result.events.append(event)
+        ports.event(event)
+
     def state(ref: str, kind: str, hold: Hold | None, message: str = "") -> None:
         entry = {"state": kind, "reason": hold.reason if hold else kind,
                  "message": hold.message if hold else message}  # fmt: skip
@@ -199,7 +206,7 @@ def apply_pass(
             and record.state == "Applied"
         ):
             return  # the ResourcesApplied Event already told: no Event per consequence
-        result.events.append(Event(by_ref[ref].body(), "Normal", hold.reason, hold.message))
+        emit(Event(by_ref[ref].body(), "Normal", hold.reason, hold.message))
 
     for w in sorted(workloads, key=lambda w: w.ref):
         record = records[w.ref]
@@ -221,7 +228,7 @@ def apply_pass(
                     continue
                 result.writes += 1
                 result.last_actions[w.ref] = last_action(revert)
-                result.events.append(
+                emit(
                     Event(w.body(), "Warning", "RolloutFailed",
                           f"{failure}; reverted to the previous resources and held until the "
                           f"policy changes")
@@ -273,7 +280,7 @@ def apply_pass(
         result.last_actions[w.ref] = last_action(rec_data)
         changes = "; ".join(c.text() for c in decision.changes)
         notes = "; ".join(n for n in decision.notes if n)
-        result.events.append(
+        emit(
             Event(w.body(), "Normal", "ResourcesApplied",
                   changes + (f" ({notes})" if notes else "") + f" by policy {policy}")
         )  # fmt: skip

@@ -23,7 +23,7 @@ from rightsizer.actuation import kubernetes as kube_writes
 from rightsizer.actuation import resources
 from rightsizer.controller import autoapply
 from rightsizer.controller import observability as obs
-from rightsizer.controller.reconcile import Ports, checkpoint_name, reconcile
+from rightsizer.controller.reconcile import Event, Ports, checkpoint_name, reconcile
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
@@ -219,9 +219,7 @@ def _reconcile(
     if outcome.checkpoint is not None:
         store.save(api, namespace, checkpoint_name(name), outcome.checkpoint, name, uid)
     for event in outcome.events:
-        target = cast(kopf.Body, dict(event.target)) if event.target else body
-        kopf.event(target, type=event.type,
-                   reason=event.reason, message=event.message[:1000])  # fmt: skip
+        _post(event, body)
     obs.publish(namespace, name, outcome.rows)
     logger.info(
         f"reconciled: {len(outcome.rows)} containers, read {outcome.window_read_s:.0f} s of history"
@@ -230,6 +228,12 @@ def _reconcile(
     if outcome.invalid:
         logger.warning(f"invalid policy: {outcome.invalid}")
     return outcome.status
+
+
+def _post(event: Event, policy: kopf.Body) -> None:
+    """Queue an Event (on its target, else on the policy) for Kopf to post at once."""
+    target = cast(kopf.Body, dict(event.target)) if event.target else policy
+    kopf.event(target, type=event.type, reason=event.reason, message=event.message[:1000])
 
 
 def _auto_apply(
@@ -262,6 +266,7 @@ def _auto_apply(
         ports=autoapply.ApplyPorts(
             write=lambda plan, redecide: resources.write(api, plan, redecide),
             pods=lambda ns: resources.pods_of(api, ns),
+            event=lambda event: _post(event, body),
         ),
     )  # fmt: skip
     runtime.apply_states.update(result.states)
@@ -269,9 +274,6 @@ def _auto_apply(
         if entry.get("state") == "Held":
             obs.SKIPS.labels(str(entry.get("reason"))).inc()
     obs.WRITES.labels("resources").inc(result.writes)
-    for event in result.events:
-        target = cast(kopf.Body, dict(event.target)) if event.target else body
-        kopf.event(target, type=event.type, reason=event.reason, message=event.message[:1000])
     if result.writes:
         logger.info(f"auto-apply: {result.writes} writes, {result.api_requests} API requests")
     workloads_out, cut = fit(
