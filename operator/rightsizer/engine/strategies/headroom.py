@@ -226,6 +226,14 @@ class HeadroomUsage:
         self.first_s = _grown(self.first_s, count, np.nan)
         self.last_s = _grown(self.last_s, count, np.nan)
 
+    def keep(self, containers: IntArray, instances: IntArray, instance_container: IntArray) -> None:
+        """Keep only ``containers`` (old ids), renumbered by position (no per-pod state)."""
+        if containers.shape[0]:
+            self.grow(int(containers.max()) + 1)
+        self.cpu.keep_rows(containers)
+        for name in self._ROW_ARRAYS:
+            setattr(self, name, getattr(self, name)[containers])
+
     def _advance(self, day: int) -> None:
         """Move the ring forward to ``day``, clearing the days that fall out."""
         n = self.slot_day.shape[0]
