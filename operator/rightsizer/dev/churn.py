@@ -8,11 +8,14 @@ same time range always gives the same samples however it is cut into chunks.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from rightsizer.engine.usage import ContainerRegistry, UsageChunk
+from rightsizer.samples.workloads import WorkloadResolver
+from rightsizer.sources.prometheus_history import HistoryWindow, plan_chunks
 
 DAY_S = 86_400.0
 MIB = 2.0**20
@@ -110,3 +113,30 @@ def _memory_bytes(t_s: float, gen: int, i: int) -> float:
     age_s = (t_s % DAY_S) / DAY_S
     spike = 150.0 if (gen * 7 + i) % 11 == 0 and age_s > 0.9 else 0.0
     return (250.0 + 100.0 * age_s + 5.0 * (i % 4) + spike) * MIB
+
+
+class ChurnHistory:
+    """A Prometheus history port (what ``reconcile`` reads through) serving ``Churn``'s
+    samples, chunk by chunk as ``plan_chunks`` cuts the window: the operator's own read
+    loop, without an HTTP server."""
+
+    def __init__(self, churn: Churn) -> None:
+        self.churn = churn
+        self.client = _NoClient()
+
+    def resolver(self, *_: object, **__: object) -> WorkloadResolver:
+        return WorkloadResolver()
+
+    def chunks(
+        self, ns: str, window: HistoryWindow, registry: ContainerRegistry, *_: object
+    ) -> Iterator[UsageChunk]:
+        for a, b in plan_chunks(window):
+            yield self.churn.chunk(registry, a - window.step_s, b)
+
+
+class _NoClient:
+    def check(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

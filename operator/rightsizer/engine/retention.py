@@ -27,8 +27,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from rightsizer.engine.aggregation import DAY_S
+from rightsizer.engine.aggregation import DAY_S, AggregationSettings
 from rightsizer.engine.buckets import FloatArray, IntArray
+from rightsizer.engine.strategies.vpa import VpaStrategy
 from rightsizer.engine.usage import ContainerKey, ContainerRegistry, UsageChunk
 
 
@@ -50,6 +51,22 @@ class RetentionSettings:
     def __post_init__(self) -> None:
         if min(self.pod_idle_s, self.gone_grace_s, self.container_expiry_s) <= 0:
             raise ValueError("retention times must be positive")
+
+    @classmethod
+    def of(cls, strategy: object) -> RetentionSettings:
+        """The ``vpa`` strategy's own aggregation settings say when (as upstream's flags);
+        the defaults for the others."""
+        if isinstance(strategy, VpaStrategy):
+            return cls.of_aggregation(strategy.aggregation)
+        return cls()
+
+    @classmethod
+    def of_aggregation(cls, aggregation: AggregationSettings) -> RetentionSettings:
+        interval = aggregation.memory_aggregation_interval_s
+        return cls(
+            pod_idle_s=interval,
+            container_expiry_s=interval * aggregation.memory_aggregation_interval_count,
+        )
 
 
 @runtime_checkable
