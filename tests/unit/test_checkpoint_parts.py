@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rightsizer.history import parts
+from rightsizer.history import parts, store
 
 
 def test_split_and_join_round_trip() -> None:
@@ -26,3 +26,14 @@ def test_part_names_are_valid_and_distinct() -> None:
     for name in names:
         assert len(name) <= parts.MAX_NAME
         assert ".part-" in name and not name.split(".part-")[0].endswith(("-", "."))
+
+
+def test_a_checkpoint_beyond_every_part_is_not_written_and_said_so() -> None:
+    too_big = b"x" * (parts.PART_BYTES * parts.MAX_PARTS + 1)
+    result = store.save(None, "ns", "cm", too_big, "p", "uid")  # type: ignore[arg-type]
+    assert result is store.SaveResult.TOO_LARGE  # refused before any API call
+    assert result.problem("cm", len(too_big)) == (
+        f"checkpoint not saved: {len(too_big)} bytes is more than the "
+        f"{parts.PART_BYTES * parts.MAX_PARTS} allowed"
+    )
+    assert store.SaveResult.SAVED.problem("cm", 1) is None

@@ -32,12 +32,23 @@ def test_reconcile_forgets_rolled_out_pods_and_checkpoints_stay_small() -> None:
         asked.append(ns)
         return {pod for _, pod in churn.live_pods(now)}
 
-    ports = Ports(prometheus=lambda src, ns: ChurnHistory(churn), live_pods=live_pods)  # type: ignore[arg-type,return-value]
+    saved: list[bytes] = []
+    ports = Ports(
+        prometheus=lambda src, ns: ChurnHistory(churn),  # type: ignore[arg-type,return-value]
+        load_checkpoint=lambda ns, name: saved[-1] if saved else None,
+        live_pods=live_pods,
+    )
     runtime = None
     held, sizes = [], []
     for h in range(6 * 24):
         now = START + h * HOUR
+        if h == 3 * 24:  # a restart: from the last checkpoint on
+            runtime = None
         outcome, runtime = reconcile(policy, 1, {}, [web], [], {}, [], runtime, ports, now)
+        if h == 3 * 24:
+            assert runtime is not None and runtime.restored_from_checkpoint
+        if outcome.checkpoint is not None:
+            saved.append(outcome.checkpoint)
         assert runtime is not None and outcome.source_error is None
         held.append(len(runtime.registry.instances))
         if outcome.checkpoint is not None:
