@@ -37,6 +37,7 @@ class PolicyRuntime:
     apply_states: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Workload → Apply mode's last state (``autoApply``), so a hold's Event is sent once."""
     checkpoint_problem: str | None = None
-    """Why the last checkpoint was not saved (its Event is sent once, not every time)."""
+    """Why the last checkpoint was not saved (``SaveResult`` value), so its Event is sent
+    once, not at every checkpoint."""
     pod_checks: dict[str, float] = field(default_factory=dict)
     """When the namespace's pods were last checked for our writes' failures."""

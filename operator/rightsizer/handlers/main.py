@@ -223,10 +223,10 @@ def _reconcile(
         problem = saved.problem(cm, len(outcome.checkpoint))
         if problem is not None:
             logger.warning(problem)
-            if runtime is not None and runtime.checkpoint_problem != problem:
+            if runtime is not None and runtime.checkpoint_problem != saved.value:
                 kopf.event(body, type="Warning", reason="CheckpointNotSaved", message=problem)
         if runtime is not None and saved is not store.SaveResult.CONFLICT:
-            runtime.checkpoint_problem = problem
+            runtime.checkpoint_problem = saved.value if problem else None
     for event in outcome.events:
         target = cast(kopf.Body, dict(event.target)) if event.target else body
         kopf.event(target, type=event.type,
