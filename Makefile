@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test unit lint fmt bench bench-operator bench-apply bench-report components sandbox-up sandbox-down clean
+.PHONY: help setup demo test unit lint fmt bench bench-soak bench-operator bench-apply bench-report components sandbox-up sandbox-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,6 +41,9 @@ fmt: setup  ## format and autofix
 
 bench: setup  ## engine benchmark (prints wall time, samples/s, peak RSS)
 	$(BIN)/python bench/bench_engine.py
+
+bench-soak: setup  ## 90 simulated days of daily rollouts + CronJob churn through the reconcile: RSS, entries held, checkpoint bytes per week
+	$(BIN)/python bench/bench_soak.py
 
 bench-operator: setup components  ## operator at scale: 1,000 Deployments on kwok nodes, time to status, API requests, peak RSS
 	$(BIN)/python bench/bench_operator_scale.py

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from rightsizer.actuation.annotations import annotation_update, wanted_annotatio
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
+from rightsizer.engine.retention import LastSeen, RetentionSettings, collect_garbage
 from rightsizer.engine.strategies import SizingContext
 from rightsizer.engine.usage import ContainerKey
 from rightsizer.history import checkpoints
@@ -50,6 +51,8 @@ from rightsizer.status.build import (
 )
 
 CHECKPOINT_INTERVAL_S = 600.0
+#: Forget gone pods and containers at most this often (usage time; upstream: hourly).
+GC_INTERVAL_S = 3600.0
 METRICS_POLL_INTERVAL_S = 60.0
 MIN_HISTORY_S = 3600.0
 MIN_SAMPLES = 30
@@ -63,6 +66,8 @@ class Ports:
     prometheus: Callable[[PrometheusSource, str], PrometheusHistory]
     metrics_poll: Callable[[str], pd.DataFrame] | None = None
     load_checkpoint: Callable[[str, str], bytes | None] | None = None
+    live_pods: Callable[[str], Collection[str] | None] | None = None
+    """Names of the namespace's pods now (None: unknown); asked once per garbage collection."""
 
 
 @dataclass
@@ -139,6 +144,26 @@ def _condition_status(previous: Sequence[Mapping[str, Any]], type_: str) -> str 
     return next((str(c.get("status")) for c in previous if c.get("type") == type_), None)
 
 
+def _collect_garbage(
+    runtime: PolicyRuntime, state: Any, strategy: Any, workloads: Sequence[WorkloadInfo],
+    ports: Ports, ns: str,
+) -> None:  # fmt: skip
+    """Forget gone pods and containers (``engine/retention.py``), hourly in usage time."""
+    horizon = runtime.read_until_s
+    if horizon is None or (
+        runtime.last_gc_s is not None and horizon - runtime.last_gc_s < GC_INTERVAL_S
+    ):
+        return
+    runtime.last_gc_s = horizon
+    pods = ports.live_pods(ns) if ports.live_pods is not None else None
+    live = None if pods is None else {(ns, pod) for pod in pods}
+    templates = {(ns, w.ref, c.name) for w in workloads for c in w.containers}
+    runtime.registry, _ = collect_garbage(
+        runtime.registry, state, runtime.seen, horizon, templates, live,
+        RetentionSettings.of(strategy),
+    )  # fmt: skip
+
+
 def reconcile(
     policy: PolicyInfo,
     generation: int,
@@ -182,6 +207,7 @@ def reconcile(
                         runtime.registry = restored.registry
                         runtime.state = restored.state
                         runtime.read_until_s = restored.read_until_s
+                        runtime.seen = LastSeen.assumed(restored.registry, restored.read_until_s)
                         runtime.bootstrapped = True
                         runtime.restored_from_checkpoint = True
                         runtime.last_checkpoint_s = now_s
@@ -238,6 +264,7 @@ def reconcile(
                         chunks = prom.chunks(ns, window, runtime.registry, resolver, oom_memory)
                         for (_, chunk_end), chunk in zip(plan_chunks(window), chunks, strict=True):
                             state.add(chunk)
+                            runtime.seen.note(chunk)
                             runtime.read_until_s = chunk_end
                             window_read_s = chunk_end - start
                     runtime.bootstrapped = True
@@ -255,12 +282,16 @@ def reconcile(
         try:
             frame = ports.metrics_poll(ns)
             if len(frame):
-                state.add(encode_samples(frame, runtime.registry))
+                polled = encode_samples(frame, runtime.registry)
+                state.add(polled)
+                runtime.seen.note(polled)
                 runtime.read_until_s = max(
                     runtime.read_until_s or 0.0, float(frame["timestamp"].max())
                 )
         except SourceError as exc:
             source_error = (source_error + "; " if source_error else "") + str(exc)
+
+    _collect_garbage(runtime, state, strategy, workloads, ports, ns)
 
     # -- recommendations -------------------------------------------------------------------
     context = SizingContext(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rightsizer.engine.retention import LastSeen
 from rightsizer.engine.strategies.base import UsageState
 from rightsizer.engine.usage import ContainerRegistry
 from rightsizer.model.assessment import Assessment
@@ -16,6 +17,10 @@ class PolicyRuntime:
     """Strategy name and settings; a change starts the history anew."""
     registry: ContainerRegistry = field(default_factory=ContainerRegistry)
     state: UsageState | None = None
+    seen: LastSeen = field(default_factory=LastSeen)
+    """When each container and pod last had a sample (what forgetting goes by)."""
+    last_gc_s: float | None = None
+    """Usage time (``read_until_s``) of the last garbage collection."""
     read_until_s: float | None = None
     """Usage has been read up to here (Prometheus or metrics-server)."""
     bootstrapped: bool = False
@@ -31,5 +36,8 @@ class PolicyRuntime:
     """Workloads (``Kind/name``) the policy owned at the last reconcile."""
     apply_states: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Workload → Apply mode's last state (``autoApply``), so a hold's Event is sent once."""
+    checkpoint_problem: str | None = None
+    """Why the last checkpoint was not saved (``SaveResult`` value), so its Event is sent
+    once, not at every checkpoint."""
     pod_checks: dict[str, float] = field(default_factory=dict)
     """When the namespace's pods were last checked for our writes' failures."""

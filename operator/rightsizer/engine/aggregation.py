@@ -84,6 +84,14 @@ def _grown(array: _Array, size: int, fill: float) -> _Array:
     return grown
 
 
+def _picked(array: FloatArray, ids: IntArray, known: int, fill: float) -> FloatArray:
+    """``array[ids]``, with ``fill`` for ids the array has not grown to yet."""
+    result: FloatArray = np.full(ids.shape[0], fill)
+    inside = ids < known
+    result[inside] = array[ids[inside]]
+    return result
+
+
 class UsageAggregates:
     """Histograms and counters per container, open memory windows per instance."""
 
@@ -341,6 +349,47 @@ class UsageAggregates:
         else:
             self.usage_peak_bytes[inst] = usage
         return True
+
+    # -- forgetting (``retention.py`` decides what) ---------------------------------------
+    def close_windows(self, instances: IntArray) -> None:
+        """Move these instances' open-window peaks into the histogram for good.
+
+        Upstream's aggregate histogram already holds a pod's current peak, so it keeps that
+        peak when the pod is forgotten; here the open peak lives beside the histogram and
+        is added now, at the same time and weight ``memory_histogram()`` adds it.
+        """
+        inst = instances[instances < self.window_end_s.shape[0]]
+        inst = inst[np.isfinite(self.window_end_s[inst])]
+        if inst.shape[0] == 0:
+            return
+        peaks = np.maximum(self.usage_peak_bytes[inst], self.oom_peak_bytes[inst])
+        containers = self.instance_container[inst]
+        self.memory.add(containers, peaks, self.window_end_s[inst], MEMORY_PEAK_WEIGHT)
+        self.window_end_s[inst] = np.nan
+
+    def keep(self, containers: IntArray, instances: IntArray, instance_container: IntArray) -> None:
+        """Keep only ``containers`` and ``instances`` (old ids), renumbered by position;
+        ``instance_container`` is each kept instance's new container id. The open windows
+        of the instances that go are closed into the histogram first."""
+        gone = np.setdiff1d(np.arange(self.window_end_s.shape[0]), instances)
+        self.close_windows(gone)
+        if containers.shape[0]:
+            self.grow_containers(int(containers.max()) + 1)
+        self.cpu.keep_rows(containers)
+        self.memory.keep_rows(containers)
+        self.cpu_sample_count = self.cpu_sample_count[containers]
+        self.first_cpu_sample_s = self.first_cpu_sample_s[containers]
+        self.last_cpu_sample_s = self.last_cpu_sample_s[containers]
+        self.memory_sample_count = self.memory_sample_count[containers]
+        self.peak_memory_bytes = self.peak_memory_bytes[containers]
+        self.oom_count = self.oom_count[containers]
+        known = self.window_end_s.shape[0]
+        self.instance_container = instance_container.astype(np.int64)
+        self.last_cpu_s = _picked(self.last_cpu_s, instances, known, -np.inf)
+        self.last_memory_s = _picked(self.last_memory_s, instances, known, -np.inf)
+        self.window_end_s = _picked(self.window_end_s, instances, known, np.nan)
+        self.usage_peak_bytes = _picked(self.usage_peak_bytes, instances, known, 0.0)
+        self.oom_peak_bytes = _picked(self.oom_peak_bytes, instances, known, 0.0)
 
     # -- reading ------------------------------------------------------------------------
     def memory_histogram(self) -> DecayingHistograms:

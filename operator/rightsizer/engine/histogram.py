@@ -110,6 +110,12 @@ class DecayingHistograms:
         other.reference_s = self.reference_s.copy()
         return other
 
+    def keep_rows(self, rows: IntArray) -> None:
+        """Keep only ``rows``, in that order (forgotten containers' histograms go)."""
+        self.weights = self.weights[rows]
+        self.total = self.total[rows]
+        self.reference_s = self.reference_s[rows]
+
     # -- adding -------------------------------------------------------------------------
     def _rebase(self, rows: IntArray, times_s: FloatArray) -> None:
         """Move references forward exactly as a time-ordered stream of adds would."""

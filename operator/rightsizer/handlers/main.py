@@ -30,7 +30,7 @@ from rightsizer.engine.settings import SettingsError, parse_duration_s
 from rightsizer.history import store
 from rightsizer.model.workloads import PolicyInfo, WorkloadInfo, workload_info
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
-from rightsizer.sources import metrics_server, prometheus_policy
+from rightsizer.sources import kubernetes_api, metrics_server, prometheus_policy
 from rightsizer.status.build import DEFAULT_BUDGET_BYTES, fit, merge_conditions, with_auto_apply
 
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
@@ -202,7 +202,8 @@ def _reconcile(
     ports = Ports(
         prometheus=lambda src, ns: prometheus_policy.open_history(api, src, ns),
         metrics_poll=lambda ns: metrics_server.poll(api, ns),
-        load_checkpoint=lambda ns, cm: store.load(api, ns, cm),
+        load_checkpoint=lambda ns, cm: store.load(api, ns, cm, uid),
+        live_pods=lambda ns: kubernetes_api.pod_names(api, ns),
     )
     t0 = time.monotonic()
     outcome, runtime = reconcile(
@@ -217,7 +218,15 @@ def _reconcile(
         kube_writes.annotate(api, workload, wanted)
         obs.WRITES.labels("annotation").inc()
     if outcome.checkpoint is not None:
-        store.save(api, namespace, checkpoint_name(name), outcome.checkpoint, name, uid)
+        cm = checkpoint_name(name)
+        saved = store.save(api, namespace, cm, outcome.checkpoint, name, uid)
+        problem = saved.problem(cm, len(outcome.checkpoint))
+        if problem is not None:
+            logger.warning(problem)
+            if runtime is not None and runtime.checkpoint_problem != saved.value:
+                kopf.event(body, type="Warning", reason="CheckpointNotSaved", message=problem)
+        if runtime is not None and saved is not store.SaveResult.CONFLICT:
+            runtime.checkpoint_problem = saved.value if problem else None
     for event in outcome.events:
         _post(event, body)
     obs.publish(namespace, name, outcome.rows)

@@ -121,3 +121,13 @@ def template_containers(
                 for c in w.spec.template.spec.containers or []
             ]
     return found
+
+
+def pod_names(api: ApiClient, namespace: str) -> set[str] | None:
+    """Names of the namespace's pods now; None when the API does not answer (forgetting
+    then goes by idleness alone)."""
+    try:
+        pods = client.CoreV1Api(api).list_namespaced_pod(namespace)
+    except (ApiException, OSError):
+        return None
+    return {str(p.metadata.name) for p in pods.items if p.metadata is not None}

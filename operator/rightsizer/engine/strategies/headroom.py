@@ -250,6 +250,16 @@ class HeadroomUsage:
         self.first_s = _grown(self.first_s, count, np.nan)
         self.last_s = _grown(self.last_s, count, np.nan)
 
+    def keep(self, containers: IntArray, instances: IntArray, instance_container: IntArray) -> None:
+        """Keep only ``containers`` (old ids), renumbered by position (no per-pod state)."""
+        if containers.shape[0]:
+            self.grow(int(containers.max()) + 1)
+        self.cpu.keep_rows(containers)
+        for name in self._ROW_ARRAYS:
+            setattr(self, name, getattr(self, name)[containers])
+        self.slot_day = self.slot_day[containers]
+        self.day_anchor_s = self.day_anchor_s[containers]
+
     def current_day(self) -> IntArray:
         """Per container, the index of its day that holds the newest sample time."""
         latest = -np.inf if self.latest_s is None else self.latest_s

@@ -101,6 +101,14 @@ class PercentileUsage:
         self.first_s = _grow(self.first_s, count, np.nan)
         self.last_s = _grow(self.last_s, count, np.nan)
 
+    def keep(self, containers: IntArray, instances: IntArray, instance_container: IntArray) -> None:
+        """Keep only ``containers`` (old ids), renumbered by position (no per-pod state)."""
+        if containers.shape[0]:
+            self.grow(int(containers.max()) + 1)
+        self.cpu.keep_rows(containers)
+        for name in self._ROW_ARRAYS:
+            setattr(self, name, getattr(self, name)[containers])
+
     def add(self, chunk: UsageChunk) -> None:
         if len(chunk) == 0:
             return
