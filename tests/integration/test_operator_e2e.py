@@ -161,6 +161,34 @@ def offline_recommendations(capsys: pytest.CaptureFixture[str]) -> dict[tuple[st
     }
 
 
+def wait_ready_with_three_containers(cluster: ApiClient, namespace: str) -> dict[str, Any]:
+    """Policy ``shop`` in ``namespace`` once it is Ready with its three containers."""
+    policy: dict[str, Any] = wait_for(
+        "a Ready status with 3 containers",
+        lambda: (
+            (p := get_policy(cluster, "shop", namespace))
+            and condition(p, "Ready").get("status") == "True"
+            and p["status"]["summary"]["containers"] == 3
+            and p
+        ),
+    )
+    return policy
+
+
+def assert_status_matches_the_engine(
+    policy: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> dict[tuple[str, str], Any]:
+    """Every container's target and bounds equal `recommend` on the samples file; returns
+    the file's recommendations."""
+    expected = offline_recommendations(capsys)
+    got = targets(policy)
+    assert got.keys() == expected.keys()
+    for key, rec in got.items():
+        for field in ("target", "lowerBound", "upperBound", "uncappedTarget"):
+            assert rec[field] == expected[key][field], (key, field)
+    return expected
+
+
 def test_recommend_mode_status_matches_the_engine(
     operator: Operator, cluster: ApiClient, prometheus: Prometheus,
     capsys: pytest.CaptureFixture[str],
@@ -168,23 +196,11 @@ def test_recommend_mode_status_matches_the_engine(
     client.CustomObjectsApi(cluster).create_namespaced_custom_object(
         GROUP, VERSION, NS, PLURAL, policy_body("shop", prometheus.url)
     )
-    policy = wait_for(
-        "a Ready status with 3 containers",
-        lambda: (
-            (p := get_policy(cluster, "shop"))
-            and condition(p, "Ready").get("status") == "True"
-            and p["status"]["summary"]["containers"] == 3
-            and p
-        ),
-    )
+    policy = wait_ready_with_three_containers(cluster, NS)
     assert policy["status"]["observedGeneration"] == policy["metadata"]["generation"]
     assert policy["status"]["summary"]["workloads"] == 2
-    expected = offline_recommendations(capsys)
-    got = targets(policy)
-    assert got.keys() == expected.keys()
-    for key, rec in got.items():
-        for field in ("target", "lowerBound", "upperBound", "uncappedTarget"):
-            assert rec[field] == expected[key][field], (key, field)
+    expected = assert_status_matches_the_engine(policy, capsys)
+    for key, rec in targets(policy).items():
         assert rec["requests"] == expected[key]["current"]["requests"], key
     assert condition(policy, "SourceUnavailable")["status"] == "False"
     assert policy["status"]["history"]["bootstrapped"] is True
@@ -208,21 +224,9 @@ def test_recommend_mode_matches_the_engine_whenever_history_ends(
             GROUP, VERSION, namespace, PLURAL,
             policy_body("shop", prometheus.url, namespace, history="7d"),
         )  # fmt: skip
-        policy = wait_for(
-            "a Ready status with 3 containers",
-            lambda: (
-                (p := get_policy(cluster, "shop", namespace))
-                and condition(p, "Ready").get("status") == "True"
-                and p["status"]["summary"]["containers"] == 3
-                and p
-            ),
+        assert_status_matches_the_engine(
+            wait_ready_with_three_containers(cluster, namespace), capsys
         )
-        expected = offline_recommendations(capsys)
-        got = targets(policy)
-        assert got.keys() == expected.keys()
-        for key, rec in got.items():
-            for field in ("target", "lowerBound", "upperBound", "uncappedTarget"):
-                assert rec[field] == expected[key][field], (key, field)
     finally:
         client.CustomObjectsApi(cluster).delete_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, "shop"
