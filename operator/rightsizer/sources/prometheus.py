@@ -161,6 +161,11 @@ class PrometheusClient:
             text = text.replace(secret, "<redacted>")
         return text
 
+    def _excerpt(self, resp: requests.Response) -> str:
+        """The body's start, for the CLI's detail: redacted first, so no cut-off piece of
+        a credential is left."""
+        return self._redact(resp.text)[:200]
+
     def _check(self, resp: requests.Response, query: str) -> Any:
         code = resp.status_code
         rejected = SourceRejectedError
@@ -185,7 +190,7 @@ class PrometheusClient:
             body = None
         timed_out = isinstance(body, dict) and body.get("errorType") == "timeout"
         if code >= 500 or timed_out:
-            detail = body.get("error", "") if isinstance(body, dict) else resp.text[:200]
+            detail = body.get("error", "") if isinstance(body, dict) else self._excerpt(resp)
             raise SourceUnavailableError(
                 self._redact(
                     f"Prometheus at {self.url} failed (HTTP {code}, after {self.config.retries} "
@@ -197,7 +202,7 @@ class PrometheusClient:
             raise rejected(
                 self._redact(
                     f"Prometheus at {self.url} answered HTTP {code} with a body that is not "
-                    f"Prometheus JSON: {resp.text[:200]!r}"
+                    f"Prometheus JSON: {self._excerpt(resp)!r}"
                 ),
                 SourceProblem.NOT_PROMETHEUS_JSON,
             )
