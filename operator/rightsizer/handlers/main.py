@@ -66,7 +66,10 @@ def startup(
         config.load_kube_config()
     memo.api = client.ApiClient()
     memo.runtimes = {}
-    memo.allowed_prometheus = allow_list_from_text(os.environ.get(ALLOWED_PROMETHEUS_ENV, ""))
+    try:
+        memo.allowed_prometheus = allow_list_from_text(os.environ.get(ALLOWED_PROMETHEUS_ENV, ""))
+    except ValueError as exc:  # the installer's mistake: stop and say so
+        raise kopf.PermanentError(f"{ALLOWED_PROMETHEUS_ENV}: {exc}") from None
     port = int(os.environ.get("RIGHTSIZER_METRICS_PORT", "8080"))
     if port:
         start_http_server(port, addr=os.environ.get("RIGHTSIZER_METRICS_ADDRESS", "0.0.0.0"))
