@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -298,3 +299,26 @@ def test_cli_report_never_prints_a_token(
     assert "not Prometheus JSON" in done.stderr
     assert allowed.requests[-1]["headers"]["Authorization"] == f"Bearer {MARKED_TOKEN}"
     assert MARKED_TOKEN[:10] not in done.stderr + done.stdout  # not even a cut-off piece
+
+
+def test_a_bad_allow_list_stops_the_operator_at_startup(kubeconfig: str, tmp_path: Path) -> None:
+    log = tmp_path / "operator.log"
+    env = {**os.environ, "KUBECONFIG": kubeconfig,
+           "RIGHTSIZER_METRICS_PORT": "0",
+           "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": "http://ok:9090,http://p:9090/#"}  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "kopf"), "run", "-m", "rightsizer.handlers.main",
+             "--standalone", "-A"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for("the operator to exit", lambda: proc.poll() is not None, 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    text = log.read_text()
+    assert "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS: allow-list entry 'http://p:9090/#'" in text
+    assert "rightsizer operator started" not in text
