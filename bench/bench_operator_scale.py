@@ -501,6 +501,7 @@ class Bench:
             "KUBECONFIG": str(kubeconfig), "RIGHTSIZER_TICK_SECONDS": "2",
             "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
             "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
+            "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": self.cfg.prometheus_url,
         })  # fmt: skip
         kopf = str(Path(sys.executable).parent / "kopf")
         with self.operator_log.open("wb") as out:

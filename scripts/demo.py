@@ -368,6 +368,8 @@ class Demo:
             "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
             "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
             "RIGHTSIZER_TICK_SECONDS": "2",
+            # the one Prometheus the demo's policy names
+            "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": self.prometheus_url,
         }
         with self.operator_log.open("ab") as log:
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} demo starts the operator\n"

@@ -88,13 +88,14 @@ def policy(ns: str, prometheus_url: str, **update: Any) -> dict[str, Any]:
 
 
 class Cluster:
-    def __init__(self, api: ApiClient, kubeconfig: str, log: Path) -> None:
+    def __init__(self, api: ApiClient, kubeconfig: str, log: Path, prometheus_url: str) -> None:
         self.api, self.kubeconfig, self.log = api, kubeconfig, log
-        self.operator = Operator(kubeconfig, log)
+        self.allowed = [prometheus_url]
+        self.operator = Operator(kubeconfig, log, self.allowed)
 
     def restart(self) -> None:
         self.operator.stop()
-        self.operator = Operator(self.kubeconfig, self.log)
+        self.operator = Operator(self.kubeconfig, self.log, self.allowed)
 
     def deployment(self, ns: str, name: str) -> dict[str, Any]:
         obj = client.AppsV1Api(self.api).read_namespaced_deployment(name, ns)
@@ -180,7 +181,7 @@ def cluster(
     wait_for("the deployments to be available", lambda: all(
         (apps.read_namespaced_deployment(n, ns).status.available_replicas or 0) >= 1
         for ns, n in ((ON, "shrink"), (OFF, "shrink"), (QUOTA, "grows"))), 60)  # fmt: skip
-    cl = Cluster(k8s_api, kubeconfig, tmp / "operator.log")
+    cl = Cluster(k8s_api, kubeconfig, tmp / "operator.log", prometheus.url)
     custom = client.CustomObjectsApi(k8s_api)
     for ns in (ON, OFF, QUOTA):
         custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL,

@@ -209,6 +209,8 @@ def test_operator_deployment_is_hardened() -> None:
     assert ports["metrics"] == 8080
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["RIGHTSIZER_METRICS_PORT"] == "8080"
+    # Policies may name only the Prometheus configured at install.
+    assert env["RIGHTSIZER_PROMETHEUS_ALLOWED_URLS"] == "http://prometheus.monitoring:9090"
     # A read-only root needs somewhere to write temporary files.
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -471,7 +473,7 @@ def policies(custom: Any, namespace: str) -> list[str]:
 class Operator:
     """``kopf run`` as in the Deployment, but as a local process with the given kubeconfig."""
 
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
+    def __init__(self, kubeconfig: Path, log: Path, allowed_prometheus: str) -> None:
         self.log_path = log
         self.metrics_port = free_port()
         self.health_port = free_port()
@@ -479,6 +481,7 @@ class Operator:
         env.update(
             {
                 "KUBECONFIG": str(kubeconfig),
+                "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": allowed_prometheus,
                 "RIGHTSIZER_TICK_SECONDS": "2",
                 "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
                 "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
@@ -570,12 +573,13 @@ def test_operator_works_with_only_its_service_account(
         namespace,
         {
             "metadata": {"name": "prometheus-credentials"},
+            "type": "rightsizer.dev/prometheus-auth",  # the only type the operator reads
             "stringData": {"username": "rightsizer", "password": "not-checked-by-the-sandbox"},
         },
     )
     apps.create_namespaced_deployment(namespace, web_deployment(namespace))
 
-    operator = Operator(kubeconfig, tmp_path / "operator.log")
+    operator = Operator(kubeconfig, tmp_path / "operator.log", prometheus.url)
     try:
         custom.create_namespaced_custom_object(
             GROUP,

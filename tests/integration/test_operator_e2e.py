@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,17 @@ CRD = Path(__file__).resolve().parents[2] / "crds" / "rightsizepolicies.rightsiz
 
 
 class Operator:
-    def __init__(self, kubeconfig: str, log: Path) -> None:
+    def __init__(
+        self, kubeconfig: str, log: Path, allowed_prometheus: Sequence[str] = (),
+        metrics_port: int | None = None,
+    ) -> None:  # fmt: skip
+        """``allowed_prometheus``: the install's allow-list of Prometheus endpoints."""
         self.log_path = log
+        self.metrics_port = metrics_port or free_port()
         env = {**os.environ, "KUBECONFIG": kubeconfig, "RIGHTSIZER_TICK_SECONDS": "1",
-               "RIGHTSIZER_METRICS_PORT": str(free_port()),
-               "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1"}  # fmt: skip
+               "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
+               "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
+               "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": ",".join(allowed_prometheus)}  # fmt: skip
         kopf = str(Path(sys.executable).parent / "kopf")
         self.proc = subprocess.Popen(
             [kopf, "run", "-m", "rightsizer.handlers.main", "--standalone", "-A",
@@ -116,10 +122,25 @@ def cluster(k8s_api: ApiClient, kubeconfig: str, example_history: float) -> Iter
 
 
 @pytest.fixture(scope="module")
+def flaky_prometheus_port() -> int:
+    """The port of the Prometheus of ``test_prometheus_down_then_back``, chosen before the
+    operator starts so that its allow-list can name it."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def allowed_prometheus(prometheus: Prometheus, flaky_prometheus_port: int) -> list[str]:
+    return [prometheus.url, f"http://127.0.0.1:{flaky_prometheus_port}"]
+
+
+@pytest.fixture(scope="module")
 def operator(
-    cluster: ApiClient, kubeconfig: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
-    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    cluster: ApiClient, kubeconfig: str, tmp_path_factory: pytest.TempPathFactory,
+    allowed_prometheus: list[str],
+) -> Iterator[Operator]:  # fmt: skip
+    op = Operator(
+        kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", allowed_prometheus
+    )
     yield op
     # Uninstall order: the policies go while the operator can release their finalizers,
     # so the namespace does not linger Terminating into other tests' operators.
@@ -299,6 +320,27 @@ def test_annotate_mode_writes_metadata_only_and_no_storm(
          "minAllowed must not exceed maxAllowed"),
         ({"reconcileInterval": "0s"}, "positive duration"),
         ({"source": {"prometheus": {"url": "prometheus:9090"}}}, "must start with http://"),
+        # the issue's attacks and their relatives: nothing but scheme, host, port and path
+        ({"source": {"prometheus": {"url": "http://127.0.0.1:15911/internal/admin#"}}},
+         "source.prometheus.url must not contain a fragment (#)"),
+        ({"source": {"prometheus": {"url": "http://prometheus:9090@evil.example"}}},
+         "source.prometheus.url must not contain user information (user@host)"),
+        ({"source": {"prometheus": {"url": "http://u:p@prometheus:9090"}}},
+         "must not contain user information"),
+        ({"source": {"prometheus": {"url": "http://prometheus:9090/api/v1/query?query=up"}}},
+         "source.prometheus.url must not contain a query (?)"),
+        ({"source": {"prometheus": {"url": "http://prometheus:9090/prom/../admin"}}},
+         "must not contain empty, '.' or '..' segments"),
+        ({"source": {"prometheus": {"url": "http://prometheus:9090/prom/./x"}}},
+         "must not contain empty, '.' or '..' segments"),
+        ({"source": {"prometheus": {"url": "http://prometheus:9090//admin"}}},
+         "must not contain empty, '.' or '..' segments"),
+        ({"source": {"prometheus": {"url": "http://prometheus:9090/%2e%2e/admin"}}},
+         "source.prometheus.url must not contain percent-encoding (%)"),
+        ({"source": {"prometheus": {"url": "http://prometheus:9090/a b"}}},
+         "must not contain whitespace, backslashes, control or non-ASCII characters"),
+        ({"source": {"prometheus": {"url": "http://prometheus:9090\\@evil"}}},
+         "must not contain whitespace, backslashes"),
     ],
 )  # fmt: skip
 def test_invalid_policies_are_rejected_with_readable_messages(
@@ -312,6 +354,24 @@ def test_invalid_policies_are_rejected_with_readable_messages(
         )
     assert err.value.status == 422
     assert message in json.loads(err.value.body)["message"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://prometheus.monitoring:9090",
+        "https://thanos.example.com/api/prom/",
+        "http://[::1]:9090/select/0/prometheus",
+        "http://prometheus:9090/.well-known-ish/a.b",
+    ],
+)
+def test_plain_prometheus_urls_are_admitted(cluster: ApiClient, url: str) -> None:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RightSizePolicy",
+            "metadata": {"name": "plain-url", "namespace": NS},
+            "spec": {"source": {"prometheus": {"url": url}}}}  # fmt: skip
+    client.CustomObjectsApi(cluster).create_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, body, dry_run="All"
+    )
 
 
 def test_a_newer_policy_selecting_the_same_workloads_reports_conflict(
@@ -342,11 +402,12 @@ def test_a_newer_policy_selecting_the_same_workloads_reports_conflict(
 
 
 def test_restart_keeps_history_without_a_full_reread(
-    operator: Operator, cluster: ApiClient, kubeconfig: str, tmp_path: Path
-) -> None:
+    operator: Operator, cluster: ApiClient, kubeconfig: str, tmp_path: Path,
+    allowed_prometheus: list[str],
+) -> None:  # fmt: skip
     before = targets(get_policy(cluster, "shop"))
     operator.stop()
-    restarted = Operator(kubeconfig, tmp_path / "restarted.log")
+    restarted = Operator(kubeconfig, tmp_path / "restarted.log", allowed_prometheus)
     try:
         line = wait_for(
             "a reconcile of shop/shop after the restart",
@@ -360,7 +421,7 @@ def test_restart_keeps_history_without_a_full_reread(
             assert after[key]["target"] == before[key]["target"], key
     finally:
         restarted.stop()
-    operator.proc = Operator(kubeconfig, operator.log_path).proc
+    operator.proc = Operator(kubeconfig, operator.log_path, allowed_prometheus).proc
 
 
 def test_deleted_workload_leaves_the_status(operator: Operator, cluster: ApiClient) -> None:
@@ -380,12 +441,16 @@ FLAKY = "shop-flaky"
 
 
 def test_prometheus_down_then_back(
-    operator: Operator, cluster: ApiClient, tmp_path: Path, example_history: float
-) -> None:
+    operator: Operator, cluster: ApiClient, tmp_path: Path, example_history: float,
+    flaky_prometheus_port: int,
+) -> None:  # fmt: skip
     """A policy on a Prometheus of its own (so stopping it disturbs no other test)."""
     core = client.CoreV1Api(cluster)
     own = Sandbox(
-        Config(state=tmp_path / "own", ports={**Config().ports, "prometheus": free_port()})
+        Config(
+            state=tmp_path / "own",
+            ports={**Config().ports, "prometheus": flaky_prometheus_port},
+        )
     )
     own.up(["prometheus"])
     try:

@@ -15,7 +15,12 @@ from urllib.parse import parse_qs
 import pytest
 
 from rightsizer.cli.main import main
-from rightsizer.sources.errors import SourceError, SourceRejectedError, SourceUnavailableError
+from rightsizer.sources.errors import (
+    SourceError,
+    SourceProblem,
+    SourceRejectedError,
+    SourceUnavailableError,
+)
 from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig
 
 Reply = tuple[int, dict[str, Any] | str]
@@ -27,6 +32,7 @@ class Fake:
         self.requests: list[dict[str, Any]] = []
         self.reply: Callable[[int], Reply] = lambda n: OK
         self.delay_s = 0.0
+        self.headers: dict[str, str] = {}
 
 
 @pytest.fixture
@@ -46,6 +52,8 @@ def fake() -> Iterator[tuple[Fake, str]]:
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                for name, value in state.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data.encode())
             except (BrokenPipeError, ConnectionResetError):
@@ -171,3 +179,67 @@ def test_bad_label_matcher_is_bad_input(capsys: pytest.CaptureFixture[str]) -> N
     _, err = capsys.readouterr()
     assert code == 2
     assert "not a label matcher" in err
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ((401, "no"), SourceProblem.HTTP_401),
+        ((403, "no"), SourceProblem.HTTP_403),
+        ((404, "no"), SourceProblem.HTTP_404),
+        ((200, "INTERNAL-ONLY-PAGE secret=hunter2"), SourceProblem.NOT_PROMETHEUS_JSON),
+        ((400, {"status": "error", "error": "secret=hunter2"}), SourceProblem.QUERY_REJECTED),
+        ((500, "secret=hunter2"), SourceProblem.HTTP_5XX),
+        ((503, {"status": "error", "errorType": "timeout", "error": "x"}),
+         SourceProblem.QUERY_TIMEOUT),
+        ((200, {**OK[1], "warnings": ["secret=hunter2"]}), SourceProblem.PARTIAL_DATA),
+        ((200, {"status": "success", "data": {}}), SourceProblem.MALFORMED_RESULT),
+    ],
+)  # fmt: skip
+def test_every_error_names_a_fixed_problem_without_the_body(
+    fake: tuple[Fake, str], reply: Reply, problem: SourceProblem
+) -> None:
+    state, url = fake
+    state.reply = lambda n: reply
+    with pytest.raises(SourceError) as err:
+        client(url, retries=0).query("up", 0)
+    assert err.value.problem is problem
+    assert "hunter2" not in err.value.problem.value
+
+
+@pytest.mark.parametrize("token", ["FILE-SECRET-1\n", " FILE-SECRET-1", "FILE\r\nX: y", "é"])
+def test_a_bad_token_is_refused_before_any_request(fake: tuple[Fake, str], token: str) -> None:
+    state, url = fake
+    with pytest.raises(SourceRejectedError) as err:
+        client(url, bearer_token=token).query("up", 0)
+    assert err.value.problem in (SourceProblem.TOKEN_WHITESPACE, SourceProblem.TOKEN_CHARACTERS)
+    assert token.strip() not in str(err.value)
+    assert state.requests == []
+
+
+def test_redirects_are_not_followed(fake: tuple[Fake, str]) -> None:
+    state, url = fake
+    state.reply = lambda n: (307, "")
+    state.headers = {"Location": f"{url}/internal/admin"}
+    with pytest.raises(SourceRejectedError) as err:
+        client(url, bearer_token="s3cret").query("up", 0)
+    assert err.value.problem is SourceProblem.REDIRECT
+    assert [r["path"] for r in state.requests] == ["/api/v1/query"]
+
+
+def test_an_echoed_token_never_reaches_the_report_s_stderr(
+    fake: tuple[Fake, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, url = fake
+    # echoed where the excerpt of the body is cut off
+    state.reply = lambda n: (
+        200,
+        "x" * 180 + f"you sent {state.requests[-1]['headers']['Authorization']}",
+    )
+    monkeypatch.setenv("RIGHTSIZER_PROMETHEUS_TOKEN", "ECHOED-TOKEN-42")
+    code = main(["report", "--prometheus", url, "--retries", "0"])
+    _, err = capsys.readouterr()
+    assert code == 3
+    assert "not Prometheus JSON" in err  # the detail stays for the person who ran it
+    assert "ECHO" not in err  # not even the piece before the 200-character cut
+    assert state.requests[-1]["headers"]["Authorization"] == "Bearer ECHOED-TOKEN-42"

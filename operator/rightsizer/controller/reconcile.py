@@ -33,7 +33,7 @@ from rightsizer.policy.spec import (
     parse_policy_spec,
 )
 from rightsizer.samples.encode import encode as encode_samples
-from rightsizer.sources.errors import SourceError
+from rightsizer.sources.errors import SourceError, SourceRefusedError
 from rightsizer.sources.prometheus_history import (
     HistoryWindow,
     PrometheusHistory,
@@ -91,6 +91,9 @@ class Outcome:
     """Seconds of history read this time."""
     rows: list[Assessment] = field(default_factory=list)
     source_error: str | None = None
+    """A fixed message (``SourceProblem``): status, Events and logs never carry more."""
+    source_refused: bool = False
+    """The operator refused the source as configured (nothing was sent)."""
 
 
 def checkpoint_name(policy: str) -> str:
@@ -226,7 +229,10 @@ def reconcile(
             limits[(ns, w.ref, c.name)] = c.limits
 
     # -- usage -----------------------------------------------------------------------------
+    # Only an error's fixed ``problem`` is kept: its detail may quote a response body or
+    # a header, and everything below ends up where the policy's author can read it.
     source_error: str | None = None
+    refused = False
     window_read_s = 0.0
     if spec.prometheus is not None:
         src = spec.prometheus
@@ -239,7 +245,7 @@ def reconcile(
                 finally:
                     probe.client.close()
             except SourceError as exc:
-                source_error = str(exc)
+                source_error, refused = exc.problem.value, isinstance(exc, SourceRefusedError)
         else:
             try:
                 prom = ports.prometheus(src, ns)
@@ -271,7 +277,7 @@ def reconcile(
                 finally:
                     prom.client.close()
             except SourceError as exc:
-                source_error = str(exc)
+                source_error, refused = exc.problem.value, isinstance(exc, SourceRefusedError)
     if (
         spec.metrics_server
         and ports.metrics_poll is not None
@@ -289,7 +295,7 @@ def reconcile(
                     runtime.read_until_s or 0.0, float(frame["timestamp"].max())
                 )
         except SourceError as exc:
-            source_error = (source_error + "; " if source_error else "") + str(exc)
+            source_error = (source_error + "; " if source_error else "") + exc.problem.value
 
     _collect_garbage(runtime, state, strategy, workloads, ports, ns)
 
@@ -313,8 +319,9 @@ def reconcile(
 
     # -- annotate ---------------------------------------------------------------------------
     outcome = Outcome(
-        status={}, window_read_s=window_read_s, rows=list(rows), source_error=source_error
-    )
+        status={}, window_read_s=window_read_s, rows=list(rows), source_error=source_error,
+        source_refused=refused,
+    )  # fmt: skip
     last_actions = {
         str(w.get("workload")): w["lastAction"]
         for w in previous_status.get("workloads") or []
@@ -354,10 +361,11 @@ def reconcile(
     t = totals(rows)
     entries, truncated = fit(workload_entries(rows, last_actions), DEFAULT_BUDGET_BYTES)
     has_data = t.containers > 0
+    source_reason = "SourceRefused" if refused else "SourceError"
     conditions = [
         Condition(
             "SourceUnavailable", source_error is not None,
-            "SourceError" if source_error else "SourcesReachable", source_error or "",
+            source_reason if source_error else "SourcesReachable", source_error or "",
         ),
         Condition(
             "RecommendationsAvailable", has_data,
@@ -378,7 +386,8 @@ def reconcile(
     ready = source_error is None
     conditions.append(
         Condition(
-            "Ready", ready, "Reconciled" if ready else "SourceUnavailable",
+            "Ready", ready,
+            "Reconciled" if ready else ("SourceRefused" if refused else "SourceUnavailable"),
             f"{len(mine)} workloads, {t.containers} containers with recommendations"
             if ready else (source_error or ""),
         )
@@ -388,7 +397,8 @@ def reconcile(
         before = _condition_status(prev_conditions, cond["type"])
         if cond["type"] == "SourceUnavailable" and cond["status"] != before:
             if cond["status"] == "True":
-                outcome.events.append(Event(None, "Warning", "SourceUnavailable", cond["message"]))
+                reason = "SourceRefused" if refused else "SourceUnavailable"
+                outcome.events.append(Event(None, "Warning", reason, cond["message"]))
             elif before == "True":
                 outcome.events.append(
                     Event(None, "Normal", "SourceRecovered", "sources reachable again")

@@ -31,6 +31,7 @@ from rightsizer.history import store
 from rightsizer.model.workloads import PolicyInfo, WorkloadInfo, workload_info
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
 from rightsizer.sources import kubernetes_api, metrics_server, prometheus_policy
+from rightsizer.sources.endpoints import AllowList, allow_list_from_text
 from rightsizer.status.build import DEFAULT_BUDGET_BYTES, fit, merge_conditions, with_auto_apply
 
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
@@ -38,6 +39,12 @@ TICK_S = float(os.environ.get("RIGHTSIZER_TICK_SECONDS", "30"))
 DEFAULT_INTERVAL_S = 300.0
 #: After a source error, try again this soon (or at the policy's interval, if shorter).
 RETRY_AFTER_SOURCE_ERROR_S = 30.0
+#: The Prometheus endpoints policies may name (scheme, host, port, path prefix), separated
+#: by commas or whitespace; unset or empty: none. Set at install (manifests/deployment.yaml).
+ALLOWED_PROMETHEUS_ENV = "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS"
+#: The operator's own log, never posted as Events (Kopf posts its object loggers' warnings
+#: and errors, message included, onto the policy, where its author reads them).
+operator_log = logging.getLogger("rightsizer.operator")
 
 
 @kopf.on.startup()
@@ -59,10 +66,18 @@ def startup(
         config.load_kube_config()
     memo.api = client.ApiClient()
     memo.runtimes = {}
+    try:
+        memo.allowed_prometheus = allow_list_from_text(os.environ.get(ALLOWED_PROMETHEUS_ENV, ""))
+    except ValueError as exc:  # the installer's mistake: stop and say so
+        raise kopf.PermanentError(f"{ALLOWED_PROMETHEUS_ENV}: {exc}") from None
     port = int(os.environ.get("RIGHTSIZER_METRICS_PORT", "8080"))
     if port:
         start_http_server(port, addr=os.environ.get("RIGHTSIZER_METRICS_ADDRESS", "0.0.0.0"))
-    logger.info(f"rightsizer operator started (version {__version__}, metrics port {port})")
+    allowed = ", ".join(e.url for e in memo.allowed_prometheus.endpoints) or "none"
+    logger.info(
+        f"rightsizer operator started (version {__version__}, metrics port {port}, "
+        f"allowed Prometheus endpoints: {allowed})"
+    )
 
 
 # -- indexes: what reconciles read; nothing is written to these objects by indexing --------
@@ -174,10 +189,19 @@ def tick(
     ns_labels: dict[str, str] = next(iter(indexes["namespaces"].get(namespace, [])), {})
     new_status: dict[str, Any] | None = None
     if due:
-        new_status = _reconcile(
-            body, status, meta, namespace, name, uid, memo, logger, indexes, now, generation,
-            workloads, ranges, ns_labels,
-        )  # fmt: skip
+        try:
+            new_status = _reconcile(
+                body, status, meta, namespace, name, uid, memo, logger, indexes, now,
+                generation, workloads, ranges, ns_labels,
+            )  # fmt: skip
+        except Exception:
+            # Kopf would post the exception's text as an Event on the policy; it stays in
+            # the operator's own log instead.
+            operator_log.exception(f"reconcile of {namespace}/{name} failed")
+            raise kopf.TemporaryError(
+                "the reconcile failed unexpectedly; the operator's log has the details",
+                delay=RETRY_AFTER_SOURCE_ERROR_S,
+            ) from None
     runtime = memo.runtimes.get(uid)
     if apply_mode and runtime is not None and runtime.rows:
         new_status = _auto_apply(
@@ -199,8 +223,9 @@ def _reconcile(
     runtime: PolicyRuntime | None = memo.runtimes.get(uid)
     spec = body.get("spec", {})
     policy = PolicyInfo(namespace, name, uid, str(meta.get("creationTimestamp", "")), dict(spec))
+    allowed: AllowList = memo.allowed_prometheus
     ports = Ports(
-        prometheus=lambda src, ns: prometheus_policy.open_history(api, src, ns),
+        prometheus=lambda src, ns: prometheus_policy.open_history(api, src, ns, allowed),
         metrics_poll=lambda ns: metrics_server.poll(api, ns),
         load_checkpoint=lambda ns, cm: store.load(api, ns, cm, uid),
         live_pods=lambda ns: kubernetes_api.pod_names(api, ns),

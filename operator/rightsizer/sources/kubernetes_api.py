@@ -5,6 +5,7 @@ Thin: each function lists objects with the official client and returns plain dat
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from kubernetes import client, config
@@ -12,7 +13,13 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
-from rightsizer.sources.errors import SourceRejectedError, SourceUnavailableError
+from rightsizer.sources.errors import (
+    SourceError,
+    SourceProblem,
+    SourceRefusedError,
+    SourceRejectedError,
+    SourceUnavailableError,
+)
 
 KIND_LISTERS = {
     "Deployment": "list_namespaced_deployment",
@@ -41,14 +48,24 @@ def api_client(context: str | None = None) -> ApiClient:
 def call_api(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
-    except ApiException as exc:
+    except Exception as exc:
+        raise _source_error(exc) from None
+
+
+def _source_error(exc: Exception) -> SourceError:
+    if isinstance(exc, ApiException):
         if exc.status in (401, 403):
-            raise SourceRejectedError(
-                f"the Kubernetes API refused access (HTTP {exc.status}): {exc.reason}"
-            ) from None
-        raise SourceUnavailableError(f"Kubernetes API error {exc.status}: {exc.reason}") from None
-    except Exception as exc:  # urllib3 connection errors and the like
-        raise SourceUnavailableError(f"cannot reach the Kubernetes API: {exc}") from None
+            return SourceRejectedError(
+                f"the Kubernetes API refused access (HTTP {exc.status}): {exc.reason}",
+                SourceProblem.KUBERNETES_REFUSED,
+            )
+        return SourceUnavailableError(
+            f"Kubernetes API error {exc.status}: {exc.reason}", SourceProblem.KUBERNETES_FAILED
+        )
+    # urllib3 connection errors and the like
+    return SourceUnavailableError(
+        f"cannot reach the Kubernetes API: {exc}", SourceProblem.KUBERNETES_UNREACHABLE
+    )
 
 
 def pod_owners(api: ApiClient, namespace: str) -> dict[tuple[str, str], tuple[str, str]]:
@@ -96,12 +113,25 @@ def limit_range_items(api: ApiClient, namespace: str) -> list[LimitRangeItem]:
     return items
 
 
-def read_secret(api: ApiClient, namespace: str, name: str) -> dict[str, str]:
-    """A Secret's data, decoded (values stay in memory only; never logged)."""
-    import base64
+def read_secret(api: ApiClient, namespace: str, name: str) -> tuple[str, dict[str, bytes]]:
+    """A Secret's type and its data, decoded (values stay in memory only; never logged).
 
-    secret = call_api(client.CoreV1Api(api).read_namespaced_secret, name, namespace)
-    return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+    Missing and forbidden look the same to the caller, so a policy's author cannot use
+    the operator to learn which Secrets exist.
+    """
+    try:
+        secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
+    except ApiException as exc:
+        if exc.status in (403, 404):
+            raise SourceRefusedError(SourceProblem.SECRET_UNREADABLE) from None
+        raise _source_error(exc) from None
+    except Exception as exc:
+        raise _source_error(exc) from None
+    try:
+        data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+    except ValueError:
+        raise SourceRefusedError(SourceProblem.SECRET_NOT_TEXT) from None
+    return str(secret.type or ""), data
 
 
 def template_containers(

@@ -18,7 +18,7 @@ from rightsizer.quantity import QuantityError, parse_quantity
 from rightsizer.samples.frame import ALL_COLUMNS, drop_duplicate_samples, empty_samples
 from rightsizer.samples.workloads import WorkloadResolver
 from rightsizer.sources import kubernetes_api as kube
-from rightsizer.sources.errors import SourceError, SourceUnavailableError
+from rightsizer.sources.errors import SourceError, SourceProblem, SourceUnavailableError
 
 GROUP = "metrics.k8s.io"
 
@@ -30,7 +30,7 @@ def served_version(api: ApiClient) -> str:
         if group.name == GROUP:
             return str(group.preferred_version.version)
     raise SourceUnavailableError(
-        "metrics.k8s.io is not served: is metrics-server installed and its APIService available?"
+        SourceProblem.METRICS_NOT_SERVED.value, SourceProblem.METRICS_NOT_SERVED
     )
 
 
@@ -58,7 +58,9 @@ def pod_metrics_to_samples(items: list[dict[str, Any]], resolver: WorkloadResolv
         ns, pod = meta.get("namespace"), meta.get("name")
         ts_text = item.get("timestamp")
         if not ns or not pod or not ts_text:
-            raise SourceError(f"malformed PodMetrics object: {meta}")
+            raise SourceError(
+                f"malformed PodMetrics object: {meta}", SourceProblem.METRICS_MALFORMED
+            )
         ts = _timestamp_s(ts_text)
         workload = resolver.workload(ns, pod)
         for container in item.get("containers", []):
@@ -67,7 +69,9 @@ def pod_metrics_to_samples(items: list[dict[str, Any]], resolver: WorkloadResolv
                 cpu = float(parse_quantity(usage["cpu"])) if "cpu" in usage else None
                 mem = float(parse_quantity(usage["memory"])) if "memory" in usage else None
             except QuantityError as exc:
-                raise SourceError(f"PodMetrics {ns}/{pod}: {exc}") from None
+                raise SourceError(
+                    f"PodMetrics {ns}/{pod}: {exc}", SourceProblem.METRICS_MALFORMED
+                ) from None
             rows.append(
                 {"timestamp": ts, "namespace": ns, "workload": workload, "pod": pod,
                  "container": container.get("name", ""), "cpu": cpu, "memory": mem}

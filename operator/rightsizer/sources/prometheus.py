@@ -18,7 +18,13 @@ import requests
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
-from rightsizer.sources.errors import SourceError, SourceRejectedError, SourceUnavailableError
+from rightsizer.sources.credentials import basic_auth_problem, token_problem
+from rightsizer.sources.errors import (
+    SourceError,
+    SourceProblem,
+    SourceRejectedError,
+    SourceUnavailableError,
+)
 
 #: Prometheus refuses range queries with more points per series than this.
 MAX_POINTS_PER_SERIES = 11_000
@@ -37,6 +43,9 @@ class PrometheusConfig:
     timeout_s: float = 60.0
     retries: int = 3
     backoff_s: float = 0.5
+    trust_env: bool = True
+    """Whether proxies and ``.netrc`` credentials come from the environment (the
+    command line: yes; the operator: no, it talks only to the URL it checked)."""
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
@@ -54,6 +63,12 @@ class PrometheusClient:
     def __init__(self, config: PrometheusConfig) -> None:
         self.config = config
         self.url = config.url.rstrip("/")
+        # Checked before any request: the HTTP library's own error would quote the header.
+        problem = (token_problem(config.bearer_token) if config.bearer_token else None) or (
+            basic_auth_problem(*config.basic_auth) if config.basic_auth else None
+        )
+        if problem is not None:
+            raise SourceRejectedError(problem.value, problem)
         headers = dict(config.headers)
         if config.bearer_token:
             headers["Authorization"] = f"Bearer {config.bearer_token}"
@@ -76,6 +91,7 @@ class PrometheusClient:
             method="POST",
         )
         self._session: requests.Session = self._connect._session
+        self._session.trust_env = config.trust_env
         if config.ca_bundle and config.verify_tls:
             self._session.verify = config.ca_bundle
         self._headers = headers
@@ -87,6 +103,7 @@ class PrometheusClient:
     def _post(self, path: str, data: dict[str, str]) -> Any:
         self.queries_sent += 1
         data = {**data, "timeout": f"{int(self.config.timeout_s)}s"}
+        unavailable = SourceUnavailableError
         try:
             resp = self._session.post(
                 f"{self.url}{path}",
@@ -95,73 +112,119 @@ class PrometheusClient:
                 auth=self.config.basic_auth,
                 # a little longer than Prometheus's own query timeout, which answers first
                 timeout=self.config.timeout_s * 1.2 + 1,
+                # the URL was checked, a redirect's target would not be
+                allow_redirects=False,
             )
         except requests.exceptions.SSLError as exc:
-            raise SourceUnavailableError(
-                f"TLS error talking to Prometheus at {self.url}: {exc}"
+            raise unavailable(
+                self._redact(f"TLS error talking to Prometheus at {self.url}: {exc}"),
+                SourceProblem.TLS_FAILED,
             ) from None
         except requests.exceptions.RetryError as exc:
-            raise SourceUnavailableError(
-                f"Prometheus at {self.url} kept failing after {self.config.retries} retries: {exc}"
+            raise unavailable(
+                self._redact(
+                    f"Prometheus at {self.url} kept failing after {self.config.retries} "
+                    f"retries: {exc}"
+                ),
+                SourceProblem.RETRIES_EXHAUSTED,
             ) from None
         except requests.exceptions.Timeout:
-            raise SourceUnavailableError(
-                f"Prometheus at {self.url} did not answer within {self.config.timeout_s:g} s "
-                f"(after {self.config.retries} retries)"
-            ) from None
+            raise unavailable(self._timed_out(), SourceProblem.TIMEOUT) from None
         except requests.exceptions.ConnectionError as exc:
             if "timed out" in str(exc):  # a read timeout on the last retry
-                raise SourceUnavailableError(
-                    f"Prometheus at {self.url} did not answer within {self.config.timeout_s:g} s "
-                    f"(after {self.config.retries} retries)"
-                ) from None
-            raise SourceUnavailableError(
-                f"cannot reach Prometheus at {self.url}: {_root(exc)}"
+                raise unavailable(self._timed_out(), SourceProblem.TIMEOUT) from None
+            raise unavailable(
+                self._redact(f"cannot reach Prometheus at {self.url}: {_root(exc)}"),
+                SourceProblem.UNREACHABLE,
             ) from None
-        except requests.exceptions.RequestException as exc:
-            raise SourceUnavailableError(
-                f"request to Prometheus at {self.url} failed: {exc}"
+        except (requests.exceptions.RequestException, OSError) as exc:
+            # Only the kind: such messages may quote a header value.
+            raise unavailable(
+                f"request to Prometheus at {self.url} failed: {type(exc).__name__}",
+                SourceProblem.REQUEST_FAILED,
             ) from None
         return self._check(resp, data.get("query", ""))
 
+    def _timed_out(self) -> str:
+        return (
+            f"Prometheus at {self.url} did not answer within {self.config.timeout_s:g} s "
+            f"(after {self.config.retries} retries)"
+        )
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the credentials (an endpoint may echo what it was sent)."""
+        secrets = [self.config.bearer_token or ""]
+        if self.config.basic_auth:
+            secrets += list(self.config.basic_auth)
+        secrets += list(self.config.headers.values())
+        for secret in sorted(filter(None, secrets), key=len, reverse=True):
+            text = text.replace(secret, "<redacted>")
+        return text
+
+    def _excerpt(self, resp: requests.Response) -> str:
+        """The body's start, for the CLI's detail: redacted first, so no cut-off piece of
+        a credential is left."""
+        return self._redact(resp.text)[:200]
+
     def _check(self, resp: requests.Response, query: str) -> Any:
         code = resp.status_code
+        rejected = SourceRejectedError
         if code in (401, 403):
-            raise SourceRejectedError(
-                f"Prometheus at {self.url} rejected the credentials (HTTP {code})"
+            raise rejected(
+                f"Prometheus at {self.url} rejected the credentials (HTTP {code})",
+                SourceProblem.HTTP_401 if code == 401 else SourceProblem.HTTP_403,
             )
         if code == 404:
-            raise SourceRejectedError(
-                f"{self.url} has no Prometheus query API (HTTP 404): check the URL and path prefix"
+            raise rejected(
+                f"{self.url} has no Prometheus query API (HTTP 404): check the URL and path prefix",
+                SourceProblem.HTTP_404,
+            )
+        if 300 <= code < 400:
+            raise rejected(
+                f"Prometheus at {self.url} answered with a redirect (HTTP {code}), not followed",
+                SourceProblem.REDIRECT,
             )
         try:
             body = resp.json()
         except (ValueError, json.JSONDecodeError):
             body = None
-        if code >= 500 or (isinstance(body, dict) and body.get("errorType") == "timeout"):
-            detail = body.get("error", "") if isinstance(body, dict) else resp.text[:200]
+        timed_out = isinstance(body, dict) and body.get("errorType") == "timeout"
+        if code >= 500 or timed_out:
+            detail = body.get("error", "") if isinstance(body, dict) else self._excerpt(resp)
             raise SourceUnavailableError(
-                f"Prometheus at {self.url} failed (HTTP {code}, after {self.config.retries} "
-                f"retries): {detail!s}; query: {query}"
+                self._redact(
+                    f"Prometheus at {self.url} failed (HTTP {code}, after {self.config.retries} "
+                    f"retries): {detail!s}; query: {query}"
+                ),
+                SourceProblem.QUERY_TIMEOUT if timed_out else SourceProblem.HTTP_5XX,
             )
         if not isinstance(body, dict):
-            raise SourceRejectedError(
-                f"Prometheus at {self.url} answered HTTP {code} with a body that is not "
-                f"Prometheus JSON: {resp.text[:200]!r}"
+            raise rejected(
+                self._redact(
+                    f"Prometheus at {self.url} answered HTTP {code} with a body that is not "
+                    f"Prometheus JSON: {self._excerpt(resp)!r}"
+                ),
+                SourceProblem.NOT_PROMETHEUS_JSON,
             )
         if code != 200 or body.get("status") != "success":
             error = body.get("error", resp.reason)
-            raise SourceRejectedError(
-                f"Prometheus query failed (HTTP {code}): {error}; query: {query}"
+            raise rejected(
+                self._redact(f"Prometheus query failed (HTTP {code}): {error}; query: {query}"),
+                SourceProblem.QUERY_REJECTED,
             )
         if body.get("warnings"):
             raise SourceError(
-                f"Prometheus answered with warnings (the data may be partial): "
-                f"{'; '.join(map(str, body['warnings']))}; query: {query}"
+                self._redact(
+                    f"Prometheus answered with warnings (the data may be partial): "
+                    f"{'; '.join(map(str, body['warnings']))}; query: {query}"
+                ),
+                SourceProblem.PARTIAL_DATA,
             )
         data = body.get("data")
         if not isinstance(data, dict) or not isinstance(data.get("result"), list):
-            raise SourceError(f"malformed Prometheus response for query {query}")
+            raise SourceError(
+                f"malformed Prometheus response for query {query}", SourceProblem.MALFORMED_RESULT
+            )
         return data["result"]
 
     def query(self, expr: str, at_s: float) -> Result:

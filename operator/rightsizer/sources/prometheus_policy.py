@@ -1,8 +1,14 @@
 """A policy's Prometheus: its URL and credentials (from a Secret) → a history reader
-(adapter: reads the Secret, writes a CA bundle to the temp directory)."""
+(adapter: reads the Secret, writes a CA bundle to the temp directory).
+
+Refusals come first and send nothing: a URL not under the install's allow-list, then a
+Secret that is not marked for the operator or whose values cannot go into a header. The
+client is given the canonical URL that was checked, never the policy's own text.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -10,26 +16,49 @@ from kubernetes.client import ApiClient
 
 from rightsizer.policy.spec import PrometheusSource
 from rightsizer.sources import kubernetes_api
+from rightsizer.sources.credentials import (
+    CredentialsError,
+    PrometheusCredentials,
+    credentials_from_secret,
+)
+from rightsizer.sources.endpoints import AllowList, EndpointError
+from rightsizer.sources.errors import SourceRefusedError
 from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig
 from rightsizer.sources.prometheus_history import PrometheusHistory
 
 
-def open_history(api: ApiClient, src: PrometheusSource, namespace: str) -> PrometheusHistory:
-    """A reader for ``src``; the caller closes ``.client`` when done."""
-    token = basic = ca_file = None
+def open_history(
+    api: ApiClient, src: PrometheusSource, namespace: str, allowed: AllowList
+) -> PrometheusHistory:
+    """A reader for ``src``; the caller closes ``.client`` when done. Raises
+    ``SourceRefusedError`` (nothing sent) when the URL or the Secret may not be used."""
+    try:
+        endpoint = allowed.check(src.url)
+    except EndpointError as exc:
+        raise SourceRefusedError(exc.problem) from None
+    credentials = PrometheusCredentials()
     if src.auth_secret:
-        data = kubernetes_api.read_secret(api, namespace, src.auth_secret)
-        token = data.get("token")
-        if "username" in data:
-            basic = (data["username"], data.get("password", ""))
-        if data.get("ca.crt"):
-            ca_file = os.path.join(
-                tempfile.gettempdir(), f"rightsizer-ca-{namespace}-{src.auth_secret}.crt"
-            )
-            with open(ca_file, "w") as fh:
-                fh.write(data["ca.crt"])
+        secret_type, data = kubernetes_api.read_secret(api, namespace, src.auth_secret)
+        try:
+            credentials = credentials_from_secret(secret_type, data)
+        except CredentialsError as exc:
+            raise SourceRefusedError(exc.problem) from None
     cfg = PrometheusConfig(
-        url=src.url, bearer_token=token, basic_auth=basic, ca_bundle=ca_file,
-        label_matchers=src.label_matchers, timeout_s=60.0, retries=2,
+        url=endpoint.url, bearer_token=credentials.token, basic_auth=credentials.basic_auth,
+        ca_bundle=_ca_file(credentials.ca_bundle_pem) if credentials.ca_bundle_pem else None,
+        label_matchers=src.label_matchers, timeout_s=60.0, retries=2, trust_env=False,
     )  # fmt: skip
     return PrometheusHistory(PrometheusClient(cfg))
+
+
+def _ca_file(pem: str) -> str:
+    """A file holding ``pem``, named by its content: policies of different namespaces can
+    share one, but no policy can replace another's bundle by choosing names."""
+    digest = hashlib.sha256(pem.encode()).hexdigest()
+    path = os.path.join(tempfile.gettempdir(), f"rightsizer-ca-{digest}.crt")
+    if not os.path.exists(path):
+        fd, tmp = tempfile.mkstemp(prefix="rightsizer-ca-", suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(pem)
+        os.replace(tmp, path)
+    return path
