@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rightsizer.model.assessment import Assessment
+from rightsizer.model.change import moved_enough
 from rightsizer.quantity import human_cpu, human_memory, quantities
 
 RECOMMENDATION = "rightsizer.dev/recommendation"
@@ -69,9 +70,7 @@ def annotation_update(
         return None
     old, new = _targets(current.get(RECOMMENDATION)), _targets(wanted.get(RECOMMENDATION))
     if old.keys() == new.keys() and current.get(RECOMMENDATION):
-        moved = any(
-            abs(new[k] - old[k]) > max(old[k], 1.0) * min_change_percent / 100.0 for k in new
-        )
+        moved = any(moved_enough(old[k], new[k], min_change_percent) for k in new)
         if not moved:
             return None
     return dict(wanted)

@@ -33,6 +33,7 @@ from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import Resources
 from rightsizer.guardrails.rollout import RolloutState
 from rightsizer.model.assessment import Assessment
+from rightsizer.model.change import moved_enough
 from rightsizer.model.workloads import WorkloadInfo
 from rightsizer.quantity import human_cpu, human_memory
 
@@ -220,14 +221,6 @@ def _new_value(
     return _lowered(target, current, floor if res == "memory" else 0, s.max_step_down_percent)
 
 
-def _changed_enough(before: int | None, after: int | None, percent: float) -> bool:
-    if after is None or before == after:
-        return False
-    if not before:
-        return True
-    return abs(after - before) / before * 100 >= percent
-
-
 def container_change(
     row: Assessment, ctx: ApplyContext, current: tuple[Resources, Resources] | None = None
 ) -> tuple[ContainerChange | None, str]:
@@ -257,7 +250,7 @@ def container_change(
         if new_lim is not None and new_req is not None and new_lim < new_req:
             new_lim = new_req  # a limit below the request is invalid
         requests[attr], limits[attr] = new_req, new_lim
-        moved = moved or _changed_enough(cur_req, new_req, s.min_change_percent)
+        moved = moved or moved_enough(cur_req, new_req, s.min_change_percent)
     note = f"{r.container}: " + "; ".join(notes) if notes else ""
     if not moved:
         return None, note

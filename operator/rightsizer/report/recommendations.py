@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
+from rightsizer.model.change import change_percent
 from rightsizer.quantity import format_memory, human_cpu, human_memory, quantities
 
 FORMATS = ("table", "json", "yaml", "csv")
@@ -44,13 +45,6 @@ def to_document(recs: Sequence[ContainerRecommendation]) -> dict[str, Any]:
         }
         items.append(item)
     return {"recommendations": items}
-
-
-def change_percent(current: int | None, recommended: int | None) -> float | None:
-    """Relative change in percent; None where there is nothing to compare."""
-    if current is None or recommended is None or current == 0:
-        return None
-    return (recommended - current) / current * 100.0
 
 
 def _pct(value: float | None) -> str:
