@@ -170,7 +170,7 @@ def test_the_operator_leaves_a_pre_existing_checkpoint_name_alone_and_says_so(
     tmp_path: Path,
 ) -> None:  # fmt: skip
     before = victim(k8s_api, namespace, checkpoint_name("shop"))
-    op = Operator(kubeconfig, tmp_path / "operator.log")
+    op = Operator(kubeconfig, tmp_path / "operator.log", [prometheus.url])
     try:
         create_policy(k8s_api, namespace, "shop", prometheus.url)
         found = wait_for(
