@@ -59,10 +59,13 @@ def startup(
         config.load_kube_config()
     memo.api = client.ApiClient()
     memo.runtimes = {}
-    port = int(os.environ.get("RIGHTSIZER_METRICS_PORT", "8080"))
-    if port:
-        start_http_server(port, addr=os.environ.get("RIGHTSIZER_METRICS_ADDRESS", "0.0.0.0"))
-    logger.info(f"rightsizer operator started (version {__version__}, metrics port {port})")
+    try:
+        endpoint = obs.metrics_endpoint(os.environ)
+    except obs.EndpointError as exc:
+        raise kopf.PermanentError(str(exc)) from None
+    if endpoint is not None:
+        start_http_server(endpoint.port, addr=endpoint.address)
+    logger.info(f"rightsizer operator started (version {__version__}, metrics on {endpoint})")
 
 
 # -- indexes: what reconciles read; nothing is written to these objects by indexing --------
