@@ -368,6 +368,8 @@ def test_manifests_are_accepted_and_the_pod_is_admitted(installed: str, k8s_api:
         "service/rightsizer-metrics",
         "deployment.apps/rightsizer",
         "networkpolicy.networking.k8s.io/rightsizer",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/rightsizer-policy-author-rights",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/rightsizer-policy-author-rights",
     ):
         assert obj in installed
     core: Any = client.CoreV1Api(k8s_api)
