@@ -276,9 +276,17 @@ def team_a(
 # ------------------------------------------------------------------ the attacks
 @pytest.mark.k8s
 def test_admission_policy_type_checks_against_the_crd(team_a: TeamA) -> None:
-    vap: Any = client.AdmissionregistrationV1Api(team_a.admin).read_validating_admission_policy(VAP)
-    status = vap.status
-    assert status is not None and status.observed_generation == vap.metadata.generation
+    admission: Any = client.AdmissionregistrationV1Api(team_a.admin)
+
+    def checked() -> Any:
+        vap = admission.read_validating_admission_policy(VAP)
+        status = vap.status
+        done = status is not None and status.observed_generation == vap.metadata.generation
+        return status if done else None
+
+    # The API server type-checks each expression against the CRD's schema, in the
+    # background; its findings land in the status.
+    status = wait_for("the admission policy's type check", checked, 60)
     warnings = (status.type_checking.expression_warnings or []) if status.type_checking else []
     assert not warnings, [w.warning for w in warnings]
 
