@@ -81,8 +81,7 @@ def test_admission_policy_is_bound_fails_closed_and_checks_only_spec_changes() -
 # ------------------------------------------------------------------ the cluster
 @pytest.fixture(scope="module")
 def installed(sandbox: Sandbox, kube: KubeAccess, k8s_api: ApiClient) -> Iterator[None]:
-    """crds/ and manifests/ applied (the admission policy among them), and the policy in
-    force: a server-side dry-run that breaks it is refused."""
+    """crds/ and manifests/ applied, the admission policy among them."""
     wait_until_operator_namespace_is_usable(k8s_api)
     kubectl(sandbox, kube.kubeconfig, "apply", "-f", str(CRDS))
     kubectl(sandbox, kube.kubeconfig, "apply", "-k", str(MANIFESTS))
