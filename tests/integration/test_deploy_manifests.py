@@ -28,6 +28,7 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
 
 from rightsizer.cli.main import main as rightsizer_cli
 from rightsizer.dev.synthetic import MI, ContainerProfile, profile_frame
@@ -43,46 +44,57 @@ SA_USER = f"system:serviceaccount:{OPERATOR_NS}:{SERVICE_ACCOUNT}"
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
 START_MARKER = "rightsizer operator started"
 RUN_AS = 65532
+AUTO_APPLY_LABEL = "rightsizer.dev/auto-apply"
 
 #: (API group, resource) → verbs: everything the operator does, and nothing else.
 EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
-    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
-    ("rightsizer.dev", "rightsizepolicies"): {"get", "list", "watch", "patch"},
-    ("rightsizer.dev", "rightsizepolicies/status"): {"get", "patch", "update"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+    ("rightsizer.dev", "rightsizepolicies"): {"list", "watch", "patch"},
+    ("rightsizer.dev", "rightsizepolicies/status"): {"patch"},
     ("apps", "deployments"): {"get", "list", "watch", "patch"},
     ("apps", "statefulsets"): {"get", "list", "watch", "patch"},
     ("apps", "daemonsets"): {"get", "list", "watch", "patch"},
-    ("apps", "replicasets"): {"get", "list", "watch"},
-    ("", "pods"): {"get", "list", "watch"},
+    ("apps", "replicasets"): {"list"},
+    ("", "pods"): {"list"},
     ("autoscaling", "horizontalpodautoscalers"): {"list", "watch"},
     ("", "namespaces"): {"list", "watch"},
     ("", "limitranges"): {"list", "watch"},
     ("", "resourcequotas"): {"list", "watch"},
-    ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch"},
+    ("", "configmaps"): {"get", "create", "update"},
     ("", "secrets"): {"get"},
-    ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
-    ("metrics.k8s.io", "pods"): {"get", "list"},
+    ("", "events"): {"create"},
+    ("metrics.k8s.io", "pods"): {"list"},
 }
 
 #: Things the operator must NOT be able to do: (verb, API group, resource).
 FORBIDDEN = (
     ("list", "", "secrets"),
     ("watch", "", "secrets"),
+    ("create", "", "secrets"),
     ("delete", "apps", "deployments"),
     ("update", "apps", "deployments"),
     ("create", "", "pods"),
+    ("get", "", "pods"),
+    ("watch", "", "pods"),
     ("patch", "", "pods"),
     ("delete", "", "pods"),
     ("create", "", "pods/eviction"),
     ("create", "rightsizer.dev", "rightsizepolicies"),
     ("delete", "rightsizer.dev", "rightsizepolicies"),
     ("update", "rightsizer.dev", "rightsizepolicies"),
+    ("update", "rightsizer.dev", "rightsizepolicies/status"),
+    ("list", "", "configmaps"),
+    ("watch", "", "configmaps"),
+    ("patch", "", "configmaps"),
     ("delete", "", "configmaps"),
+    ("patch", "", "events"),
     ("patch", "", "nodes"),
     ("patch", "", "namespaces"),
     ("escalate", "rbac.authorization.k8s.io", "clusterroles"),
     ("impersonate", "", "serviceaccounts"),
+    ("create", "", "serviceaccounts/token"),
+    ("patch", "admissionregistration.k8s.io", "validatingadmissionpolicies"),
+    ("delete", "admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
 )
 
 
@@ -211,6 +223,10 @@ def test_operator_deployment_is_hardened() -> None:
     assert env["RIGHTSIZER_METRICS_PORT"] == "8080"
     # Policies may name only the Prometheus configured at install.
     assert env["RIGHTSIZER_PROMETHEUS_ALLOWED_URLS"] == "http://prometheus.monitoring:9090"
+    # 0.0.0.0 (the operator's default is loopback) is the pod's own network namespace
+    # only while the pod is not on the node's network.
+    assert env["RIGHTSIZER_METRICS_ADDRESS"] == "0.0.0.0"
+    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
     # A read-only root needs somewhere to write temporary files.
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -219,6 +235,46 @@ def test_operator_deployment_is_hardened() -> None:
     service = one("Service")
     assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(8080, "metrics")]
+
+
+def test_network_policy_admits_only_scraping_and_lets_out_only_api_prometheus_dns() -> None:
+    policy = one("NetworkPolicy")
+    spec = policy["spec"]
+    deployment = one("Deployment")["spec"]
+    assert spec["podSelector"]["matchLabels"] == deployment["selector"]["matchLabels"]
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
+    container = deployment["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+
+    # Ingress: the metrics port only, from a named namespace (probes come from the node,
+    # which NetworkPolicy always lets through).
+    [ingress] = spec["ingress"]
+    assert [p["port"] for p in ingress["ports"]] == ["metrics"]
+    assert "metrics" in ports
+    assert all("namespaceSelector" in peer for peer in ingress["from"]), ingress
+
+    # Egress: every rule names its ports; together only HTTPS (API server), Prometheus
+    # and DNS.
+    allowed: set[tuple[str, int]] = set()
+    for rule in spec["egress"]:
+        assert rule.get("ports"), f"an egress rule without ports allows everything: {rule}"
+        assert rule.get("to"), f"an egress rule without peers allows every peer: {rule}"
+        allowed |= {(p["protocol"], p["port"]) for p in rule["ports"]}
+    assert allowed == {("TCP", 443), ("TCP", 6443), ("TCP", 9090), ("UDP", 53), ("TCP", 53)}
+    [dns] = [r for r in spec["egress"] if ("UDP", 53) in {(p["protocol"], p["port"])
+                                                         for p in r["ports"]}]  # fmt: skip
+    assert dns["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    # The one wide peer (the API server's address is the cluster's own) is limited to
+    # the API server's ports.
+    for rule in spec["egress"]:
+        for peer in rule["to"]:
+            if peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0":
+                assert {p["port"] for p in rule["ports"]} == {443, 6443}, rule
 
 
 def test_dockerfile_agrees_with_the_deployment() -> None:
@@ -260,9 +316,24 @@ def kubectl(sandbox: Sandbox, kubeconfig: Path | str, *args: str, check: bool = 
     return proc.stdout + proc.stderr
 
 
+def wait_until_operator_namespace_is_usable(k8s_api: ApiClient) -> None:
+    """Absent or Active: an earlier module's uninstall (``--wait=false``) may still be
+    deleting it, and a Terminating namespace refuses new objects."""
+    core: Any = client.CoreV1Api(k8s_api)
+
+    def usable() -> bool:
+        try:
+            return bool(core.read_namespace(OPERATOR_NS).status.phase == "Active")
+        except ApiException as exc:
+            return exc.status == 404
+
+    wait_for(f"namespace {OPERATOR_NS} to be absent or active", usable, 120)
+
+
 @pytest.fixture(scope="module")
-def installed(sandbox: Sandbox, kube: KubeAccess) -> Iterator[str]:
+def installed(sandbox: Sandbox, kube: KubeAccess, k8s_api: ApiClient) -> Iterator[str]:
     """crds/ and manifests/ applied; yields what `kubectl apply -k manifests/` said."""
+    wait_until_operator_namespace_is_usable(k8s_api)
     kubectl(sandbox, kube.kubeconfig, "apply", "-f", str(CRDS))
     out = kubectl(sandbox, kube.kubeconfig, "apply", "-k", str(MANIFESTS))
     kubectl(
@@ -298,6 +369,9 @@ def test_manifests_are_accepted_and_the_pod_is_admitted(installed: str, k8s_api:
         "clusterrolebinding.rbac.authorization.k8s.io/rightsizer",
         "service/rightsizer-metrics",
         "deployment.apps/rightsizer",
+        "networkpolicy.networking.k8s.io/rightsizer",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/rightsizer-policy-author-rights",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/rightsizer-policy-author-rights",
     ):
         assert obj in installed
     core: Any = client.CoreV1Api(k8s_api)
@@ -639,6 +713,23 @@ def test_operator_works_with_only_its_service_account(
         assert deployment.spec.template.to_dict() == template_before
         assert deployment.metadata.annotations["deployment.kubernetes.io/revision"] == "1"
 
+        # Apply mode in an opted-in namespace: the server-side apply (dry-run, then the
+        # write) of requests/limits, and the pod list of the rollout watch.
+        core.patch_namespace(namespace, {"metadata": {"labels": {AUTO_APPLY_LABEL: "enabled"}}})
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "rbac-check", {"spec": {"update": {"mode": "Apply"}}}
+        )
+
+        def applied() -> Any:
+            meta = apps.read_namespaced_deployment("web", namespace).metadata
+            return (meta.annotations or {}).get("rightsizer.dev/last-applied")
+
+        record = json.loads(wait_for("the apply's record on Deployment/web", applied, 120,
+                                     hint=operator.hint))  # fmt: skip
+        assert record["state"] == "Applied", record
+        requests = apps.read_namespaced_deployment("web", namespace).spec.template.spec
+        assert requests.containers[0].resources.requests["cpu"] != "500m"
+
         health_status, _ = operator.get(operator.health_port, "/healthz")
         assert health_status == 200
         metrics_status, metrics = operator.get(operator.metrics_port, "/metrics")
@@ -659,5 +750,12 @@ def test_operator_works_with_only_its_service_account(
                 GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"finalizers": None}}
             )
     log = operator.log()
-    denied = [line for line in log.splitlines() if re.search(r"\b403\b|forbidden", line, re.I)]
+    # Not counted: Events posted into other tests' namespaces while those are being deleted.
+    denied = [
+        line
+        for line in log.splitlines()
+        # Kopf says "Not enough permissions" when it cannot watch the CRDs.
+        if re.search(r"\b403\b|forbidden|not enough permissions", line, re.I)
+        and "NamespaceTerminating" not in line
+    ]
     assert not denied, "the operator was refused something:\n" + "\n".join(denied[:20])

@@ -1,12 +1,56 @@
-"""The operator's own Prometheus metrics (served on RIGHTSIZER_METRICS_PORT)."""
+"""The operator's own Prometheus metrics, and where they are served.
+
+The endpoint listens on RIGHTSIZER_METRICS_ADDRESS:RIGHTSIZER_METRICS_PORT; the address
+defaults to loopback, so an operator started on a workstation exposes nothing. The
+Deployment (manifests/deployment.yaml) sets 0.0.0.0 explicitly: in a pod that is the
+pod's own network namespace (the pod IP and loopback), which Prometheus must reach.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from rightsizer.model.assessment import Assessment
+
+ADDRESS_VARIABLE = "RIGHTSIZER_METRICS_ADDRESS"
+PORT_VARIABLE = "RIGHTSIZER_METRICS_PORT"
+DEFAULT_ADDRESS = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+class EndpointError(ValueError):
+    """The metrics endpoint's settings are unusable."""
+
+
+@dataclass(frozen=True)
+class MetricsEndpoint:
+    """Where the metrics HTTP server listens."""
+
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
+
+
+def metrics_endpoint(env: Mapping[str, str]) -> MetricsEndpoint | None:
+    """The endpoint the environment asks for; None when the port is 0 (no endpoint)."""
+    raw_port = env.get(PORT_VARIABLE, "").strip() or str(DEFAULT_PORT)
+    try:
+        port = int(raw_port)
+    except ValueError:
+        raise EndpointError(f"{PORT_VARIABLE}={raw_port!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise EndpointError(f"{PORT_VARIABLE}={port} is outside 0–65535")
+    if port == 0:
+        return None
+    address = env.get(ADDRESS_VARIABLE, "").strip() or DEFAULT_ADDRESS
+    return MetricsEndpoint(address, port)
+
 
 RECOMMENDATION = Gauge(
     "rightsizer_recommendation",

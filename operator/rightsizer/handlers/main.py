@@ -70,12 +70,15 @@ def startup(
         memo.allowed_prometheus = allow_list_from_text(os.environ.get(ALLOWED_PROMETHEUS_ENV, ""))
     except ValueError as exc:  # the installer's mistake: stop and say so
         raise kopf.PermanentError(f"{ALLOWED_PROMETHEUS_ENV}: {exc}") from None
-    port = int(os.environ.get("RIGHTSIZER_METRICS_PORT", "8080"))
-    if port:
-        start_http_server(port, addr=os.environ.get("RIGHTSIZER_METRICS_ADDRESS", "0.0.0.0"))
+    try:
+        endpoint = obs.metrics_endpoint(os.environ)
+    except obs.EndpointError as exc:
+        raise kopf.PermanentError(str(exc)) from None
+    if endpoint is not None:
+        start_http_server(endpoint.port, addr=endpoint.address)
     allowed = ", ".join(e.url for e in memo.allowed_prometheus.endpoints) or "none"
     logger.info(
-        f"rightsizer operator started (version {__version__}, metrics port {port}, "
+        f"rightsizer operator started (version {__version__}, metrics on {endpoint}, "
         f"allowed Prometheus endpoints: {allowed})"
     )
 
