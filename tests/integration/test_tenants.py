@@ -386,7 +386,7 @@ def test_the_operator_still_reconciles_policies_under_the_admission_policy(
     team_a.create(ALICE, policy("alices", ns))
     team_a.create(BOB, policy("bobs", ns, mode="Annotate"))
     kubeconfig = service_account_kubeconfig(sandbox, kube, tmp_path / "operator.kubeconfig")
-    operator = Operator(kubeconfig, tmp_path / "operator.log")
+    operator = Operator(kubeconfig, tmp_path / "operator.log", "http://prometheus.monitoring:9090")
     try:
 
         def ready(name: str) -> Callable[[], Any]:
