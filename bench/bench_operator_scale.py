@@ -46,7 +46,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -77,7 +76,13 @@ from rightsizer.dev.openmetrics import (  # noqa: E402
     split_days,
     with_cpu_counter,
 )
-from tests.sandbox import Config, Prometheus, Sandbox  # noqa: E402
+from tests.sandbox import (  # noqa: E402
+    Config,
+    OperatorExitedError,
+    OperatorProcess,
+    Prometheus,
+    Sandbox,
+)
 from tests.sandbox.http import KubeRest  # noqa: E402
 
 NAMESPACE = "bench"
@@ -87,7 +92,6 @@ POLICY_FULL = "bench-full"
 STEP = "1m"
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
 OPERATOR_NS, SERVICE_ACCOUNT = "rightsizer-system", "rightsizer"
-START_MARKER = "rightsizer operator started"
 PODS_PER_NODE = 110
 STATE_DIR = "/tmp/rightsizer-bench-operator"
 PORTS = {
@@ -118,12 +122,6 @@ PROMETHEUS_METRICS = [
 
 def log(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
@@ -371,7 +369,7 @@ class Bench:
     kubectl: str = ""
     admin: Any = None
     ssl_admin: ssl.SSLContext | None = None
-    operator: subprocess.Popen[bytes] | None = None
+    operator: OperatorProcess | None = None
     operator_log: Path = Path()
     metrics_port: int = 0
     status_gets: int = 0
@@ -494,31 +492,16 @@ class Bench:
 
     # ------------------------------------------------------------------ the operator
     def start_operator(self, kubeconfig: Path) -> None:
-        self.metrics_port = free_port()
         self.operator_log = self.cfg.state / "operator.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
-        env.update({
-            "KUBECONFIG": str(kubeconfig), "RIGHTSIZER_TICK_SECONDS": "2",
-            "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
-            "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
-            "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": self.cfg.prometheus_url,
-        })  # fmt: skip
-        kopf = str(Path(sys.executable).parent / "kopf")
-        with self.operator_log.open("wb") as out:
-            self.operator = subprocess.Popen(
-                [kopf, "run", "-m", "rightsizer.handlers.main", "--standalone",
-                 "--all-namespaces", f"--liveness=http://127.0.0.1:{free_port()}/healthz",
-                 "--log-format=json"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                cwd=self.cfg.state,
+        self.operator_log.unlink(missing_ok=True)
+        try:
+            self.operator = OperatorProcess(
+                kubeconfig, self.operator_log, self.cfg.prometheus_url, tick_s=2,
+                log_format="json", start_timeout_s=120,
             )  # fmt: skip
-
-        def started() -> bool:
-            if self.operator is not None and self.operator.poll() is not None:
-                raise SystemExit(f"bench: the operator exited; see {self.operator_log}")
-            return START_MARKER in self.operator_log.read_text(errors="replace")
-
-        wait_for("the operator's start marker", started, 120, interval=0.2)
+        except (OperatorExitedError, TimeoutError) as exc:
+            raise SystemExit(f"bench: the operator did not start: {exc}") from None
+        self.metrics_port = self.operator.metrics_port
         # Settled: its watches and initial lists are done when its request count stops moving.
         self.wait_settled()
 
@@ -933,13 +916,8 @@ class Bench:
 
     def stop(self) -> None:
         self.profile_stop()
-        if self.operator is not None and self.operator.poll() is None:
-            self.operator.terminate()
-            try:
-                self.operator.wait(30)
-            except subprocess.TimeoutExpired:
-                self.operator.kill()
-                self.operator.wait()
+        if self.operator is not None:
+            self.operator.stop()
         if not self.args.keep:
             self.sandbox.down()
 

@@ -47,12 +47,18 @@ sys.path.insert(0, str(ROOT))  # tests.sandbox: the sandbox's stdlib-only Python
 from rightsizer.dev.openmetrics import replicaset_name  # noqa: E402
 from rightsizer.dev.synthetic import MI, ContainerProfile, profile_frame  # noqa: E402
 from rightsizer.quantity import parse_quantity  # noqa: E402
-from tests.sandbox import Config, MissingBinaryError, Prometheus, Sandbox  # noqa: E402
+from tests.sandbox import (  # noqa: E402
+    Config,
+    MissingBinaryError,
+    OperatorExitedError,
+    OperatorProcess,
+    Prometheus,
+    Sandbox,
+)
 
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
 CRD = f"{PLURAL}.{GROUP}"
 POLICY = "demo"
-START_MARKER = "rightsizer operator started"
 DEMO_LABEL = "app.kubernetes.io/created-by"
 DEMO_LABEL_VALUE = "rightsizer-demo"
 SAFE = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' alphabet for generated name suffixes
@@ -293,6 +299,7 @@ class Demo:
     prometheus_url: str = ""
     local_prometheus: bool = True
     operator_pid: int = 0
+    operator: OperatorProcess | None = None
     metrics_port: int = 0
     health_port: int = 0
     timings: dict[str, float] = field(default_factory=dict)
@@ -361,31 +368,18 @@ class Demo:
                                                             "28080")))  # fmt: skip
         self.health_port = port_or_free(int(os.environ.get("RIGHTSIZER_DEMO_HEALTH_PORT",
                                                            "28081")))  # fmt: skip
-        kopf = str(Path(sys.executable).parent / "kopf")
-        env = {
-            **os.environ,
-            "KUBECONFIG": self.kubeconfig,
-            "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
-            "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
-            "RIGHTSIZER_TICK_SECONDS": "2",
-            # the one Prometheus the demo's policy names
-            "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": self.prometheus_url,
-        }
         with self.operator_log.open("ab") as log:
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} demo starts the operator\n"
                       .encode())  # fmt: skip
-            log.flush()
-            proc = subprocess.Popen(
-                # Only the demo's namespace: never another operator's policies (a real
-                # cluster's, or those of a test run sharing the sandbox).
-                [kopf, "run", "-m", "rightsizer.handlers.main", "--standalone",
-                 f"--namespace={self.namespace}",
-                 f"--liveness=http://127.0.0.1:{self.health_port}/healthz", "--log-format=full"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=self.state, start_new_session=True,
-            )  # fmt: skip
-        self.operator_pid = proc.pid
-        (self.state / "operator.pid").write_text(f"{proc.pid}\n")
+        self.operator = OperatorProcess(
+            # Only the demo's namespace: never another operator's policies (a real cluster's,
+            # or those of a test run sharing the sandbox); the one Prometheus its policy names.
+            self.kubeconfig, self.operator_log, self.prometheus_url,
+            metrics_port=self.metrics_port, health_port=self.health_port, tick_s=2,
+            namespaces=[self.namespace], log_format="full", wait=False,
+        )  # fmt: skip
+        self.operator_pid = self.operator.pid
+        (self.state / "operator.pid").write_text(f"{self.operator_pid}\n")
 
     def _stop_previous_operator(self) -> None:
         pid_file = self.state / "operator.pid"
@@ -406,22 +400,11 @@ class Demo:
         pid_file.unlink(missing_ok=True)
 
     def wait_operator_started(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if (
-                START_MARKER
-                in self.operator_log.read_text(errors="replace").split("demo starts the operator")[
-                    -1
-                ]
-            ):
-                return
-            if not cmdline(self.operator_pid):
-                break
-            time.sleep(0.2)
-        raise DemoError(
-            f"the operator did not start; last lines of {self.operator_log}:\n"
-            + tail(self.operator_log)
-        )
+        assert self.operator is not None
+        try:
+            self.operator.wait_started(60)
+        except (OperatorExitedError, TimeoutError) as exc:
+            raise DemoError(f"the operator did not start ({self.operator_log}): {exc}") from None
 
     # -------------------------------------------------------------- 3. workloads + history
     def replace_namespace(self) -> None:

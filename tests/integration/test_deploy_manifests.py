@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -32,8 +31,8 @@ from kubernetes.client.exceptions import ApiException
 
 from rightsizer.cli.main import main as rightsizer_cli
 from rightsizer.dev.synthetic import MI, ContainerProfile, profile_frame
-from tests.integration.waiting import free_port, wait_for
-from tests.sandbox import KubeAccess, Prometheus, Sandbox
+from tests.integration.waiting import wait_for
+from tests.sandbox import KubeAccess, OperatorProcess, Prometheus, Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -42,7 +41,6 @@ OPERATOR_NS = "rightsizer-system"
 SERVICE_ACCOUNT = "rightsizer"
 SA_USER = f"system:serviceaccount:{OPERATOR_NS}:{SERVICE_ACCOUNT}"
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
-START_MARKER = "rightsizer operator started"
 RUN_AS = 65532
 AUTO_APPLY_LABEL = "rightsizer.dev/auto-apply"
 
@@ -544,43 +542,14 @@ def policies(custom: Any, namespace: str) -> list[str]:
     return [str(item["metadata"]["name"]) for item in listed.get("items", [])]
 
 
-class Operator:
-    """``kopf run`` as in the Deployment, but as a local process with the given kubeconfig."""
+class Operator(OperatorProcess):
+    """``kopf run`` as in the Deployment (its own command), but as a local process with the
+    given kubeconfig; only the probe listens on a free local port."""
 
     def __init__(self, kubeconfig: Path, log: Path, allowed_prometheus: str) -> None:
-        self.log_path = log
-        self.metrics_port = free_port()
-        self.health_port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
-        env.update(
-            {
-                "KUBECONFIG": str(kubeconfig),
-                "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": allowed_prometheus,
-                "RIGHTSIZER_TICK_SECONDS": "2",
-                "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
-                "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
-            }
-        )
-        # The Deployment's own command; only the probe listens on a free local port.
         command = one("Deployment")["spec"]["template"]["spec"]["containers"][0]["command"]
-        argv = [str(Path(sys.executable).parent / command[0])] + [
-            f"--liveness=http://127.0.0.1:{self.health_port}/healthz"
-            if arg.startswith("--liveness=")
-            else arg
-            for arg in command[1:]
-        ]
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=log.parent,
-            )
-        wait_for("the operator's start marker", self.started, 60, hint=self.hint)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        argv = [str(Path(sys.executable).parent / command[0]), *command[1:]]
+        super().__init__(kubeconfig, log, allowed_prometheus, tick_s=2, argv=argv)
 
     def reconciles(self, namespace: str, name: str) -> int:
         """How many reconciles of this policy this process logged (JSON log lines)."""
@@ -597,26 +566,9 @@ class Operator:
                 count += 1
         return count
 
-    def hint(self) -> str:
-        return "\n--- operator log (tail) ---\n" + "\n".join(self.log().splitlines()[-40:])
-
-    def started(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the operator exited with {self.proc.returncode}{self.hint()}")
-        return START_MARKER in self.log()
-
     def get(self, port: int, path: str) -> tuple[int, str]:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
             return int(resp.status), resp.read().decode()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.mark.k8s

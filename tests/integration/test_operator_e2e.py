@@ -4,12 +4,10 @@ Prometheus holding the example's history; the operator runs as a subprocess."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from rightsizer.cli.main import main
 from tests.integration.conftest import CHOSEN_END_OFFSETS_S, EXAMPLE
 from tests.integration.waiting import free_port, wait_for
-from tests.sandbox import Config, Prometheus, Sandbox
+from tests.sandbox import Config, OperatorProcess, Prometheus, Sandbox
 
 pytestmark = [pytest.mark.k8s, pytest.mark.prometheus, pytest.mark.slow]
 
@@ -30,35 +28,9 @@ GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
 CRD = Path(__file__).resolve().parents[2] / "crds" / "rightsizepolicies.rightsizer.dev.yaml"
 
 
-class Operator:
-    def __init__(
-        self, kubeconfig: str, log: Path, allowed_prometheus: Sequence[str] = (),
-        metrics_port: int | None = None,
-    ) -> None:  # fmt: skip
-        """``allowed_prometheus``: the install's allow-list of Prometheus endpoints."""
-        self.log_path = log
-        self.metrics_port = metrics_port or free_port()
-        env = {**os.environ, "KUBECONFIG": kubeconfig, "RIGHTSIZER_TICK_SECONDS": "1",
-               "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
-               "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
-               "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": ",".join(allowed_prometheus)}  # fmt: skip
-        kopf = str(Path(sys.executable).parent / "kopf")
-        self.proc = subprocess.Popen(
-            [kopf, "run", "-m", "rightsizer.handlers.main", "--standalone", "-A",
-             f"--liveness=http://127.0.0.1:{free_port()}/healthz"],
-            env=env, stdout=log.open("a"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        wait_for("the operator's start marker", lambda: "rightsizer operator started" in self.log())
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+#: The operator as a local process (tests/sandbox/operator.py: the harness the demo and the
+#: benchmarks use too): every namespace, a 1 s tick, the given Prometheus allow-list.
+Operator = OperatorProcess
 
 
 def deployment_body(namespace: str = NS) -> dict[str, Any]:
@@ -142,13 +114,19 @@ def operator(
         kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", allowed_prometheus
     )
     yield op
-    # Uninstall order: the policies go while the operator can release their finalizers,
-    # so the namespace does not linger Terminating into other tests' operators.
-    custom = client.CustomObjectsApi(cluster)
-    for item in custom.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL)["items"]:
-        custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, item["metadata"]["name"])
+    stop_after_deleting_policies(op, cluster, NS)
+
+
+def stop_after_deleting_policies(op: OperatorProcess, api: ApiClient, namespace: str) -> None:
+    """Uninstall order: the policies go while the operator can release their finalizers,
+    so the namespace does not linger Terminating into other tests' operators."""
+    custom = client.CustomObjectsApi(api)
+    for item in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]:
+        custom.delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, item["metadata"]["name"]
+        )
     wait_for("the policies gone", lambda: not custom.list_namespaced_custom_object(
-        GROUP, VERSION, NS, PLURAL)["items"], 60)  # fmt: skip
+        GROUP, VERSION, namespace, PLURAL)["items"], 60)  # fmt: skip
     op.stop()
 
 

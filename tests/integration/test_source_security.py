@@ -36,6 +36,7 @@ from tests.integration.test_operator_e2e import (
     Operator,
     condition,
     get_policy,
+    stop_after_deleting_policies,
 )
 from tests.integration.waiting import free_port, wait_for
 from tests.sandbox import Sandbox
@@ -142,12 +143,7 @@ def operator(
         [f"{allowed.url}/allowed"], metrics_port=free_port(),
     )  # fmt: skip
     yield op
-    custom = client.CustomObjectsApi(team_a)
-    for item in custom.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL)["items"]:
-        custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, item["metadata"]["name"])
-    wait_for("the policies gone", lambda: not custom.list_namespaced_custom_object(
-        GROUP, VERSION, NS, PLURAL)["items"], 60)  # fmt: skip
-    op.stop()
+    stop_after_deleting_policies(op, team_a, NS)
 
 
 def create_policy(api: ApiClient, name: str, url: str, secret: str | None = None) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
+
+from tests.sandbox.http import free_port
+
+__all__ = ["free_port", "wait_for"]
 
 
 def wait_for(
@@ -24,10 +27,3 @@ def wait_for(
         time.sleep(0.5)
     more = hint() if hint else ""
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}{more}")
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

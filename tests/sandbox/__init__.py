@@ -9,7 +9,8 @@ See docs/sandbox.md.
 
 from .cluster import COMPONENTS, GROUPS, KubeAccess, Sandbox, StartReport, resolve
 from .config import Config, MissingBinaryError
-from .http import NotReadyError
+from .http import NotReadyError, free_port
+from .operator import OperatorExitedError, OperatorProcess
 from .prometheus import Prometheus, PrometheusError
 
 __all__ = [
@@ -19,9 +20,12 @@ __all__ = [
     "KubeAccess",
     "MissingBinaryError",
     "NotReadyError",
+    "OperatorExitedError",
+    "OperatorProcess",
     "Prometheus",
     "PrometheusError",
     "Sandbox",
     "StartReport",
+    "free_port",
     "resolve",
 ]

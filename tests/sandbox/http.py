@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import time
 import urllib.error
@@ -138,3 +139,10 @@ class KubeRest:
             status, data = self.call("PUT", f"{collection}/{urllib.parse.quote(name)}", obj)
         if status not in (200, 201):
             raise RuntimeError(f"apply {collection}/{name}: {status} {data}")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
