@@ -19,6 +19,17 @@ Rules (stated in ``docs/quality.md`` too):
   over the samples where both are known.
 * **comparable** cost: the same, over rows where the original request is known, so that
   ``1 − comparable / original`` is the saving against the status quo.
+* **container-days** are UTC days ``(d·24 h, (d+1)·24 h]`` (a sample stamped at 00:00
+  ends the day before, as it ends the interval before) with at least one row of the
+  container. An **OOM container-day** has at least one row that is an OOM event above
+  (every crossing counts, not only the first of an interval).
+* **reserved GiB-hours by limit**: the memory limit × duration, or the request where no
+  limit is set (nothing caps such a container below its request's node share), over the
+  rows whose original memory size is known.
+* **churn**: over consecutive container-days (the previous day the container was seen),
+  the share of transitions where a request or limit in force moved by more than
+  ``CHURN_FRACTION`` (or was set or unset). The values in force on a day are those at
+  its first row (with daily steps they hold all day).
 * **fleet excess**: per time bin (the trace's usual sampling period), the usage above
   requests summed over all containers, and the requests summed likewise. Memory above a
   request is not reserved on the node: this is what the nodes must have free at that
@@ -34,6 +45,26 @@ import numpy as np
 
 from rightsizer.engine.buckets import BoolArray, FloatArray, IntArray
 from rightsizer.engine.usage import UsageChunk
+
+DAY_S = 86_400.0
+#: A transition between container-days is churn when a value moves by more than this.
+CHURN_FRACTION = 0.10
+
+
+def differs(old: FloatArray, new: FloatArray, fraction: float) -> BoolArray:
+    """``new`` moved by more than ``fraction`` of ``old``, or was set or unset (NaN)."""
+    old_set, new_set = np.isfinite(old), np.isfinite(new)
+    both = old_set & new_set
+    with np.errstate(invalid="ignore"):
+        moved = np.abs(new - old) > fraction * np.abs(old)
+    result: BoolArray = (old_set != new_set) | (both & moved)
+    return result
+
+
+def utc_days(timestamp_s: FloatArray) -> IntArray:
+    """The UTC day ``d`` of each timestamp, days being ``(d·24 h, (d+1)·24 h]``."""
+    days: IntArray = (np.ceil(timestamp_s / DAY_S) - 1).astype(np.int64)
+    return days
 
 
 @dataclass(frozen=True)
@@ -82,6 +113,11 @@ def _izeros() -> IntArray:
     return np.zeros(0, dtype=np.int64)
 
 
+#: ``Ledger`` fields that are running state, not totals: their starting value.
+_NONE_YET = {"fill": -1}
+_UNSET = {"fill": np.nan}
+
+
 @dataclass
 class Ledger:
     """Per-container totals for one strategy over the whole replay."""
@@ -113,6 +149,23 @@ class Ledger:
     bin_cpu_requested_cores: FloatArray = field(default_factory=_zeros)
     bin_memory_excess_bytes: FloatArray = field(default_factory=_zeros)
     bin_memory_requested_bytes: FloatArray = field(default_factory=_zeros)
+    # the measures issue 18 asks every strategy to be compared on
+    container_days: IntArray = field(default_factory=_izeros)
+    oom_container_days: IntArray = field(default_factory=_izeros)
+    cpu_samples: IntArray = field(default_factory=_izeros)
+    cpu_samples_above_request: IntArray = field(default_factory=_izeros)
+    memory_limit_comparable_byte_s: FloatArray = field(default_factory=_zeros)
+    """Memory limit (or request where none) × duration over rows with an original size."""
+    day_transitions: IntArray = field(default_factory=_izeros)
+    day_transitions_moved: IntArray = field(default_factory=_izeros)
+    # running state per container (not totals)
+    last_day: IntArray = field(default_factory=_izeros, metadata=_NONE_YET)
+    last_oom_day: IntArray = field(default_factory=_izeros, metadata=_NONE_YET)
+    churn_day: IntArray = field(default_factory=_izeros, metadata=_NONE_YET)
+    churn_cpu_request: FloatArray = field(default_factory=_zeros, metadata=_UNSET)
+    churn_cpu_limit: FloatArray = field(default_factory=_zeros, metadata=_UNSET)
+    churn_memory_request: FloatArray = field(default_factory=_zeros, metadata=_UNSET)
+    churn_memory_limit: FloatArray = field(default_factory=_zeros, metadata=_UNSET)
 
     @classmethod
     def for_containers(cls, count: int, bins: int = 0) -> Ledger:
@@ -120,7 +173,8 @@ class Ledger:
         for f in fields(cls):
             current = getattr(ledger, f.name)
             size = bins if f.name.startswith("bin_") else count
-            setattr(ledger, f.name, np.zeros(size, dtype=current.dtype))
+            fill = f.metadata.get("fill", 0)
+            setattr(ledger, f.name, np.full(size, fill, dtype=current.dtype))
         return ledger
 
     def peak_fleet_excess(self, resource: str) -> float:
@@ -184,6 +238,21 @@ def measure(ledger: Ledger, rows: IntervalRows, res: RowResources) -> OomEvents:
     add(ledger.cpu_slack_core_s, cpu_both, np.nan_to_num(res.cpu_request - cpu))
     add(ledger.memory_slack_byte_s, mem_both, np.nan_to_num(res.memory_request - mem))
     ledger.intervals += np.bincount(cid, minlength=n) > 0
+    ledger.cpu_samples += np.bincount(cid[cpu_known], minlength=n)
+    ledger.cpu_samples_above_request += np.bincount(
+        cid[cpu_known & _above(cpu, res.cpu_request)], minlength=n
+    )
+    original_size = np.where(
+        np.isfinite(rows.original_memory_limit),
+        rows.original_memory_limit,
+        rows.original_memory_request,
+    )
+    memory_cap = np.where(np.isfinite(res.memory_limit), res.memory_limit, res.memory_request)
+    add(
+        ledger.memory_limit_comparable_byte_s,
+        np.isfinite(original_size),
+        np.nan_to_num(memory_cap),
+    )
 
     if rows.time_bin.shape[0]:
         lo = int(rows.time_bin.min())
@@ -210,12 +279,67 @@ def measure(ledger: Ledger, rows: IntervalRows, res: RowResources) -> OomEvents:
         killed = (mem_known & (wanted > kill_line)) | (rows.usage.oom & (wanted >= kill_line))
     first = _first_per_container(cid, killed)
     ledger.oom_events[cid[first]] += 1
+    days = utc_days(rows.usage.timestamp_s)
+    _count_new_days(ledger.container_days, ledger.last_day, cid, days)
+    _count_new_days(ledger.oom_container_days, ledger.last_oom_day, cid[killed], days[killed])
+    _count_churn(ledger, cid, days, res)
     return OomEvents(
         container_id=cid[first],
         instance_id=rows.usage.instance_id[first],
         timestamp_s=rows.usage.timestamp_s[first],
         killed_at_bytes=kill_line[first],
     )
+
+
+def _day_firsts(cid: IntArray, days: IntArray) -> IntArray:
+    """Row index of the first row of each (container, day), sorted by container, day."""
+    order = np.lexsort((np.arange(cid.shape[0]), days, cid))
+    c, d = cid[order], days[order]
+    start = np.ones(order.shape[0], dtype=bool)
+    start[1:] = (c[1:] != c[:-1]) | (d[1:] != d[:-1])
+    result: IntArray = order[start]
+    return result
+
+
+def _count_new_days(counter: IntArray, last: IntArray, cid: IntArray, days: IntArray) -> None:
+    """Count each (container, day) once, across intervals (rows come in time order)."""
+    if cid.shape[0] == 0:
+        return
+    firsts = _day_firsts(cid, days)
+    c, d = cid[firsts], days[firsts]
+    new = d > last[c]
+    np.add.at(counter, c[new], 1)
+    np.maximum.at(last, c, d)
+
+
+def _count_churn(ledger: Ledger, cid: IntArray, days: IntArray, res: RowResources) -> None:
+    """Day-to-day transitions of the values in force (at each day's first row)."""
+    if cid.shape[0] == 0:
+        return
+    firsts = _day_firsts(cid, days)
+    c, d = cid[firsts], days[firsts]
+    new = d > ledger.churn_day[c]
+    firsts, c, d = firsts[new], c[new], d[new]
+    if c.shape[0] == 0:
+        return
+    state = (ledger.churn_cpu_request, ledger.churn_cpu_limit,
+             ledger.churn_memory_request, ledger.churn_memory_limit)  # fmt: skip
+    now = (res.cpu_request[firsts], res.cpu_limit[firsts],
+           res.memory_request[firsts], res.memory_limit[firsts])  # fmt: skip
+    same_container = np.zeros(c.shape[0], dtype=bool)
+    same_container[1:] = c[1:] == c[:-1]
+    has_previous = same_container | (ledger.churn_day[c] >= 0)
+    moved = np.zeros(c.shape[0], dtype=bool)
+    for kept, current in zip(state, now, strict=True):
+        previous = np.where(same_container, np.roll(current, 1), kept[c])
+        moved |= differs(previous, current, CHURN_FRACTION)
+    np.add.at(ledger.day_transitions, c[has_previous], 1)
+    np.add.at(ledger.day_transitions_moved, c[has_previous & moved], 1)
+    last_of_container = np.ones(c.shape[0], dtype=bool)
+    last_of_container[:-1] = c[:-1] != c[1:]
+    for kept, current in zip(state, now, strict=True):
+        kept[c[last_of_container]] = current[last_of_container]
+    ledger.churn_day[c[last_of_container]] = d[last_of_container]
 
 
 def _first_per_container(cid: IntArray, mask: BoolArray) -> IntArray:

@@ -30,10 +30,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from rightsizer.backtest.grid import StepGrid, step_grid
-from rightsizer.backtest.ledger import IntervalRows, Ledger, OomEvents, RowResources, measure
+from rightsizer.backtest.ledger import (
+    IntervalRows,
+    Ledger,
+    OomEvents,
+    RowResources,
+    differs,
+    measure,
+)
 from rightsizer.backtest.trace import ReplayTrace
 from rightsizer.backtest.windowed import WindowedPercentileUsage
-from rightsizer.engine.buckets import BoolArray, FloatArray
+from rightsizer.engine.buckets import BoolArray, FloatArray, IntArray
 from rightsizer.engine.policy import SizingPolicy
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
 from rightsizer.engine.strategies import SizingContext, Strategy
@@ -105,12 +112,31 @@ class AppliedHistory:
         return cls(nan(), nan(), nan(), nan())
 
 
+@dataclass(frozen=True)
+class Decisions:
+    """The values in force after each change a strategy made (its adoption included):
+    one row per container and boundary where something was rolled out, in time order.
+    Cores and bytes; NaN = not set."""
+
+    container_id: IntArray
+    time_s: FloatArray
+    cpu_request: FloatArray
+    cpu_limit: FloatArray
+    memory_request: FloatArray
+    memory_limit: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.container_id.shape[0])
+
+
 @dataclass
 class StrategyOutcome:
     label: str
     ledger: Ledger
     applied: AppliedHistory | None
     """None for the original resources (they are per row in the trace)."""
+    decisions: Decisions | None = None
+    """None for the original resources."""
 
 
 @dataclass
@@ -143,6 +169,24 @@ class _Run:
         self.memory_request = np.full(n, np.nan)
         self.memory_limit = np.full(n, np.nan)
         self.ledger = Ledger.for_containers(n, trace.bins)
+        self._decided: list[tuple[IntArray, float, tuple[FloatArray, ...]]] = []
+
+    def record(self, taken: BoolArray, time_s: float) -> None:
+        """Note the values now in force where ``taken`` (a rollout at ``time_s``)."""
+        cid = np.flatnonzero(taken)
+        if cid.shape[0]:
+            values = (self.cpu_request, self.cpu_limit, self.memory_request, self.memory_limit)
+            self._decided.append((cid, time_s, tuple(v[cid].copy() for v in values)))
+
+    def decisions(self) -> Decisions:
+        parts = self._decided
+        if not parts:
+            empty = np.zeros(0)
+            return Decisions(np.zeros(0, dtype=np.int64), empty, empty, empty, empty, empty)
+        cid = np.concatenate([p[0] for p in parts])
+        time_s = np.concatenate([np.full(p[0].shape[0], p[1]) for p in parts])
+        values = [np.concatenate([p[2][i] for p in parts]) for i in range(4)]
+        return Decisions(cid, time_s, *values)
 
     def end_step(self) -> None:
         if isinstance(self.state, WindowedPercentileUsage):
@@ -196,15 +240,6 @@ def _bytes(value: float) -> int | None:
     return None if not math.isfinite(value) else math.ceil(value)
 
 
-def _differs(old: FloatArray, new: FloatArray, fraction: float) -> BoolArray:
-    old_set, new_set = np.isfinite(old), np.isfinite(new)
-    both = old_set & new_set
-    with np.errstate(invalid="ignore"):
-        moved = np.abs(new - old) > fraction * np.abs(old)
-    result: BoolArray = (old_set != new_set) | (both & moved)
-    return result
-
-
 def _recommendation_arrays(
     recs: list[ContainerRecommendation], trace: ReplayTrace
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray, BoolArray]:
@@ -238,7 +273,8 @@ def _apply(
     originals: _Originals,
     ready: BoolArray,
     fraction: float,
-) -> None:
+) -> BoolArray:
+    """Roll out what passes the rules; returns which containers got new values."""
     cpu_req, cpu_lim, mem_req, mem_lim, has_cpu, has_mem = _recommendation_arrays(recs, trace)
     in_force = [
         np.where(run.adopted, mine, orig)
@@ -259,7 +295,7 @@ def _apply(
     adopt = eligible & ~run.adopted
     moved = np.zeros(trace.containers, dtype=bool)
     for old, fresh in zip(in_force, new, strict=True):
-        moved |= _differs(old, fresh, fraction)
+        moved |= differs(old, fresh, fraction)
     change = eligible & run.adopted & moved
     take = adopt | change
     for mine, fresh in zip(
@@ -269,6 +305,7 @@ def _apply(
     run.adopted |= adopt
     run.ledger.adoptions += adopt
     run.ledger.changes += change
+    return take
 
 
 def _interval_rows(trace: ReplayTrace, rows: slice) -> IntervalRows:
@@ -354,7 +391,8 @@ def run_backtest(
                     policy=run.contender.policy, current_requests=requests, current_limits=limits
                 )
                 recs = run.contender.strategy.recommend(run.state, trace.registry, context)
-                _apply(run, recs, trace, originals, ready, settings.min_change_fraction)
+                taken = _apply(run, recs, trace, originals, ready, settings.min_change_fraction)
+                run.record(taken, after)
         interval = _interval_rows(trace, rows)
         measure(original_ledger, interval, _row_resources(None, trace, rows))
         chunk = trace.usage.take(np.arange(rows.start, rows.stop))
@@ -376,7 +414,7 @@ def run_backtest(
 
     outcomes = [StrategyOutcome(ORIGINAL, original_ledger, None)]
     outcomes.extend(
-        StrategyOutcome(run.contender.label, run.ledger, history)
+        StrategyOutcome(run.contender.label, run.ledger, history, run.decisions())
         for run, history in zip(runs, applied, strict=True)
     )
     return BacktestResult(trace=trace, grid=grid, settings=settings, outcomes=outcomes)

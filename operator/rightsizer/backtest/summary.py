@@ -63,6 +63,21 @@ class StrategySummary:
     cpu_slack_core_hours: float
     memory_slack_gib_hours: float
     cost_usd: float
+    # the measures everyone compares on (issue 18)
+    oom_container_days: float
+    """Share of container-days with a memory sample above the memory line in force."""
+    cpu_samples_above_request: float
+    """Share of CPU samples above the CPU request in force."""
+    cpu_reserved: float | None
+    """Requested core-hours as a share of the original requests' (same rows)."""
+    memory_reserved_by_request: float | None
+    """Requested GiB-hours as a share of the original requests'."""
+    memory_reserved_by_limit: float | None
+    """GiB-hours of memory limits (requests where unset) as a share of the originals'."""
+    churn: float
+    """Share of container-day transitions where a request or limit moved by > 10 %."""
+    container_days: int
+    oom_days: int
 
 
 def _fraction(part: float, whole: float) -> float:
@@ -73,12 +88,17 @@ def _saving(mine: float, original: float) -> float | None:
     return 1.0 - mine / original if original > 0 else None
 
 
+def _share(mine: float, original: float) -> float | None:
+    return mine / original if original > 0 else None
+
+
 def summarize(result: BacktestResult, prices: Prices | None = None) -> list[StrategySummary]:
     prices = prices or Prices()
     original = result.outcomes[0].ledger
     orig_cpu = original.total("cpu_requested_core_s")
     orig_mem = original.total("memory_requested_byte_s")
     orig_cost = _cost(orig_cpu, orig_mem, prices)
+    orig_mem_cap = original.total("memory_limit_comparable_byte_s")
     observed_weeks = original.total("cpu_observed_s") / WEEK_S
     summaries = []
     for outcome in result.outcomes:
@@ -118,6 +138,20 @@ def summarize(result: BacktestResult, prices: Prices | None = None) -> list[Stra
                 cost_usd=_cost(
                     led.total("cpu_requested_core_s"), led.total("memory_requested_byte_s"), prices
                 ),
+                oom_container_days=_fraction(
+                    led.total("oom_container_days"), led.total("container_days")
+                ),
+                cpu_samples_above_request=_fraction(
+                    led.total("cpu_samples_above_request"), led.total("cpu_samples")
+                ),
+                cpu_reserved=_share(cpu_cmp, orig_cpu),
+                memory_reserved_by_request=_share(mem_cmp, orig_mem),
+                memory_reserved_by_limit=_share(
+                    led.total("memory_limit_comparable_byte_s"), orig_mem_cap
+                ),
+                churn=_fraction(led.total("day_transitions_moved"), led.total("day_transitions")),
+                container_days=int(led.total("container_days")),
+                oom_days=int(led.total("oom_container_days")),
             )
         )
     return summaries
@@ -169,6 +203,12 @@ _COLUMNS = (
     ("CPU>LIMIT", "time CPU > limit"),
     ("CHANGES", "changes"),
     ("CHANGES/CTR-WEEK", "changes per container-week"),
+    ("OOM DAYS", "OOM container-days"),
+    ("CPU SAMPLES>REQ", "CPU samples > request"),
+    ("CORE-H", "reserved core-hours"),
+    ("GIB-H REQ", "GiB-hours by request"),
+    ("GIB-H LIMIT", "GiB-hours by limit"),
+    ("CHURN", "churn (day transitions > 10 %)"),
 )
 
 
@@ -192,6 +232,12 @@ def _cells(s: StrategySummary) -> list[str]:
         _pct(s.cpu_above_limit, 2),
         str(s.changes),
         f"{s.changes_per_container_week:.2f}",
+        _pct(s.oom_container_days, 2),
+        _pct(s.cpu_samples_above_request, 2),
+        _pct(s.cpu_reserved),
+        _pct(s.memory_reserved_by_request),
+        _pct(s.memory_reserved_by_limit),
+        _pct(s.churn),
     ]
 
 
@@ -266,7 +312,55 @@ def _container_figures(led: Ledger, cid: int) -> dict[str, Any]:
         "cpuRequestCoreHours": round(float(led.cpu_requested_core_s[cid]) / HOUR_S, 4),
         "memoryRequestGibHours": round(float(led.memory_requested_byte_s[cid]) / HOUR_S / GIB, 4),
         "changes": int(led.changes[cid]),
+        "containerDays": int(led.container_days[cid]),
+        "oomContainerDays": int(led.oom_container_days[cid]),
+        "dayTransitions": int(led.day_transitions[cid]),
+        "dayTransitionsMoved": int(led.day_transitions_moved[cid]),
     }
+
+
+DECISIONS_HEADER = (
+    "namespace,workload,container,time,cpu_request,cpu_limit,memory_request,memory_limit"
+)
+
+
+def _cores(value: float) -> str:
+    if not math.isfinite(value):
+        return ""
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _whole_bytes(value: float) -> str:
+    return str(math.ceil(value)) if math.isfinite(value) else ""
+
+
+def _csv_field(text: str) -> str:
+    if any(ch in text for ch in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def render_decisions(result: BacktestResult, label: str) -> str:
+    """The ``--decisions`` CSV of one strategy: the values in force after each of its
+    rollouts (time in Unix seconds, cores and bytes, an empty cell = not set)."""
+    outcome = next(o for o in result.outcomes if o.label == label)
+    lines = [DECISIONS_HEADER]
+    d = outcome.decisions
+    if d is not None:
+        keys = result.trace.registry.containers
+        for i in range(len(d)):
+            ns, workload, container = keys[int(d.container_id[i])]
+            cells = [
+                *(_csv_field(k) for k in (ns, workload, container)),
+                f"{d.time_s[i]:.0f}",
+                _cores(float(d.cpu_request[i])),
+                _cores(float(d.cpu_limit[i])),
+                _whole_bytes(float(d.memory_request[i])),
+                _whole_bytes(float(d.memory_limit[i])),
+            ]
+            lines.append(",".join(cells))
+    return "\n".join(lines) + "\n"
 
 
 def render_json(result: BacktestResult, summaries: list[StrategySummary]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import textwrap
 import time
@@ -29,6 +30,7 @@ from rightsizer.backtest.replay import (
 )
 from rightsizer.backtest.summary import (
     Prices,
+    render_decisions,
     render_json,
     render_markdown,
     render_table,
@@ -143,6 +145,14 @@ def add_backtest_parser(sub: Any) -> None:
         help="do not tell strategies about the OOM kills their own limits caused",
     )
     bt.add_argument("--format", choices=FORMATS, default="table", help="default: table")
+    bt.add_argument(
+        "--decisions",
+        metavar="FILE.csv",
+        help="write the values in force after each change a strategy makes (its adoption "
+        "included) as CSV: namespace,workload,container,time (Unix s),cpu_request,"
+        "cpu_limit (cores),memory_request,memory_limit (bytes), empty = not set; with "
+        "several strategies one file each, FILE.<strategy>.csv",
+    )
     bt.add_argument("--plot", metavar="DIR", help="write PNG charts into DIR")
     bt.add_argument(
         "--plot-containers",
@@ -286,6 +296,29 @@ def _plot_dir(path: str) -> Path:
     return out
 
 
+def decisions_paths(path: str, labels: list[str]) -> dict[str, Path]:
+    """Where each strategy's decisions go: ``path`` itself for one strategy, else
+    ``<stem>.<label>.csv`` beside it (the label made safe for a file name)."""
+    target = Path(path)
+    if len(labels) == 1:
+        return {labels[0]: target}
+    suffix = target.suffix or ".csv"
+    stem = target.name[: -len(target.suffix)] if target.suffix else target.name
+    safe = {label: re.sub(r"[^A-Za-z0-9_.=-]+", "_", label) for label in labels}
+    return {label: target.with_name(f"{stem}.{safe[label]}{suffix}") for label in labels}
+
+
+def _write_decisions(result: BacktestResult, path: str, labels: list[str]) -> list[Path]:
+    written = []
+    for label, target in decisions_paths(path, labels).items():
+        try:
+            target.write_text(render_decisions(result, label), encoding="utf-8")
+        except OSError as exc:
+            raise BacktestInputError(f"--decisions: cannot write {target}: {exc}") from None
+        written.append(target)
+    return written
+
+
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     settings = _settings(args)
     tested = contenders(args.strategy, args.set)
@@ -303,6 +336,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     del frame
     result = run_backtest(trace, tested, settings, progress=_progress(stderr))
     summaries = summarize(result, prices)
+    if args.decisions:
+        written = _write_decisions(result, args.decisions, [c.label for c in tested])
+        _note(stderr, "backtest: wrote " + ", ".join(str(p) for p in written))
     if plot_dir is not None:
         from rightsizer.backtest import plots  # matplotlib only when asked for
 

@@ -288,7 +288,7 @@ def reconcile(
         try:
             frame = ports.metrics_poll(ns)
             if len(frame):
-                polled = encode_samples(frame, runtime.registry)
+                polled = encode_samples(frame, runtime.registry, cpu_whole_millicores=True)
                 state.add(polled)
                 runtime.seen.note(polled)
                 runtime.read_until_s = max(

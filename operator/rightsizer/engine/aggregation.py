@@ -11,6 +11,9 @@ OOM peaks. Closed windows live in the histogram; the open window's peak is added
 when estimating (``memory_histogram()``) and left out of checkpoints — exactly the state
 upstream VPA's histogram would hold, without the subtract/add churn per sample.
 
+Every sample is first turned into whole millicores / whole bytes (``upstream_amounts``),
+as upstream turns it into an integer ``ResourceAmount`` before any histogram sees it.
+
 OOM kills and zero-byte peaks need upstream's sequential rules; instances that have
 them in a chunk take an exact per-sample path, all others a vectorised one. Both give
 the same state (a property test checks this).
@@ -19,7 +22,7 @@ the same state (a property test checks this).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import numpy as np
@@ -71,6 +74,23 @@ def oom_memory_needed(used_bytes: float, settings: AggregationSettings) -> float
     """§1.4: ``max(used + min bump, trunc(used × ratio))`` in whole bytes."""
     scaled = math.floor(used_bytes * settings.oom_bump_up_ratio)
     return float(max(math.floor(used_bytes + settings.oom_min_bump_up_bytes), scaled))
+
+
+def upstream_amounts(chunk: UsageChunk) -> UsageChunk:
+    """The chunk with CPU in whole millicores and memory in whole bytes, as upstream's
+    ``ResourceAmount`` (int64) holds every sample before it enters a histogram.
+
+    Raw float cores (samples files, Prometheus) are truncated, ``int64(cores × 1000.0)`` —
+    upstream's ``CPUAmountFromCores`` on its Prometheus history path; a constant 0.2585
+    cores is 258m there, bucket 16, not bucket 17 where 0.2585 itself falls. Memory bytes
+    are truncated likewise (``MemoryAmountFromBytes``). Metrics-server values come already
+    rounded up by the source (``MilliValue()``/``Value()``, ``cpu_whole_millicores``), and
+    are only brought back to their exact millicore here: ``m / 1000 × 1000`` is not always
+    ``m`` in floating point.
+    """
+    scaled = chunk.cpu_cores * 1000.0
+    millicores = np.rint(scaled) if chunk.cpu_whole_millicores else np.trunc(scaled)
+    return replace(chunk, cpu_cores=millicores / 1000.0, memory_bytes=np.trunc(chunk.memory_bytes))
 
 
 _Array = TypeVar("_Array", FloatArray, IntArray)
@@ -180,9 +200,9 @@ class UsageAggregates:
     # -- adding -------------------------------------------------------------------------
     def add(self, chunk: UsageChunk) -> None:
         """Add a chunk of samples. Chunks must come in time order; within a chunk rows
-        may be in any order. Negative, NaN and out-of-order samples are dropped, as
-        upstream VPA drops them."""
-        chunk = chunk.time_ordered()
+        may be in any order. Values are quantised as upstream's (``upstream_amounts``);
+        negative, NaN and out-of-order samples are dropped, as upstream VPA drops them."""
+        chunk = upstream_amounts(chunk.time_ordered())
         self._ensure(chunk)
         self._add_cpu(chunk)
         self._add_memory(chunk)

@@ -56,6 +56,11 @@ class UsageChunk:
     on such rows ``memory_bytes`` is the memory reported at the kill (or the request),
     not a usage sample. ``weight`` is how many samples at the base resolution a row stands
     for (history read at a coarser step); ``None`` means one each.
+
+    ``cpu_whole_millicores`` says the source already rounded CPU to whole millicores
+    (metrics-server: upstream's ``Quantity.MilliValue()`` rounds up); otherwise ``cpu_cores``
+    are raw floats, which the ``vpa`` strategy truncates to millicores as upstream's
+    ``CPUAmountFromCores`` does on its Prometheus path.
     """
 
     container_id: IntArray
@@ -65,6 +70,7 @@ class UsageChunk:
     memory_bytes: FloatArray
     oom: BoolArray
     weight: FloatArray | None = None
+    cpu_whole_millicores: bool = False
 
     def __post_init__(self) -> None:
         n = self.timestamp_s.shape[0]
@@ -108,4 +114,5 @@ class UsageChunk:
             self.memory_bytes[index],
             self.oom[index],
             None if self.weight is None else self.weight[index],
+            self.cpu_whole_millicores,
         )

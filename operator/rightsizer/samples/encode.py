@@ -21,11 +21,14 @@ def _instance_ids(frame: pd.DataFrame, registry: ContainerRegistry) -> np.ndarra
     return result
 
 
-def encode(frame: pd.DataFrame, registry: ContainerRegistry) -> UsageChunk:
+def encode(
+    frame: pd.DataFrame, registry: ContainerRegistry, *, cpu_whole_millicores: bool = False
+) -> UsageChunk:
     """One chunk for the whole frame (ids registered as needed), in time order.
 
-    On OOM rows without a memory figure the row's memory request is used, as upstream
-    VPA uses the request for OOMs seen in container status.
+    ``cpu_whole_millicores``: the frame's CPU is already whole millicores (metrics-server);
+    see ``UsageChunk``. On OOM rows without a memory figure the row's memory request is
+    used, as upstream VPA uses the request for OOMs seen in container status.
     """
     frame = frame.sort_values("timestamp", kind="stable")
     instance = _instance_ids(frame, registry)
@@ -41,6 +44,7 @@ def encode(frame: pd.DataFrame, registry: ContainerRegistry) -> UsageChunk:
         cpu_cores=frame["cpu"].to_numpy(dtype=np.float64),
         memory_bytes=memory,
         oom=oom,
+        cpu_whole_millicores=cpu_whole_millicores,
     )
 
 

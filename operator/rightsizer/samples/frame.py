@@ -207,8 +207,28 @@ def validate_samples(raw: pd.DataFrame, source: str, first_line: int = 2) -> pd.
 
 
 def drop_duplicate_samples(frame: pd.DataFrame) -> pd.DataFrame:
-    """Keep the first sample per (pod, container, timestamp) and measurement; a later
-    duplicate is dropped, as upstream VPA drops non-increasing samples."""
+    """One row per (pod, container, timestamp) and kind (usage or OOM), as upstream VPA
+    would have counted them.
+
+    Rows that share a pod, container and timestamp are merged, not dropped whole: the
+    samples format allows CPU and memory in separate rows. Upstream keeps the first CPU
+    sample at a time (``addCPUSample`` drops one that is not *after* the last) and every
+    memory sample at an equal time (``addMemorySample`` drops only *earlier* ones; the
+    window keeps the largest), so the merged row has the first CPU value and the largest
+    memory value; requests and limits are the first given. A later OOM row at the same
+    time as an earlier one is dropped.
+    """
     keys = ["namespace", "workload", "pod", "container", "timestamp"]
-    dup = frame.duplicated(subset=[*keys, "oom"], keep="first")
-    return frame.loc[~dup].reset_index(drop=True)
+    oom = frame["oom"].to_numpy(dtype=bool)
+    ooms = frame.loc[oom]
+    ooms = ooms.loc[~ooms.duplicated(subset=keys, keep="first")]
+    usage = frame.loc[~oom]
+    shared = usage.duplicated(subset=keys, keep=False)
+    if bool(shared.any()):
+        groups = usage.loc[shared].rename_axis("_row").reset_index().groupby(keys, sort=False)
+        merged = groups.first()  # per column the first non-empty value, and the first row
+        merged["memory"] = groups["memory"].max()
+        merged = merged.reset_index().set_index("_row")[list(frame.columns)]
+        usage = pd.concat([usage.loc[~shared], merged])
+    kept = pd.concat([usage, ooms]).sort_index(kind="stable")
+    return kept.astype(frame.dtypes.to_dict()).reset_index(drop=True)

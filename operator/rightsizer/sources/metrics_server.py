@@ -3,6 +3,11 @@
 The served version is discovered (``v1beta1`` up to Kubernetes 1.36, ``v1`` from 1.37).
 Pods map to workloads through their owner references. Duplicates (same pod, container
 and timestamp — metrics-server answers the same scrape until the next one) are dropped.
+
+Quantities are rounded as upstream VPA's metrics client rounds them: CPU up to whole
+millicores (``Quantity.MilliValue()``), memory up to whole bytes (``Quantity.Value()``).
+Frames from here are encoded with ``cpu_whole_millicores=True`` so that the ``vpa``
+strategy keeps those millicores instead of truncating them again (``upstream_amounts``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import pandas as pd
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from rightsizer.quantity import QuantityError, parse_quantity
+from rightsizer.quantity import QuantityError, cpu_millicores, memory_bytes
 from rightsizer.samples.frame import ALL_COLUMNS, drop_duplicate_samples, empty_samples
 from rightsizer.samples.workloads import WorkloadResolver
 from rightsizer.sources import kubernetes_api as kube
@@ -51,7 +56,7 @@ def _timestamp_s(text: str) -> float:
 
 
 def pod_metrics_to_samples(items: list[dict[str, Any]], resolver: WorkloadResolver) -> pd.DataFrame:
-    """PodMetrics objects → a samples frame (pure)."""
+    """PodMetrics objects → a samples frame (pure), CPU in whole millicores (as cores)."""
     rows = []
     for item in items:
         meta = item.get("metadata", {})
@@ -66,8 +71,8 @@ def pod_metrics_to_samples(items: list[dict[str, Any]], resolver: WorkloadResolv
         for container in item.get("containers", []):
             usage = container.get("usage", {})
             try:
-                cpu = float(parse_quantity(usage["cpu"])) if "cpu" in usage else None
-                mem = float(parse_quantity(usage["memory"])) if "memory" in usage else None
+                cpu = cpu_millicores(usage["cpu"]) / 1000.0 if "cpu" in usage else None
+                mem = float(memory_bytes(usage["memory"])) if "memory" in usage else None
             except QuantityError as exc:
                 raise SourceError(
                     f"PodMetrics {ns}/{pod}: {exc}", SourceProblem.METRICS_MALFORMED

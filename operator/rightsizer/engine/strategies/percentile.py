@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from rightsizer.engine.buckets import FloatArray, IntArray, exponential_scheme
+from rightsizer.engine.buckets import FloatArray, IntArray, exponential_table_scheme
 from rightsizer.engine.estimators import Estimates
 from rightsizer.engine.histogram import DecayingHistograms
 from rightsizer.engine.policy import LimitMode, LimitPolicy, SizingPolicy
@@ -28,7 +28,7 @@ from rightsizer.engine.strategies.base import (
 from rightsizer.engine.usage import ContainerRegistry, UsageChunk
 
 #: Fine CPU buckets: 0.1 millicore first bucket, 1 % growth, up to 1000 cores.
-FINE_CPU_SCHEME = exponential_scheme(1000.0, 0.0001, 1.01)
+FINE_CPU_SCHEME = exponential_table_scheme(1000.0, 0.0001, 1.01)
 MIB = 2**20
 
 
