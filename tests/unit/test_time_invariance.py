@@ -109,7 +109,7 @@ def test_a_containers_daily_peaks_do_not_depend_on_other_containers() -> None:
         np.zeros(both_ts.shape[0], bool),
     )
     shared.add(both)
-    assert np.array_equal(np.sort(alone.slot_peak_bytes[0]), np.sort(shared.slot_peak_bytes[0]))
+    assert np.array_equal(np.sort(alone.days.peak_bytes[0]), np.sort(shared.days.peak_bytes[0]))
     strategy = HeadroomStrategy()
     context = SizingContext(HeadroomStrategy.default_policy())
     (rec_alone,) = strategy.recommend(alone, _containers(1), context)
@@ -130,7 +130,7 @@ def test_a_checkpoint_from_before_per_container_days_is_read_as_utc_days() -> No
         state.add(_chunk(0, np.asarray([noon + day * DAY_S]), np.asarray([gib * 2**30])))
     legacy = dict(state.snapshot())
     days = (MIDNIGHT // DAY_S) + np.arange(3)
-    ring = np.full(state.slot_day.shape[1], -1, dtype=np.int64)
+    ring = np.full(state.days.slots, -1, dtype=np.int64)
     ring[days % ring.shape[0]] = days
     legacy["slot_day"] = ring
     legacy["latest_day"] = np.asarray([days[-1]])
@@ -138,11 +138,11 @@ def test_a_checkpoint_from_before_per_container_days_is_read_as_utc_days() -> No
     restored = HeadroomUsage.restore(state.settings, legacy)
     restored.add(_chunk(0, np.asarray([noon + 3 * DAY_S]), np.asarray([2.5 * 2**30])))
     state.add(_chunk(0, np.asarray([noon + 3 * DAY_S]), np.asarray([2.5 * 2**30])))
-    assert sorted(restored.slot_peak_bytes[0][restored.slot_peak_bytes[0] > 0]) == sorted(
-        state.slot_peak_bytes[0][state.slot_peak_bytes[0] > 0]
+    assert sorted(restored.days.peak_bytes[0][restored.days.peak_bytes[0] > 0]) == sorted(
+        state.days.peak_bytes[0][state.days.peak_bytes[0] > 0]
     )
     assert math.isclose(
-        float(restored.daily_peak_percentile(0.5)[0]), float(state.daily_peak_percentile(0.5)[0])
+        float(restored.days.percentile(0.5)[0]), float(state.days.percentile(0.5)[0])
     )
 
 

@@ -67,12 +67,12 @@ from rightsizer.engine.strategies.base import (
     UsageState,
     finalize,
 )
+from rightsizer.engine.strategies.daily_peaks import DAY_S, DailyPeaks
 from rightsizer.engine.strategies.percentile import FINE_CPU_SCHEME, PercentileStrategy
 from rightsizer.engine.usage import ContainerRegistry, UsageChunk
 
-DAY_S = 86_400.0
 MIB = 2**20
-#: Memory peaks are kept per day: one ring slot per day (``ceil(t / day) − 1``).
+#: Memory peaks are kept per day: one ring slot per day of each container (daily_peaks.py).
 SLOT_S = DAY_S
 #: Fewer days than this count as this many in the confidence buffer (no division by ~0).
 MIN_HISTORY_DAYS = 0.25
@@ -153,13 +153,6 @@ def _grown(array: FloatArray, size: int, fill: float) -> FloatArray:
     return grown
 
 
-def _grown_rows(matrix: npt.NDArray[np.float64], size: int) -> npt.NDArray[np.float64]:
-    if matrix.shape[0] >= size:
-        return matrix
-    extra = np.zeros((size - matrix.shape[0], matrix.shape[1]))
-    return np.concatenate([matrix, extra])
-
-
 class HeadroomUsage:
     """Per container: a decaying fine CPU histogram; per container and day (a ring of
     ``memory_slots`` days): the memory peak and the OOM kills; the history span."""
@@ -170,18 +163,8 @@ class HeadroomUsage:
         self.cpu = DecayingHistograms(
             FINE_CPU_SCHEME, half_life_s=s.cpu_half_life_s, epsilon=CPU_EPSILON
         )
-        n = s.memory_slots
-        self.slot_peak_bytes: npt.NDArray[np.float64] = np.zeros((0, n))
-        self.slot_ooms: npt.NDArray[np.float64] = np.zeros((0, n))
-        self.slot_day: npt.NDArray[np.int64] = np.zeros((0, n), dtype=np.int64)
-        """Per container, which of its days each ring column holds."""
-        self.day_anchor_s: FloatArray = np.zeros(0)
-        """Per container, where its days start: its first sample (NaN: none yet). Days are
-        ``[anchor + k·day, anchor + (k+1)·day)``, so a container's daily peaks depend on its
-        own samples only — not on the time of day, the date, or which other containers
-        share the state."""
-        self.latest_s: float | None = None
-        """The newest sample time of any container: "now" for every ring."""
+        self.days = DailyPeaks(s.memory_slots)
+        """Memory peaks and OOM kills per container and day (its own days)."""
         self.peak_memory_bytes: FloatArray = np.zeros(0)
         self.cpu_samples: FloatArray = np.zeros(0)
         self.memory_samples: FloatArray = np.zeros(0)
@@ -193,16 +176,14 @@ class HeadroomUsage:
     def rows(self) -> int:
         return self.cpu.rows
 
-    _ROW_ARRAYS = ("slot_peak_bytes", "slot_ooms", "peak_memory_bytes", "cpu_samples",
-                   "memory_samples", "oom_kills", "first_s", "last_s")  # fmt: skip
+    _ROW_ARRAYS = ("peak_memory_bytes", "cpu_samples", "memory_samples", "oom_kills",
+                   "first_s", "last_s")  # fmt: skip
 
     def snapshot(self) -> dict[str, npt.NDArray[np.generic]]:
         """The whole state as arrays (for checkpoints)."""
         arrays = self.cpu.to_arrays("cpu_")
         arrays.update({name: getattr(self, name) for name in self._ROW_ARRAYS})
-        arrays["slot_day"] = self.slot_day
-        arrays["day_anchor_s"] = self.day_anchor_s
-        arrays["latest_s"] = np.asarray([np.nan if self.latest_s is None else self.latest_s])
+        arrays.update(self.days.to_arrays())
         return arrays
 
     @classmethod
@@ -213,36 +194,14 @@ class HeadroomUsage:
         state.cpu.load_arrays("cpu_", arrays)
         for name in cls._ROW_ARRAYS:
             setattr(state, name, np.asarray(arrays[name], dtype=np.float64))
-        if state.slot_peak_bytes.shape[1:] != (settings.memory_slots,):
-            raise ValueError("snapshot has another memory window")
-        if "day_anchor_s" in arrays:
-            state.slot_day = np.asarray(arrays["slot_day"], dtype=np.int64)
-            state.day_anchor_s = np.asarray(arrays["day_anchor_s"], dtype=np.float64)
-            latest_s = float(np.asarray(arrays["latest_s"], dtype=np.float64)[0])
-            state.latest_s = None if math.isnan(latest_s) else latest_s
-        else:  # before per-container days: one ring of UTC days (``ceil(t / day) − 1``)
-            state._restore_utc_days(arrays)
-        if state.slot_day.shape != state.slot_peak_bytes.shape:
-            raise ValueError("snapshot's day ring does not match its peaks")
+        state.days = DailyPeaks.from_arrays(settings.memory_slots, arrays, state.first_s)
         return state
-
-    def _restore_utc_days(self, arrays: Mapping[str, npt.NDArray[np.generic]]) -> None:
-        rows = self.slot_peak_bytes.shape[0]
-        utc_days = np.asarray(arrays["slot_day"], dtype=np.int64)
-        self.slot_day = np.broadcast_to(utc_days, (rows, utc_days.shape[0])).copy()
-        self.day_anchor_s = np.where(np.isnan(self.first_s), np.nan, 0.0)
-        latest_day = int(np.asarray(arrays["latest_day"])[0])
-        self.latest_s = None if latest_day < 0 else latest_day * SLOT_S
 
     def grow(self, count: int) -> None:
         if count <= self.rows:
             return
         self.cpu.grow(count)
-        self.slot_peak_bytes = _grown_rows(self.slot_peak_bytes, count)
-        self.slot_ooms = _grown_rows(self.slot_ooms, count)
-        extra_days = np.zeros((count - self.slot_day.shape[0], self.slot_day.shape[1]), np.int64)
-        self.slot_day = np.concatenate([self.slot_day, extra_days])
-        self.day_anchor_s = _grown(self.day_anchor_s, count, np.nan)
+        self.days.grow(count)
         self.peak_memory_bytes = _grown(self.peak_memory_bytes, count, 0.0)
         self.cpu_samples = _grown(self.cpu_samples, count, 0.0)
         self.memory_samples = _grown(self.memory_samples, count, 0.0)
@@ -257,29 +216,7 @@ class HeadroomUsage:
         self.cpu.keep_rows(containers)
         for name in self._ROW_ARRAYS:
             setattr(self, name, getattr(self, name)[containers])
-        self.slot_day = self.slot_day[containers]
-        self.day_anchor_s = self.day_anchor_s[containers]
-
-    def current_day(self) -> IntArray:
-        """Per container, the index of its day that holds the newest sample time."""
-        latest = -np.inf if self.latest_s is None else self.latest_s
-        with np.errstate(invalid="ignore"):
-            days = np.floor((latest - self.day_anchor_s) / SLOT_S)
-        result: IntArray = np.where(np.isfinite(days), days, -1).astype(np.int64)
-        return result
-
-    def _advance(self, latest_s: float) -> None:
-        """Move every ring forward to ``latest_s``, clearing the days that fall out: column
-        ``j`` of a container holds the newest of its days ``d ≤ current`` with
-        ``d mod slots = j``."""
-        self.latest_s = latest_s if self.latest_s is None else max(self.latest_s, latest_s)
-        n = self.slot_day.shape[1]
-        current = self.current_day()[:, None]
-        expected = current - (current - np.arange(n)[None, :]) % n
-        stale = self.slot_day != expected
-        self.slot_peak_bytes[stale] = 0.0
-        self.slot_ooms[stale] = 0.0
-        self.slot_day = expected
+        self.days.keep(containers)
 
     def add(self, chunk: UsageChunk) -> None:
         """Add samples; chunks in time order (within a chunk, any order)."""
@@ -302,46 +239,15 @@ class HeadroomUsage:
         np.fmax.at(self.last_s, cid[seen], ts[seen])
         if not seen.any():
             return
-        unanchored = np.isnan(self.day_anchor_s)
-        self.day_anchor_s[unanchored] = self.first_s[unanchored]
-        self._advance(float(ts[seen].max()))
-
-        with np.errstate(invalid="ignore"):
-            day_f = np.floor((ts - self.day_anchor_s[cid]) / SLOT_S)
-        day = np.where(np.isfinite(day_f), day_f, -1).astype(np.int64)
-        n = self.slot_day.shape[1]
-        recent = (day >= 0) & (day > self.current_day()[cid] - n)
-        col = day % n
+        self.days.advance(self.first_s, float(ts[seen].max()))
+        col, recent = self.days.columns(cid, ts)
         usage = mem_ok & recent
-        np.maximum.at(self.slot_peak_bytes, (cid[usage], col[usage]), chunk.memory_bytes[usage])
+        self.days.add_peaks(cid[usage], col[usage], chunk.memory_bytes[usage])
         oom = chunk.oom & recent
         line = np.nan_to_num(chunk.memory_bytes[oom], nan=0.0)
         bumped = np.maximum(line * s.oom_bump_up_ratio, line + s.oom_min_bump_up_bytes)
-        np.maximum.at(self.slot_peak_bytes, (cid[oom], col[oom]), bumped)
-        np.add.at(self.slot_ooms, (cid[oom], col[oom]), 1.0)
-
-    def window_peak_bytes(self) -> FloatArray:
-        """The memory peak (OOM bumps included) over the window, 0 without samples."""
-        if self.slot_peak_bytes.shape[0] == 0:
-            return np.zeros(0)
-        result: FloatArray = self.slot_peak_bytes.max(axis=1)
-        return result
-
-    def daily_peak_percentile(self, fraction: float) -> FloatArray:
-        """Per container, the ``fraction`` percentile (lower value, no interpolation) of
-        its daily peaks in the window; 0 without any."""
-        peaks = np.sort(self.slot_peak_bytes, axis=1)  # days without samples are 0: first
-        days = np.count_nonzero(peaks > 0, axis=1)
-        n = peaks.shape[1]
-        rank = np.ceil(fraction * days).astype(np.int64) - 1
-        index = np.clip(n - days + np.maximum(rank, 0), 0, max(n - 1, 0))
-        picked = np.take_along_axis(peaks, index[:, None], axis=1)[:, 0] if n else np.zeros(0)
-        result: FloatArray = np.where(days > 0, picked, 0.0)
-        return result
-
-    def window_ooms(self) -> FloatArray:
-        result: FloatArray = self.slot_ooms.sum(axis=1)
-        return result
+        self.days.add_peaks(cid[oom], col[oom], bumped)
+        self.days.add_ooms(cid[oom], col[oom])
 
     def history_days(self) -> FloatArray:
         result: FloatArray = np.nan_to_num(self.last_s - self.first_s, nan=0.0) / DAY_S
@@ -435,17 +341,17 @@ class HeadroomStrategy:
         cpu_lo = np.where(has_cpu, np.minimum(p50_m, cpu_m), 0)
         cpu_hi = np.where(has_cpu, max_m, 0)
 
-        peak = state.window_peak_bytes()
-        ooms = np.minimum(state.window_ooms(), s.max_oom_steps)
+        peak = state.days.window_peak_bytes()
+        ooms = np.minimum(state.days.window_ooms(), s.max_oom_steps)
         confidence = s.memory_confidence_margin / np.maximum(days, MIN_HISTORY_DAYS)
         factor = (1.0 + s.memory_margin + confidence) * np.power(1.0 + s.oom_margin, ooms)
         has_mem = peak > 0
         floor_b = s.min_memory_bytes
         line = np.where(has_mem, np.maximum(_amounts(peak * factor), floor_b), 0)
-        typical = state.daily_peak_percentile(s.memory_request_percentile)
+        typical = state.days.percentile(s.memory_request_percentile)
         request = np.where(has_mem, np.maximum(_amounts(typical), floor_b), 0)
         request = line if s.memory_request_percentile >= 1 else np.minimum(request, line)
-        median = np.maximum(_amounts(state.daily_peak_percentile(0.5)), floor_b)
+        median = np.maximum(_amounts(state.days.percentile(0.5)), floor_b)
         return RawRecommendations(
             cpu=Estimates(cpu_m, cpu_lo, cpu_hi),
             memory=Estimates(request, np.where(has_mem, np.minimum(median, request), 0), line),
