@@ -27,6 +27,9 @@ _QUANTITY = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Z
 
 #: Upstream VPA caps every amount at 1e14 (millicores or bytes): ``MaxResourceAmount``.
 MAX_RESOURCE_AMOUNT = 10**14
+#: The length of a day and a week in seconds (usage histories, windows, half-lives).
+DAY_S = 86_400.0
+WEEK_S = 7 * DAY_S
 
 
 class QuantityError(ValueError):

@@ -45,8 +45,8 @@ import numpy as np
 
 from rightsizer.engine.buckets import BoolArray, FloatArray, IntArray
 from rightsizer.engine.usage import UsageChunk
+from rightsizer.quantity import DAY_S
 
-DAY_S = 86_400.0
 #: A transition between container-days is churn when a value moves by more than this.
 CHURN_FRACTION = 0.10
 

@@ -47,8 +47,8 @@ from rightsizer.engine.strategies import SizingContext, Strategy
 from rightsizer.engine.strategies.base import UsageState
 from rightsizer.engine.strategies.percentile import PercentileStrategy
 from rightsizer.engine.usage import ContainerKey, UsageChunk
+from rightsizer.quantity import DAY_S
 
-DAY_S = 86_400.0
 ORIGINAL = "original"
 
 #: Called after each step with (steps done, steps in all, boundary reached in Unix s).

@@ -19,10 +19,10 @@ import numpy as np
 from rightsizer.backtest.ledger import Ledger
 from rightsizer.backtest.replay import BacktestResult
 from rightsizer.engine.buckets import IntArray
+from rightsizer.quantity import WEEK_S
 
 HOUR_S = 3600.0
 GIB = float(2**30)
-WEEK_S = 7 * 86_400.0
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from typing import Any, TextIO
 import pandas as pd
 
 from rightsizer.backtest.replay import (
-    DAY_S,
     BacktestResult,
     BacktestSettings,
     Contender,
@@ -40,6 +39,7 @@ from rightsizer.backtest.summary import (
 from rightsizer.backtest.trace import build_trace
 from rightsizer.engine.settings import SettingsError, parse_assignments, parse_duration_s
 from rightsizer.engine.strategies import STRATEGY_NAMES, build_strategy, settings_table
+from rightsizer.quantity import DAY_S
 from rightsizer.samples.frame import SamplesError
 from rightsizer.sources.bitbrains import read_bitbrains
 from rightsizer.sources.samples_file import add_max_input_argument, read_samples
@@ -363,7 +363,7 @@ def _preamble(result: BacktestResult) -> str:
     def day(ts: float) -> str:
         return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
-    history = "all" if st.history_s is None else f"{st.history_s / 86400:g}d"
+    history = "all" if st.history_s is None else f"{st.history_s / DAY_S:g}d"
     return (
         f"trace: {trace.containers} containers, {trace.rows:,} samples, "
         f"{day(float(trace.usage.timestamp_s[0]))} → {day(float(trace.usage.timestamp_s[-1]))} "

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from rightsizer.engine.usage import ContainerRegistry, UsageChunk
+from rightsizer.quantity import DAY_S
 from rightsizer.samples.workloads import WorkloadResolver
 from rightsizer.sources.prometheus_history import HistoryWindow, plan_chunks
 
-DAY_S = 86_400.0
 MIB = 2.0**20
 
 

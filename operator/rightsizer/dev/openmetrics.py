@@ -20,9 +20,10 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from rightsizer.quantity import DAY_S
+
 CADVISOR_JOB = "kubelet"
 KSM_JOB = "kube-state-metrics"
-DAY_S = 86_400
 
 
 #: The alphabet Kubernetes uses for generated name suffixes.

@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 
 from rightsizer.engine.usage import UsageChunk
-
-DAY_S = 86_400
+from rightsizer.quantity import DAY_S
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ import numpy as np
 from rightsizer.engine.buckets import CPU_SCHEME, MEMORY_SCHEME, FloatArray, IntArray
 from rightsizer.engine.histogram import DecayingHistograms, HistogramCheckpoint
 from rightsizer.engine.usage import UsageChunk
+from rightsizer.quantity import DAY_S
 
-DAY_S = 86_400.0
 #: VPA's ``minSampleWeight``: every CPU sample weighs 0.1 before decay.
 CPU_SAMPLE_WEIGHT = 0.1
 #: VPA's ``epsilon = 0.001 × minSampleWeight``: lighter buckets count as empty.

@@ -13,9 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rightsizer.engine.buckets import FloatArray, IntArray
-from rightsizer.quantity import MAX_RESOURCE_AMOUNT
-
-DAY_S = 86_400.0
+from rightsizer.quantity import DAY_S, MAX_RESOURCE_AMOUNT
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,11 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from rightsizer.engine.aggregation import DAY_S, AggregationSettings
+from rightsizer.engine.aggregation import AggregationSettings
 from rightsizer.engine.buckets import FloatArray, IntArray
 from rightsizer.engine.strategies.vpa import VpaStrategy
 from rightsizer.engine.usage import ContainerKey, ContainerRegistry, UsageChunk
+from rightsizer.quantity import DAY_S
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from rightsizer.guardrails.rollout import RolloutState
 from rightsizer.model.assessment import Assessment
 from rightsizer.model.change import moved_enough
 from rightsizer.model.workloads import WorkloadInfo
-from rightsizer.quantity import human_cpu, human_memory
+from rightsizer.quantity import DAY_S, human_cpu, human_memory
 
 EXCLUDE_ANNOTATION = "rightsizer.dev/exclude"
 #: Markers of GitOps tools: a write would be reverted (or fought over) by them.
@@ -63,7 +63,7 @@ class ApplySettings:
     min_confidence: float = 1.0
     """VPA-style confidence (≈ days of history) below which nothing is written."""
     min_change_percent: float = 10.0
-    cooldown_s: float = 86400.0
+    cooldown_s: float = DAY_S
     max_step_down_percent: float = 50.0
     memory_peak_margin_percent: float = 10.0
     max_concurrent_rollouts: int = 2

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from rightsizer.model.assessment import Assessment, Totals
-from rightsizer.quantity import human_cpu, human_memory
+from rightsizer.quantity import DAY_S, human_cpu, human_memory
 from rightsizer.report.recommendations import change_cells, to_document
 
 FORMATS = ("table", "json", "yaml", "csv", "markdown")
@@ -23,13 +23,13 @@ def _cells(row: Assessment) -> list[str]:
     if not row.enough_data:
         return [*base, human_cpu(r.current_requests.cpu_millicores), "?", "-",
                 human_memory(r.current_requests.memory_bytes), "?", "-",
-                str(r.cpu_samples), f"{r.history_span_s / 86400:.1f}d",
+                str(r.cpu_samples), f"{r.history_span_s / DAY_S:.1f}d",
                 f"insufficient data: {row.reason}"]  # fmt: skip
     return [
         *base,
         *change_cells(r),
         str(r.cpu_samples),
-        f"{r.history_span_s / 86400:.1f}d",
+        f"{r.history_span_s / DAY_S:.1f}d",
         row.severity.value,
     ]
 

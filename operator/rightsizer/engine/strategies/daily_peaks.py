@@ -17,8 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rightsizer.engine.buckets import BoolArray, FloatArray, IntArray
-
-DAY_S = 86_400.0
+from rightsizer.quantity import DAY_S
 
 _Rows = npt.NDArray[np.float64]
 

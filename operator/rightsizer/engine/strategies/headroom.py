@@ -67,9 +67,10 @@ from rightsizer.engine.strategies.base import (
     UsageState,
     finalize,
 )
-from rightsizer.engine.strategies.daily_peaks import DAY_S, DailyPeaks
+from rightsizer.engine.strategies.daily_peaks import DailyPeaks
 from rightsizer.engine.strategies.percentile import FINE_CPU_SCHEME, PercentileStrategy
 from rightsizer.engine.usage import ContainerRegistry, UsageChunk
+from rightsizer.quantity import DAY_S
 
 MIB = 2**20
 #: Memory peaks are kept per day: one ring slot per day of each container (daily_peaks.py).

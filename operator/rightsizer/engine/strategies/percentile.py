@@ -26,6 +26,7 @@ from rightsizer.engine.strategies.base import (
     finalize,
 )
 from rightsizer.engine.usage import ContainerRegistry, UsageChunk
+from rightsizer.quantity import DAY_S
 
 #: Fine CPU buckets: 0.1 millicore first bucket, 1 % growth, up to 1000 cores.
 FINE_CPU_SCHEME = exponential_table_scheme(1000.0, 0.0001, 1.01)
@@ -152,7 +153,7 @@ class PercentileStrategy:
         cpu_i = cpu.astype(np.int64)
         mem_i = mem.astype(np.int64)
         span_s = np.nan_to_num(state.last_s - state.first_s, nan=0.0)
-        span_days = span_s / 86_400.0
+        span_days = span_s / DAY_S
         conf = np.minimum(span_days, state.cpu_samples / 1440.0)
         return RawRecommendations(
             cpu=Estimates(cpu_i, cpu_i, cpu_i),
