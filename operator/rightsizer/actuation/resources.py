@@ -22,6 +22,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from rightsizer.engine.recommendation import Resources
+from rightsizer.model.workloads import apps_api_method
 from rightsizer.quantity import quantities
 
 FIELD_MANAGER = "rightsizer"
@@ -31,17 +32,6 @@ MAX_ATTEMPTS = 6
 #: Pause before attempt n (n × this): a rolling Deployment's status moves its
 #: resourceVersion several times a second.
 RETRY_PAUSE_S = 0.2
-
-_PATCH = {
-    "Deployment": "patch_namespaced_deployment",
-    "StatefulSet": "patch_namespaced_stateful_set",
-    "DaemonSet": "patch_namespaced_daemon_set",
-}
-_READ = {
-    "Deployment": "read_namespaced_deployment",
-    "StatefulSet": "read_namespaced_stateful_set",
-    "DaemonSet": "read_namespaced_daemon_set",
-}
 
 
 class WriteRejectedError(RuntimeError):
@@ -107,7 +97,7 @@ def write(
     Raises ``WriteRejectedError`` when the dry-run or the write is refused.
     """
     apps = client.AppsV1Api(api)
-    patch = getattr(apps, _PATCH[plan.kind])
+    patch = getattr(apps, apps_api_method("patch", plan.kind))
     requests = 0
     current: ResourcesWrite | None = plan
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -126,7 +116,9 @@ def write(
                 raise WriteRejectedError(f"HTTP {exc.status}: {_message(exc)}") from None
         requests += 1
         time.sleep(RETRY_PAUSE_S * attempt)
-        fresh = _plain(api, getattr(apps, _READ[plan.kind])(plan.name, plan.namespace))
+        fresh = _plain(
+            api, getattr(apps, apps_api_method("read", plan.kind))(plan.name, plan.namespace)
+        )
         current = redecide(fresh)
         if current is None:
             return None, requests

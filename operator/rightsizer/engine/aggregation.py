@@ -28,6 +28,7 @@ from typing import TypeVar
 import numpy as np
 
 from rightsizer.engine.buckets import CPU_SCHEME, MEMORY_SCHEME, FloatArray, IntArray
+from rightsizer.engine.estimators import confidence
 from rightsizer.engine.histogram import DecayingHistograms, HistogramCheckpoint
 from rightsizer.engine.usage import UsageChunk
 from rightsizer.quantity import DAY_S
@@ -429,10 +430,7 @@ class UsageAggregates:
     def confidence(self, interval_cpu_s: float = DAY_S) -> FloatArray:
         """§1.5: ``min(span / I, N / I_minutes)`` per container, from CPU samples."""
         span = np.nan_to_num(self.last_cpu_sample_s - self.first_cpu_sample_s, nan=0.0)
-        by_span = span / interval_cpu_s
-        by_count = self.cpu_sample_count / (interval_cpu_s / 60.0)
-        result: FloatArray = np.minimum(by_span, by_count)
-        return result
+        return confidence(span, self.cpu_sample_count, interval_cpu_s)
 
     def expired(self, now_s: float) -> IntArray:
         """Containers whose last CPU sample is at least interval × count old (§1.3)."""

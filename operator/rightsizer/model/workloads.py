@@ -23,6 +23,20 @@ KEPT_ANNOTATION_PREFIXES = (
 )
 
 
+#: The workload kinds the operator sizes, and how the Kubernetes client names each in its
+#: ``AppsV1Api`` methods (``patch_namespaced_deployment`` …).
+WORKLOAD_KINDS: dict[str, str] = {
+    "Deployment": "deployment",
+    "StatefulSet": "stateful_set",
+    "DaemonSet": "daemon_set",
+}
+
+
+def apps_api_method(verb: str, kind: str) -> str:
+    """The ``AppsV1Api`` method for ``verb`` (read, list, patch) on a workload kind."""
+    return f"{verb}_namespaced_{WORKLOAD_KINDS[kind]}"
+
+
 @dataclass(frozen=True)
 class ContainerResources:
     name: str

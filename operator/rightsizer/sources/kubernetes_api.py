@@ -13,6 +13,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
+from rightsizer.model.workloads import WORKLOAD_KINDS, apps_api_method
 from rightsizer.sources.errors import (
     SourceError,
     SourceProblem,
@@ -20,12 +21,6 @@ from rightsizer.sources.errors import (
     SourceRejectedError,
     SourceUnavailableError,
 )
-
-KIND_LISTERS = {
-    "Deployment": "list_namespaced_deployment",
-    "StatefulSet": "list_namespaced_stateful_set",
-    "DaemonSet": "list_namespaced_daemon_set",
-}
 
 
 def api_client(context: str | None = None) -> ApiClient:
@@ -95,9 +90,9 @@ def workloads_matching(
     apps = client.AppsV1Api(api)
     found = set()
     for kind in kinds:
-        lister = KIND_LISTERS.get(kind)
-        if lister is None:
+        if kind not in WORKLOAD_KINDS:
             continue
+        lister = apps_api_method("list", kind)
         items = call_api(getattr(apps, lister), namespace, label_selector=selector).items
         found |= {(namespace, f"{kind}/{w.metadata.name}") for w in items}
     return found
@@ -142,9 +137,9 @@ def template_containers(
     apps = client.AppsV1Api(api)
     found = {}
     for kind in kinds:
-        lister = KIND_LISTERS.get(kind)
-        if lister is None:
+        if kind not in WORKLOAD_KINDS:
             continue
+        lister = apps_api_method("list", kind)
         for w in call_api(getattr(apps, lister), namespace).items:
             found[(namespace, f"{kind}/{w.metadata.name}")] = [
                 (c.name, api.sanitize_for_serialization(c.resources) or {})
