@@ -88,7 +88,7 @@ def intended(rs: list[Assessment]) -> dict[str, tuple[Resources, Resources]]:
     ctx = ApplyContext(settings=SETTINGS, now_s=0, policy="", policy_generation=0)
     out = {}
     for r in rs:
-        change, _ = container_change(r, ctx)
+        change = container_change(r, ctx).change
         assert change is not None
         out[change.container] = (change.requests, change.limits)
     return out

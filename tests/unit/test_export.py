@@ -46,8 +46,8 @@ def row(
 
 
 def expected(r: Assessment, settings: ApplySettings = SETTINGS) -> Any:
-    change, _ = container_change(r, ApplyContext(settings=settings, now_s=0, policy="",
-                                                 policy_generation=0))  # fmt: skip
+    change = container_change(r, ApplyContext(settings=settings, now_s=0, policy="",
+                                              policy_generation=0)).change  # fmt: skip
     assert change is not None
     return change
 

@@ -11,16 +11,8 @@ import pytest
 
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
-from rightsizer.guardrails.apply import (
-    AppliedRecord,
-    ApplyContext,
-    ApplySettings,
-    QuotaRoom,
-    decide,
-    parse_record,
-    record_json,
-    revert_record,
-)
+from rightsizer.guardrails.apply import ApplyContext, ApplySettings, QuotaRoom, decide
+from rightsizer.guardrails.record import AppliedRecord, parse_record, record_json, revert_record
 from rightsizer.guardrails.rollout import (
     PodHealth,
     RolloutState,

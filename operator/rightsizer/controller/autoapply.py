@@ -20,7 +20,6 @@ from rightsizer.controller.reconcile import AUTO_APPLY_LABEL, Event
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import Resources
 from rightsizer.guardrails.apply import (
-    AppliedRecord,
     ApplyContext,
     ApplySettings,
     Decision,
@@ -28,10 +27,8 @@ from rightsizer.guardrails.apply import (
     QuotaRoom,
     applied_record,
     decide,
-    parse_record,
-    record_json,
-    revert_record,
 )
+from rightsizer.guardrails.record import AppliedRecord, parse_record, record_json, revert_record
 from rightsizer.guardrails.rollout import PodHealth, pod_failure, pod_health, rollout_state
 from rightsizer.guardrails.rollout import watched as watched_rollout
 from rightsizer.model.assessment import Assessment

@@ -136,11 +136,11 @@ def plan_changes(
         key = (rec.namespace, rec.workload)
         known = {c.name: c for c in _template(templates, key) or []}
         tc = known.get(rec.container)
-        change, note = container_change(row, ctx, tc.current() if tc else None)
-        if "InsufficientData" in note:
+        outcome = container_change(row, ctx, tc.current() if tc else None)
+        if outcome.insufficient_data is not None:
             insufficient += 1
-        if change is not None:
-            by_workload.setdefault(key, []).append(change)
+        if outcome.change is not None:
+            by_workload.setdefault(key, []).append(outcome.change)
     workloads = []
     for (ns, workload), changes in sorted(by_workload.items()):
         order = [c.name for c in _template(templates, (ns, workload)) or []]

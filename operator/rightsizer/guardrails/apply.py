@@ -27,10 +27,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import Resources
+from rightsizer.guardrails.record import AppliedRecord
 from rightsizer.guardrails.rollout import RolloutState
 from rightsizer.model.assessment import Assessment
 from rightsizer.model.change import moved_enough
@@ -97,6 +97,26 @@ class ContainerChange:
 
 
 @dataclass(frozen=True)
+class ContainerOutcome:
+    """What Apply mode would do with one container: its change (None: it stays), and
+    why not, as data."""
+
+    container: str
+    change: ContainerChange | None = None
+    insufficient_data: str | None = None
+    """Why the container has too little data to be written (None: it has enough)."""
+    left_alone: tuple[str, ...] = ()
+    """Resources kept as they are, and why (e.g. an HPA scales on them)."""
+
+    @property
+    def note(self) -> str:
+        """For status and Events: why something was not written ("" when all was)."""
+        if self.insufficient_data is not None:
+            return f"{self.container}: InsufficientData ({self.insufficient_data})"
+        return f"{self.container}: " + "; ".join(self.left_alone) if self.left_alone else ""
+
+
+@dataclass(frozen=True)
 class Decision:
     workload: str
     changes: tuple[ContainerChange, ...] = ()
@@ -107,22 +127,6 @@ class Decision:
     @property
     def writes(self) -> bool:
         return self.hold is None and bool(self.changes)
-
-
-@dataclass(frozen=True)
-class AppliedRecord:
-    """Our last write to a workload, kept in its ``rightsizer.dev/last-applied`` annotation
-    (written atomically with the resources, so a restart never loses it)."""
-
-    policy: str
-    generation: int
-    time_s: float
-    state: str
-    """``Applied`` or ``Reverted``."""
-    reason: str
-    previous: Mapping[str, tuple[Resources, Resources]]
-    """Container → (requests, limits) before the write."""
-    applied: Mapping[str, tuple[Resources, Resources]]
 
 
 @dataclass(frozen=True)
@@ -223,26 +227,25 @@ def _new_value(
 
 def container_change(
     row: Assessment, ctx: ApplyContext, current: tuple[Resources, Resources] | None = None
-) -> tuple[ContainerChange | None, str]:
-    """The new values for one container (None when it stays), and a note on what was
-    left alone. ``current`` (requests, limits) as the workload has them now; default:
-    as the recommendation saw them."""
+) -> ContainerOutcome:
+    """The new values for one container, or why it stays. ``current`` (requests, limits)
+    as the workload has them now; default: as the recommendation saw them."""
     r = row.recommendation
     if current is not None:
         r = replace(r, current_requests=current[0], current_limits=current[1])
     s = ctx.settings
     if not row.enough_data or r.confidence < s.min_confidence:
         why = row.reason or f"confidence {r.confidence:.2f} below {s.min_confidence:g}"
-        return None, f"{r.container}: InsufficientData ({why})"
+        return ContainerOutcome(r.container, insufficient_data=why)
     floor = math.ceil(r.peak_memory_bytes * (1 + s.memory_peak_margin_percent / 100))
-    requests, limits, notes = {}, {}, []
+    requests, limits, left_alone = {}, {}, []
     moved = False
     for res in RESOURCES:
         attr = _ATTR[res]
         cur_req, cur_lim = getattr(r.current_requests, attr), getattr(r.current_limits, attr)
         if res in ctx.hpa_resources and s.hpa_resources == "Skip":
             requests[attr], limits[attr] = cur_req, cur_lim
-            notes.append(f"{res} left alone: an HPA scales on it")
+            left_alone.append(f"{res} left alone: an HPA scales on it")
             continue
         new_req = _new_value(res, getattr(r.target, attr), cur_req, floor, s)
         rec_lim = getattr(r.limits, attr)
@@ -251,15 +254,15 @@ def container_change(
             new_lim = new_req  # a limit below the request is invalid
         requests[attr], limits[attr] = new_req, new_lim
         moved = moved or moved_enough(cur_req, new_req, s.min_change_percent)
-    note = f"{r.container}: " + "; ".join(notes) if notes else ""
+    outcome = ContainerOutcome(r.container, left_alone=tuple(left_alone))
     if not moved:
-        return None, note
+        return outcome
     change = ContainerChange(
         r.container, r.current_requests, r.current_limits,
         Resources(requests["cpu_millicores"], requests["memory_bytes"]),
         Resources(limits["cpu_millicores"], limits["memory_bytes"]),
     )  # fmt: skip
-    return change, note
+    return replace(outcome, change=change)
 
 
 def limit_range_violation(
@@ -325,19 +328,16 @@ def decide(w: WorkloadInfo, rows: Sequence[Assessment], ctx: ApplyContext) -> De
     hold = _workload_hold(w, ctx)
     if hold is not None:
         return Decision(w.ref, hold=hold)
-    changes, notes = [], []
     now = {c.name: (c.requests, c.limits) for c in w.containers}
-    for row in sorted(rows, key=lambda r: r.recommendation.container):
-        if row.recommendation.container not in now:
-            continue  # gone from the template since the recommendation
-        change, note = container_change(row, ctx, now[row.recommendation.container])
-        if note:
-            notes.append(note)
-        if change is not None:
-            changes.append(change)
-    base = Decision(w.ref, tuple(changes), None, tuple(notes))
+    outcomes = [
+        container_change(row, ctx, now[row.recommendation.container])
+        for row in sorted(rows, key=lambda r: r.recommendation.container)
+        if row.recommendation.container in now  # else gone from the template since
+    ]
+    changes = [o.change for o in outcomes if o.change is not None]
+    base = Decision(w.ref, tuple(changes), None, tuple(o.note for o in outcomes if o.note))
     if not changes:
-        insufficient = [n for n in notes if "InsufficientData" in n]
+        insufficient = [o.note for o in outcomes if o.insufficient_data is not None]
         if insufficient and len(insufficient) == len(rows):
             return replace(base, hold=Hold("InsufficientData", "; ".join(insufficient)))
         return replace(
@@ -365,50 +365,7 @@ def decide(w: WorkloadInfo, rows: Sequence[Assessment], ctx: ApplyContext) -> De
     return base
 
 
-# -- the record kept on the workload ------------------------------------------------------
-def _res_json(r: Resources) -> dict[str, int]:
-    out = {}
-    if r.cpu_millicores is not None:
-        out["cpuMillicores"] = r.cpu_millicores
-    if r.memory_bytes is not None:
-        out["memoryBytes"] = r.memory_bytes
-    return out
-
-
-def _res_from(data: Mapping[str, Any]) -> Resources:
-    cpu, mem = data.get("cpuMillicores"), data.get("memoryBytes")
-    return Resources(None if cpu is None else int(cpu), None if mem is None else int(mem))
-
-
-def record_json(record: AppliedRecord) -> dict[str, Any]:
-    def pairs(m: Mapping[str, tuple[Resources, Resources]]) -> dict[str, Any]:
-        return {c: {"requests": _res_json(rq), "limits": _res_json(lm)}
-                for c, (rq, lm) in sorted(m.items())}  # fmt: skip
-
-    return {
-        "policy": record.policy, "generation": record.generation, "time": record.time_s,
-        "state": record.state, "reason": record.reason,
-        "previous": pairs(record.previous), "applied": pairs(record.applied),
-    }  # fmt: skip
-
-
-def parse_record(data: Mapping[str, Any]) -> AppliedRecord | None:
-    """The record from its JSON form; None when it is not one of ours (or is damaged)."""
-    try:
-
-        def pairs(m: Mapping[str, Any]) -> dict[str, tuple[Resources, Resources]]:
-            return {str(c): (_res_from(v.get("requests") or {}), _res_from(v.get("limits") or {}))
-                    for c, v in m.items()}  # fmt: skip
-
-        return AppliedRecord(
-            policy=str(data["policy"]), generation=int(data["generation"]),
-            time_s=float(data["time"]), state=str(data["state"]), reason=str(data["reason"]),
-            previous=pairs(data.get("previous") or {}), applied=pairs(data.get("applied") or {}),
-        )  # fmt: skip
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-
-
+# -- the record of a decision ----------------------------------------------------------
 def applied_record(decision: Decision, ctx: ApplyContext) -> AppliedRecord:
     """The record of writing ``decision``: what each container had, what it gets."""
     return AppliedRecord(
@@ -416,12 +373,4 @@ def applied_record(decision: Decision, ctx: ApplyContext) -> AppliedRecord:
         reason="RecommendationApplied",
         previous={c.container: (c.before_requests, c.before_limits) for c in decision.changes},
         applied={c.container: (c.requests, c.limits) for c in decision.changes},
-    )  # fmt: skip
-
-
-def revert_record(record: AppliedRecord, reason: str, now_s: float) -> AppliedRecord:
-    """Reverting swaps what was applied for what was there before."""
-    return replace(
-        record, time_s=now_s, state="Reverted", reason=reason,
-        previous=record.applied, applied=record.previous,
     )  # fmt: skip
