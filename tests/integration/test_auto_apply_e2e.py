@@ -16,8 +16,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from rightsizer.actuation.resources import RECORD_ANNOTATION
 from rightsizer.cli.main import main
+from rightsizer.names import RECORD_ANNOTATION
 from rightsizer.quantity import parse_quantity
 from tests.integration.test_operator_e2e import CRD, GROUP, PLURAL, VERSION, Operator
 from tests.integration.waiting import wait_for

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from rightsizer.actuation.annotations import RECOMMENDATION, annotation_update
+from rightsizer.actuation.annotations import annotation_update
 from rightsizer.model.change import change_percent, moved_enough
+from rightsizer.names import RECOMMENDATION_ANNOTATION as RECOMMENDATION
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rightsizer.names import PROMETHEUS_AUTH_SECRET_TYPE
 from rightsizer.sources.credentials import (
-    PROMETHEUS_AUTH_SECRET_TYPE,
     CredentialsError,
     PrometheusCredentials,
     credentials_from_secret,

@@ -242,8 +242,9 @@ def test_inventory_reads_rollout_status_and_surge() -> None:
 def test_apply_pass_reverts_a_write_whose_new_pods_are_oom_killed() -> None:
     """The pass lists the namespace's pods once, finds the watched workload's new pod
     OOM-killed, writes the recorded previous values back and holds the workload."""
-    from rightsizer.actuation.resources import RECORD_ANNOTATION, ResourcesWrite
+    from rightsizer.actuation.resources import ResourcesWrite
     from rightsizer.controller.autoapply import ApplyPorts, apply_pass
+    from rightsizer.names import RECORD_ANNOTATION
 
     record = applied(NOW - 120)
     info = workload(annotations={RECORD_ANNOTATION: json.dumps(record_json(record))},
@@ -299,8 +300,8 @@ def test_no_writes_while_the_usage_source_fails() -> None:
 def test_holds_that_follow_our_own_write_are_not_events() -> None:
     """After a write: RolloutInProgress, then Cooldown — in the status, without an Event
     each (ResourcesApplied said it); someone else's rollout is still an Event."""
-    from rightsizer.actuation.resources import RECORD_ANNOTATION
     from rightsizer.controller.autoapply import ApplyPorts, apply_pass
+    from rightsizer.names import RECORD_ANNOTATION
 
     rolling = RolloutStatus(generation=5, observed_generation=4, desired=2)
     ours = workload(annotations={RECORD_ANNOTATION: json.dumps(record_json(applied(NOW - 5)))},
@@ -326,7 +327,7 @@ def test_holds_that_follow_our_own_write_are_not_events() -> None:
 def _deployment_after_our_write(
     since_write_s: float, *, deadline_exceeded: bool, progress_deadline_s: float | None
 ) -> WorkloadInfo:
-    from rightsizer.actuation.resources import RECORD_ANNOTATION
+    from rightsizer.names import RECORD_ANNOTATION
 
     record = applied(NOW - since_write_s)
     status = RolloutStatus(generation=5, observed_generation=5, desired=2, updated=2,

@@ -13,10 +13,9 @@ from typing import Any
 
 from rightsizer.model.assessment import Assessment
 from rightsizer.model.change import moved_enough
+from rightsizer.names import RECOMMENDATION_ANNOTATION as RECOMMENDATION
+from rightsizer.names import SUMMARY_ANNOTATION as SUMMARY
 from rightsizer.quantity import human_cpu, human_memory, quantities
-
-RECOMMENDATION = "rightsizer.dev/recommendation"
-SUMMARY = "rightsizer.dev/summary"
 
 
 def wanted_annotations(rows: Sequence[Assessment], policy: str) -> dict[str, str] | None:

@@ -23,10 +23,9 @@ from kubernetes.client.exceptions import ApiException
 
 from rightsizer.engine.recommendation import Resources
 from rightsizer.model.workloads import apps_api_method
+from rightsizer.names import FIELD_MANAGER, RECORD_ANNOTATION
 from rightsizer.quantity import quantities
 
-FIELD_MANAGER = "rightsizer"
-RECORD_ANNOTATION = "rightsizer.dev/last-applied"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 MAX_ATTEMPTS = 6
 #: Pause before attempt n (n × this): a rolling Deployment's status moves its

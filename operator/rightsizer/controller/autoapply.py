@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rightsizer.actuation.resources import RECORD_ANNOTATION, ResourcesWrite, WriteRejectedError
-from rightsizer.controller.reconcile import AUTO_APPLY_LABEL, Event
+from rightsizer.actuation.resources import ResourcesWrite, WriteRejectedError
+from rightsizer.controller.reconcile import Event
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import Resources
 from rightsizer.guardrails.apply import (
@@ -33,6 +33,14 @@ from rightsizer.guardrails.rollout import PodHealth, pod_failure, pod_health, ro
 from rightsizer.guardrails.rollout import watched as watched_rollout
 from rightsizer.model.assessment import Assessment
 from rightsizer.model.workloads import WorkloadInfo, workload_info
+from rightsizer.names import (
+    AUTO_APPLY_ENABLED,
+    AUTO_APPLY_LABEL,
+    RECORD_ANNOTATION,
+    ConditionType,
+    EventReason,
+    HoldReason,
+)
 from rightsizer.quantity import QuantityError, parse_quantity, quantities
 from rightsizer.status.build import Condition, iso
 
@@ -40,7 +48,7 @@ from rightsizer.status.build import Condition, iso
 #: ``guardrails.rollout.watch_s``).
 POD_CHECK_INTERVAL_S = 30.0
 #: Holds that follow from our own write (its rollout, its cooldown): status only.
-AFTER_OUR_WRITE = frozenset({"RolloutInProgress", "Cooldown"})
+AFTER_OUR_WRITE = frozenset({HoldReason.ROLLOUT_IN_PROGRESS, HoldReason.COOLDOWN})
 
 
 @dataclass
@@ -145,12 +153,12 @@ def apply_pass(
     source_ok: bool = True,
 ) -> ApplyResult:
     """``pod_checks`` (namespace → last pod check) is the caller's memory between passes."""
-    if namespace_labels.get(AUTO_APPLY_LABEL) != "enabled":
+    if namespace_labels.get(AUTO_APPLY_LABEL) != AUTO_APPLY_ENABLED:
         return ApplyResult(
-            Condition("AutoApplyBlocked", True, "NamespaceNotOptedIn",
+            Condition(ConditionType.AUTO_APPLY_BLOCKED, True, "NamespaceNotOptedIn",
                       f"label the namespace {AUTO_APPLY_LABEL}=enabled to allow writes"),
         )  # fmt: skip
-    result = ApplyResult(Condition("AutoApplyBlocked", False, "NamespaceOptedIn", ""))
+    result = ApplyResult(Condition(ConditionType.AUTO_APPLY_BLOCKED, False, "NamespaceOptedIn", ""))
     by_workload: dict[str, list[Assessment]] = {}
     for row in rows:
         by_workload.setdefault(row.recommendation.workload, []).append(row)
@@ -221,23 +229,35 @@ def apply_pass(
                     _, requests = ports.write(_write_of(w, revert), None)
                     result.api_requests += requests
                 except WriteRejectedError as exc:
-                    state(w.ref, "Held", Hold("RevertFailed", f"{failure}; revert refused: {exc}"))
+                    state(
+                        w.ref,
+                        "Held",
+                        Hold(HoldReason.REVERT_FAILED, f"{failure}; revert refused: {exc}"),
+                    )
                     continue
                 result.writes += 1
                 result.last_actions[w.ref] = last_action(revert)
                 emit(
-                    Event(w.body(), "Warning", "RolloutFailed",
+                    Event(w.body(), "Warning", EventReason.ROLLOUT_FAILED,
                           f"{failure}; reverted to the previous resources and held until the "
                           f"policy changes")
                 )  # fmt: skip
-                state(w.ref, "Held", Hold("HeldAfterFailedRollout", f"reverted: {failure}"))
+                state(
+                    w.ref,
+                    "Held",
+                    Hold(HoldReason.HELD_AFTER_FAILED_ROLLOUT, f"reverted: {failure}"),
+                )
                 continue
         # -- decide and write ----------------------------------------------------------------
         group = by_workload.get(w.ref)
         if not group:
             continue
         if not source_ok:  # recommendations only ever from complete reads: wait
-            state(w.ref, "Held", Hold("SourceUnavailable", "usage source failing; no writes"))
+            state(
+                w.ref,
+                "Held",
+                Hold(HoldReason.SOURCE_UNAVAILABLE, "usage source failing; no writes"),
+            )
             continue
 
         def context(info: WorkloadInfo, flight: int) -> ApplyContext:
@@ -266,7 +286,7 @@ def apply_pass(
             written, requests = ports.write(_plan(decision, w, ctx), redecide)
             result.api_requests += requests
         except WriteRejectedError as exc:
-            state(w.ref, "Held", Hold("ApplyRejected", str(exc)))
+            state(w.ref, "Held", Hold(HoldReason.APPLY_REJECTED, str(exc)))
             continue
         if written is None:
             continue
@@ -278,7 +298,7 @@ def apply_pass(
         changes = "; ".join(c.text() for c in decision.changes)
         notes = "; ".join(n for n in decision.notes if n)
         emit(
-            Event(w.body(), "Normal", "ResourcesApplied",
+            Event(w.body(), "Normal", EventReason.RESOURCES_APPLIED,
                   changes + (f" ({notes})" if notes else "") + f" by policy {policy}")
         )  # fmt: skip
         state(w.ref, "Applied", None, changes)

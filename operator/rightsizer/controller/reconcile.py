@@ -56,7 +56,6 @@ GC_INTERVAL_S = 3600.0
 METRICS_POLL_INTERVAL_S = 60.0
 MIN_HISTORY_S = 3600.0
 MIN_SAMPLES = 30
-AUTO_APPLY_LABEL = "rightsizer.dev/auto-apply"
 
 
 @dataclass

@@ -35,9 +35,9 @@ from rightsizer.guardrails.rollout import RolloutState
 from rightsizer.model.assessment import Assessment
 from rightsizer.model.change import moved_enough
 from rightsizer.model.workloads import WorkloadInfo
+from rightsizer.names import EXCLUDE_ANNOTATION, HoldReason
 from rightsizer.quantity import DAY_S, human_cpu, human_memory
 
-EXCLUDE_ANNOTATION = "rightsizer.dev/exclude"
 #: Markers of GitOps tools: a write would be reverted (or fought over) by them.
 GITOPS_ANNOTATIONS = (
     "argocd.argoproj.io/tracking-id",
@@ -173,11 +173,11 @@ def gitops_marker(w: WorkloadInfo) -> str | None:
 def _workload_hold(w: WorkloadInfo, ctx: ApplyContext) -> Hold | None:
     s = ctx.settings
     if w.annotations.get(EXCLUDE_ANNOTATION, "").lower() == "true":
-        return Hold("Excluded", f'{EXCLUDE_ANNOTATION}: "true" on the workload')
+        return Hold(HoldReason.EXCLUDED, f'{EXCLUDE_ANNOTATION}: "true" on the workload')
     marker = gitops_marker(w)
     if marker and not s.allow_gitops_managed:
         return Hold(
-            "GitOpsManaged",
+            HoldReason.GITOPS_MANAGED,
             f"managed by a GitOps tool ({marker}): annotated only; set "
             "spec.update.allowGitOpsManaged to write anyway",
         )
@@ -189,14 +189,16 @@ def _workload_hold(w: WorkloadInfo, ctx: ApplyContext) -> Hold | None:
         and rec.generation == ctx.policy_generation
     ):
         return Hold(
-            "HeldAfterFailedRollout",
+            HoldReason.HELD_AFTER_FAILED_ROLLOUT,
             f"our last change was reverted ({rec.reason}); held until the policy changes",
         )
     if not ctx.rollout.complete:
-        return Hold("RolloutInProgress", ctx.rollout.failed or "the workload is rolling out")
+        return Hold(
+            HoldReason.ROLLOUT_IN_PROGRESS, ctx.rollout.failed or "the workload is rolling out"
+        )
     if rec and rec.state == "Applied" and ctx.now_s - rec.time_s < s.cooldown_s:
         left = s.cooldown_s - (ctx.now_s - rec.time_s)
-        return Hold("Cooldown", f"last applied {_human_s(ctx.now_s - rec.time_s)} ago; "
+        return Hold(HoldReason.COOLDOWN, f"last applied {_human_s(ctx.now_s - rec.time_s)} ago; "
                                 f"next write possible in {_human_s(left)}")  # fmt: skip
     return None
 
@@ -339,25 +341,25 @@ def decide(w: WorkloadInfo, rows: Sequence[Assessment], ctx: ApplyContext) -> De
     if not changes:
         insufficient = [o.note for o in outcomes if o.insufficient_data is not None]
         if insufficient and len(insufficient) == len(rows):
-            return replace(base, hold=Hold("InsufficientData", "; ".join(insufficient)))
+            return replace(base, hold=Hold(HoldReason.INSUFFICIENT_DATA, "; ".join(insufficient)))
         return replace(
             base,
             hold=Hold(
-                "BelowMinimumChange",
+                HoldReason.BELOW_MINIMUM_CHANGE,
                 f"no request would change by {ctx.settings.min_change_percent:g} % or more",
             ),
         )
     violation = limit_range_violation(changes, ctx.limit_ranges)
     if violation:
-        return replace(base, hold=Hold("LimitRangeViolation", violation))
+        return replace(base, hold=Hold(HoldReason.LIMIT_RANGE_VIOLATION, violation))
     shortfall = quota_shortfall(changes, w.replicas, ctx.surge_pods, ctx.quotas)
     if shortfall:
-        return replace(base, hold=Hold("QuotaExceeded", shortfall))
+        return replace(base, hold=Hold(HoldReason.QUOTA_EXCEEDED, shortfall))
     if ctx.rollouts_in_flight >= ctx.settings.max_concurrent_rollouts:
         return replace(
             base,
             hold=Hold(
-                "RolloutLimit",
+                HoldReason.ROLLOUT_LIMIT,
                 f"{ctx.rollouts_in_flight} of our rollouts in flight in the namespace "
                 f"(maxConcurrentRollouts {ctx.settings.max_concurrent_rollouts})",
             ),

@@ -21,10 +21,10 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from rightsizer.history import parts
+from rightsizer.names import CHECKPOINT_DIGEST_ANNOTATION as DIGEST_ANNOTATION
+from rightsizer.names import CHECKPOINT_PARTS_ANNOTATION as PARTS_ANNOTATION
 
 KEY = "checkpoints.json.gz"
-PARTS_ANNOTATION = "rightsizer.dev/checkpoint-parts"
-DIGEST_ANNOTATION = "rightsizer.dev/checkpoint-sha256"
 OWNER_API_VERSION, OWNER_KIND = "rightsizer.dev/v1alpha1", "RightSizePolicy"
 
 

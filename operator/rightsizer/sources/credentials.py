@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from rightsizer.names import PROMETHEUS_AUTH_SECRET_TYPE
 from rightsizer.sources.errors import SourceProblem
 
 #: The only Secret type the operator takes Prometheus credentials from.
-PROMETHEUS_AUTH_SECRET_TYPE = "rightsizer.dev/prometheus-auth"
 SERVICE_ACCOUNT_TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"
 
 

@@ -1,0 +1,81 @@
+"""The operator's public names, in one place: its API, the annotations and labels it reads
+and writes, its condition types, Event reasons and hold reasons.
+
+People and tools match on these (``kubectl get events --field-selector reason=…``,
+alerts, GitOps ignore rules), so they change only with a new API version.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# -- the API ------------------------------------------------------------------------------
+GROUP = "rightsizer.dev"
+VERSION = "v1alpha1"
+POLICY_KIND = "RightSizePolicy"
+POLICY_PLURAL = "rightsizepolicies"
+API_VERSION = f"{GROUP}/{VERSION}"
+FINALIZER = f"{GROUP}/finalizer"
+#: Server-side apply's field manager for the resources Apply mode writes.
+FIELD_MANAGER = "rightsizer"
+
+# -- annotations and labels ---------------------------------------------------------------
+#: On a workload (Annotate mode): the recommendation, JSON, and a one-line summary.
+RECOMMENDATION_ANNOTATION = f"{GROUP}/recommendation"
+SUMMARY_ANNOTATION = f"{GROUP}/summary"
+#: On a workload (Apply mode): our last write, with the values before it.
+RECORD_ANNOTATION = f"{GROUP}/last-applied"
+#: On a workload, set by its owners: ``"true"`` keeps Apply mode away.
+EXCLUDE_ANNOTATION = f"{GROUP}/exclude"
+#: On a namespace: ``enabled`` opts it in to Apply mode.
+AUTO_APPLY_LABEL = f"{GROUP}/auto-apply"
+AUTO_APPLY_ENABLED = "enabled"
+#: On checkpoint ConfigMaps: how many parts, and the digest of the whole.
+CHECKPOINT_PARTS_ANNOTATION = f"{GROUP}/checkpoint-parts"
+CHECKPOINT_DIGEST_ANNOTATION = f"{GROUP}/checkpoint-sha256"
+#: The only type of Secret a policy's ``authSecretRef`` may name.
+PROMETHEUS_AUTH_SECRET_TYPE = f"{GROUP}/prometheus-auth"
+
+
+class ConditionType(StrEnum):
+    """``status.conditions[].type`` of a RightSizePolicy."""
+
+    READY = "Ready"
+    RECOMMENDATIONS_AVAILABLE = "RecommendationsAvailable"
+    SOURCE_UNAVAILABLE = "SourceUnavailable"
+    INSUFFICIENT_DATA = "InsufficientData"
+    CONFLICT = "Conflict"
+    AUTO_APPLY_BLOCKED = "AutoApplyBlocked"
+
+
+class EventReason(StrEnum):
+    """Reasons of the Events the operator posts (besides one per hold reason)."""
+
+    SOURCE_UNAVAILABLE = "SourceUnavailable"
+    SOURCE_REFUSED = "SourceRefused"
+    SOURCE_RECOVERED = "SourceRecovered"
+    CONFLICT = "Conflict"
+    RECOMMENDATION_ANNOTATED = "RecommendationAnnotated"
+    INVALID_SPEC = "InvalidSpec"
+    CHECKPOINT_NOT_SAVED = "CheckpointNotSaved"
+    RESOURCES_APPLIED = "ResourcesApplied"
+    ROLLOUT_FAILED = "RolloutFailed"
+
+
+class HoldReason(StrEnum):
+    """Why Apply mode leaves a workload as it is (``status.workloads[].autoApply.reason``,
+    an Event each, ``rightsizer_skips_total{reason}``)."""
+
+    EXCLUDED = "Excluded"
+    GITOPS_MANAGED = "GitOpsManaged"
+    HELD_AFTER_FAILED_ROLLOUT = "HeldAfterFailedRollout"
+    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+    COOLDOWN = "Cooldown"
+    INSUFFICIENT_DATA = "InsufficientData"
+    BELOW_MINIMUM_CHANGE = "BelowMinimumChange"
+    LIMIT_RANGE_VIOLATION = "LimitRangeViolation"
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    ROLLOUT_LIMIT = "RolloutLimit"
+    APPLY_REJECTED = "ApplyRejected"
+    REVERT_FAILED = "RevertFailed"
+    SOURCE_UNAVAILABLE = "SourceUnavailable"
