@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from rightsizer.controller.autoapply import ApplyInput
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
 from rightsizer.guardrails.apply import ApplyContext, ApplySettings, QuotaRoom, decide
@@ -52,6 +53,16 @@ def row(
     )  # fmt: skip
     return Assessment(rec, 2, enough, "" if enough else "too little history",
                      Severity.WARNING, Severity.WARNING)  # fmt: skip
+
+
+def opted_in(**kw: Any) -> ApplyInput:
+    """A pass's input in an opted-in namespace, with nothing else in it."""
+    base: dict[str, Any] = {
+        "policy": POLICY, "generation": 3, "settings": ApplySettings(),
+        "namespace_labels": {"rightsizer.dev/auto-apply": "enabled"}, "hpas": [],
+        "quotas": [], "limit_ranges": [], "previous_states": {}, "now_s": NOW,
+    }  # fmt: skip
+    return ApplyInput(**{**base, **kw})
 
 
 def ctx(**kw: Any) -> ApplyContext:
@@ -266,11 +277,10 @@ def test_apply_pass_reverts_a_write_whose_new_pods_are_oom_killed() -> None:
 
     # web-new was created at NOW (2027-01-15T08:00:00Z), two minutes after the write
     result = apply_pass(
-        policy=POLICY, generation=3, settings=ApplySettings(), rows=[row()], workloads=[info],
-        namespace_labels={"rightsizer.dev/auto-apply": "enabled"}, hpas=[], quotas=[],
-        limit_ranges=[], previous_states={}, pod_checks={}, now_s=NOW,
+        opted_in(rows=[row()], workloads=[info]),
         ports=ApplyPorts(write=write, pods=lambda ns: listed.append(ns) or pods),  # type: ignore[func-returns-value]
-    )  # fmt: skip
+        pod_checks={},
+    )
     assert listed == ["apps"]
     (revert,) = writes
     assert revert.containers == {"app": record.previous["app"]}
@@ -288,11 +298,10 @@ def test_no_writes_while_the_usage_source_fails() -> None:
         raise AssertionError("nothing may be written")
 
     result = apply_pass(
-        policy=POLICY, generation=3, settings=ApplySettings(), rows=[row()],
-        workloads=[workload()], namespace_labels={"rightsizer.dev/auto-apply": "enabled"},
-        hpas=[], quotas=[], limit_ranges=[], previous_states={}, pod_checks={}, now_s=NOW,
-        ports=ApplyPorts(write=write, pods=lambda ns: []), source_ok=False,
-    )  # fmt: skip
+        opted_in(rows=[row()], workloads=[workload()], source_ok=False),
+        ports=ApplyPorts(write=write, pods=lambda ns: []),
+        pod_checks={},
+    )
     assert result.states["Deployment/web"]["reason"] == "SourceUnavailable"
     assert result.writes == 0
 
@@ -310,13 +319,14 @@ def test_holds_that_follow_our_own_write_are_not_events() -> None:
 
     def run(info: WorkloadInfo) -> Any:
         return apply_pass(
-            policy=POLICY, generation=3, settings=ApplySettings(), rows=[row()],
-            workloads=[info], namespace_labels={"rightsizer.dev/auto-apply": "enabled"},
-            hpas=[], quotas=[], limit_ranges=[],
-            previous_states={"Deployment/web": {"reason": "Applied"}},
-            pod_checks={"": NOW}, now_s=NOW,
+            opted_in(
+                rows=[row()],
+                workloads=[info],
+                previous_states={"Deployment/web": {"reason": "Applied"}},
+            ),
             ports=ApplyPorts(write=lambda *a: (None, 0), pods=lambda ns: []),
-        )  # fmt: skip
+            pod_checks={"": NOW},
+        )
 
     mine = run(ours)
     assert mine.states["Deployment/web"]["reason"] == "RolloutInProgress" and not mine.events
@@ -342,12 +352,12 @@ def _pass(info: WorkloadInfo) -> tuple[Any, list[Any]]:
 
     writes: list[Any] = []
     result = apply_pass(
-        policy=POLICY, generation=3, settings=ApplySettings(), rows=[row()], workloads=[info],
-        namespace_labels={"rightsizer.dev/auto-apply": "enabled"}, hpas=[], quotas=[],
-        limit_ranges=[], previous_states={}, pod_checks={"": NOW}, now_s=NOW,
-        ports=ApplyPorts(write=lambda plan, redecide: writes.append(plan) or (plan, 1),
-                         pods=lambda ns: []),
-    )  # fmt: skip
+        opted_in(rows=[row()], workloads=[info]),
+        ports=ApplyPorts(
+            write=lambda plan, redecide: writes.append(plan) or (plan, 1), pods=lambda ns: []
+        ),
+        pod_checks={"": NOW},
+    )
     return result, writes
 
 
@@ -418,9 +428,8 @@ def test_each_writes_event_is_posted_before_the_next_write() -> None:
 
     with pytest.raises(RuntimeError):
         apply_pass(
-            policy=POLICY, generation=3, settings=ApplySettings(), rows=[row(), api_row],
-            workloads=[web, api], namespace_labels={"rightsizer.dev/auto-apply": "enabled"},
-            hpas=[], quotas=[], limit_ranges=[], previous_states={}, pod_checks={}, now_s=NOW,
+            opted_in(rows=[row(), api_row], workloads=[web, api]),
             ports=ApplyPorts(write=write, pods=lambda ns: [], event=post),
-        )  # fmt: skip
+            pod_checks={},
+        )
     assert posted == ["ResourcesApplied api"]

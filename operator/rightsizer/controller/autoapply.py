@@ -135,171 +135,197 @@ def quota_rooms(quotas: Sequence[Mapping[str, Any]]) -> list[QuotaRoom]:
     return rooms
 
 
-def apply_pass(
-    *,
-    policy: str,
-    generation: int,
-    settings: ApplySettings,
-    rows: Sequence[Assessment],
-    workloads: Sequence[WorkloadInfo],
-    namespace_labels: Mapping[str, str],
-    hpas: Sequence[tuple[str, tuple[str, ...]]],
-    quotas: Sequence[Mapping[str, Any]],
-    limit_ranges: Sequence[LimitRangeItem],
-    previous_states: Mapping[str, Mapping[str, Any]],
-    pod_checks: dict[str, float],
-    now_s: float,
-    ports: ApplyPorts,
-    source_ok: bool = True,
-) -> ApplyResult:
-    """``pod_checks`` (namespace → last pod check) is the caller's memory between passes."""
-    if namespace_labels.get(AUTO_APPLY_LABEL) != AUTO_APPLY_ENABLED:
+@dataclass(frozen=True)
+class ApplyInput:
+    """Everything one Apply-mode pass decides from, as the caller read it."""
+
+    policy: str
+    """``namespace/name`` of the policy."""
+    generation: int
+    settings: ApplySettings
+    rows: Sequence[Assessment]
+    """The last reconcile's recommendations."""
+    workloads: Sequence[WorkloadInfo]
+    """The workloads the policy owns."""
+    namespace_labels: Mapping[str, str]
+    hpas: Sequence[tuple[str, tuple[str, ...]]]
+    """(``Kind/name`` scaled, resources it scales on) per HPA of the namespace."""
+    quotas: Sequence[Mapping[str, Any]]
+    limit_ranges: Sequence[LimitRangeItem]
+    previous_states: Mapping[str, Mapping[str, Any]]
+    """Workload → the state already told (no second Event for the same hold)."""
+    now_s: float
+    source_ok: bool = True
+    """False while the usage source fails: no writes."""
+
+
+def apply_pass(inp: ApplyInput, *, ports: ApplyPorts, pod_checks: dict[str, float]) -> ApplyResult:
+    """One pass over the policy's workloads: watch our last writes (revert the failed
+    ones), then decide and write. ``pod_checks`` is the caller's memory between passes
+    (when the namespace's pods were last listed)."""
+    if inp.namespace_labels.get(AUTO_APPLY_LABEL) != AUTO_APPLY_ENABLED:
         return ApplyResult(
             Condition(ConditionType.AUTO_APPLY_BLOCKED, True, "NamespaceNotOptedIn",
                       f"label the namespace {AUTO_APPLY_LABEL}=enabled to allow writes"),
         )  # fmt: skip
-    result = ApplyResult(Condition(ConditionType.AUTO_APPLY_BLOCKED, False, "NamespaceOptedIn", ""))
-    by_workload: dict[str, list[Assessment]] = {}
-    for row in rows:
-        by_workload.setdefault(row.recommendation.workload, []).append(row)
-    hpa_resources: dict[str, set[str]] = {}
-    for target, resources in hpas:
-        hpa_resources.setdefault(target, set()).update(resources)
-    rooms = quota_rooms(quotas)
-    records = {w.ref: record_of(w) for w in workloads}
-    in_flight = sum(
-        1
-        for w in workloads
-        if (r := records[w.ref]) is not None
-        and r.policy == policy
-        and r.state == "Applied"
-        and not rollout_state(w.rollout).complete
-    )
+    run = _ApplyRun(inp, ports)
+    run.check_pods(pod_checks)
+    for w in sorted(inp.workloads, key=lambda w: w.ref):
+        record = run.records[w.ref]
+        if record is not None and record.policy == inp.policy:
+            run.result.last_actions[w.ref] = last_action(record)  # survives a lost status
+        if not run.reverted(w):
+            run.decide_and_write(w)
+    return run.result
 
-    watched = {
-        w.ref
-        for w in workloads
-        if (r := records[w.ref]) is not None
-        and r.policy == policy
-        and r.state == "Applied"
-        and watched_rollout(w.rollout, now_s - r.time_s)
-    }
-    pods: list[PodHealth] | None = None
-    if watched and workloads and now_s - pod_checks.get("", 0.0) >= POD_CHECK_INTERVAL_S:
-        pod_checks[""] = now_s
-        pods = [pod_health(p) for p in ports.pods(workloads[0].namespace)]
-        result.api_requests += 1
 
-    by_ref = {w.ref: w for w in workloads}
+class _ApplyRun:
+    """The state of one pass: what was read once for all workloads, and what it did."""
 
-    def emit(event: Event) -> None:
-        result.events.append(event)
-        ports.event(event)
+    def __init__(self, inp: ApplyInput, ports: ApplyPorts) -> None:
+        self.inp, self.ports = inp, ports
+        self.result = ApplyResult(
+            Condition(ConditionType.AUTO_APPLY_BLOCKED, False, "NamespaceOptedIn", "")
+        )
+        self.by_workload: dict[str, list[Assessment]] = {}
+        for row in inp.rows:
+            self.by_workload.setdefault(row.recommendation.workload, []).append(row)
+        self.hpa_resources: dict[str, set[str]] = {}
+        for target, resources in inp.hpas:
+            self.hpa_resources.setdefault(target, set()).update(resources)
+        self.rooms = quota_rooms(inp.quotas)
+        self.records = {w.ref: record_of(w) for w in inp.workloads}
+        self.by_ref = {w.ref: w for w in inp.workloads}
+        ours = [
+            (w, r)
+            for w in inp.workloads
+            if (r := self.records[w.ref]) and self._ours_applied(w.ref)
+        ]
+        self.in_flight = sum(1 for w, _ in ours if not rollout_state(w.rollout).complete)
+        self.watched = {w.ref for w, r in ours if watched_rollout(w.rollout, inp.now_s - r.time_s)}
+        self.pods: list[PodHealth] | None = None
 
-    def state(ref: str, kind: str, hold: Hold | None, message: str = "") -> None:
+    def _ours_applied(self, ref: str) -> bool:
+        record = self.records.get(ref)
+        return record is not None and record.policy == self.inp.policy and record.state == "Applied"
+
+    def check_pods(self, pod_checks: dict[str, float]) -> None:
+        """List the namespace's pods (once per ``POD_CHECK_INTERVAL_S``) while a rollout
+        of ours is watched."""
+        now = self.inp.now_s
+        if self.watched and now - pod_checks.get("", 0.0) >= POD_CHECK_INTERVAL_S:
+            pod_checks[""] = now
+            namespace = self.inp.workloads[0].namespace
+            self.pods = [pod_health(p) for p in self.ports.pods(namespace)]
+            self.result.api_requests += 1
+
+    # -- telling ------------------------------------------------------------------------
+    def emit(self, event: Event) -> None:
+        self.result.events.append(event)
+        self.ports.event(event)
+
+    def state(self, ref: str, kind: str, hold: Hold | None, message: str = "") -> None:
+        """The workload's state now; an Event for a hold not told before (none for the
+        holds that follow our own write: its ResourcesApplied Event told)."""
         entry = {"state": kind, "reason": hold.reason if hold else kind,
                  "message": hold.message if hold else message}  # fmt: skip
-        result.states[ref] = entry
-        before = previous_states.get(ref) or {}
+        self.result.states[ref] = entry
+        before = self.inp.previous_states.get(ref) or {}
         if hold is None or before.get("reason") == hold.reason:
             return
-        record = records.get(ref)
-        if (
-            hold.reason in AFTER_OUR_WRITE
-            and record is not None
-            and record.policy == policy
-            and record.state == "Applied"
-        ):
-            return  # the ResourcesApplied Event already told: no Event per consequence
-        emit(Event(by_ref[ref].body(), "Normal", hold.reason, hold.message))
+        if hold.reason in AFTER_OUR_WRITE and self._ours_applied(ref):
+            return
+        self.emit(Event(self.by_ref[ref].body(), "Normal", hold.reason, hold.message))
 
-    for w in sorted(workloads, key=lambda w: w.ref):
-        record = records[w.ref]
-        if record is not None and record.policy == policy:
-            result.last_actions[w.ref] = last_action(record)  # survives a lost status write
-        # -- watch our last write ------------------------------------------------------------
-        if record is not None and w.ref in watched:
-            failure = rollout_state(w.rollout).failed
-            if failure is None and pods is not None:
-                mine = [p for p in pods if p.selected_by(w.selector)]
-                failure = pod_failure(mine, record.time_s)
-            if failure is not None:
-                revert = revert_record(record, failure, now_s)
-                try:
-                    _, requests = ports.write(_write_of(w, revert), None)
-                    result.api_requests += requests
-                except WriteRejectedError as exc:
-                    state(
-                        w.ref,
-                        "Held",
-                        Hold(HoldReason.REVERT_FAILED, f"{failure}; revert refused: {exc}"),
-                    )
-                    continue
-                result.writes += 1
-                result.last_actions[w.ref] = last_action(revert)
-                emit(
-                    Event(w.body(), "Warning", EventReason.ROLLOUT_FAILED,
-                          f"{failure}; reverted to the previous resources and held until the "
-                          f"policy changes")
-                )  # fmt: skip
-                state(
-                    w.ref,
-                    "Held",
-                    Hold(HoldReason.HELD_AFTER_FAILED_ROLLOUT, f"reverted: {failure}"),
-                )
-                continue
-        # -- decide and write ----------------------------------------------------------------
-        group = by_workload.get(w.ref)
+    # -- watch our last write -----------------------------------------------------------
+    def reverted(self, w: WorkloadInfo) -> bool:
+        """Revert our last write if its rollout failed; True when the workload is done
+        with for this pass."""
+        record = self.records[w.ref]
+        if record is None or w.ref not in self.watched:
+            return False
+        failure = rollout_state(w.rollout).failed
+        if failure is None and self.pods is not None:
+            mine = [p for p in self.pods if p.selected_by(w.selector)]
+            failure = pod_failure(mine, record.time_s)
+        if failure is None:
+            return False
+        revert = revert_record(record, failure, self.inp.now_s)
+        try:
+            _, requests = self.ports.write(_write_of(w, revert), None)
+            self.result.api_requests += requests
+        except WriteRejectedError as exc:
+            why = f"{failure}; revert refused: {exc}"
+            self.state(w.ref, "Held", Hold(HoldReason.REVERT_FAILED, why))
+            return True
+        self.result.writes += 1
+        self.result.last_actions[w.ref] = last_action(revert)
+        self.emit(
+            Event(w.body(), "Warning", EventReason.ROLLOUT_FAILED,
+                  f"{failure}; reverted to the previous resources and held until the "
+                  f"policy changes")
+        )  # fmt: skip
+        self.state(
+            w.ref, "Held", Hold(HoldReason.HELD_AFTER_FAILED_ROLLOUT, f"reverted: {failure}")
+        )
+        return True
+
+    # -- decide and write ---------------------------------------------------------------
+    def context(self, info: WorkloadInfo, flight: int) -> ApplyContext:
+        inp = self.inp
+        return ApplyContext(
+            settings=inp.settings, now_s=inp.now_s, policy=inp.policy,
+            policy_generation=inp.generation,
+            hpa_resources=frozenset(self.hpa_resources.get(info.ref, set())), quotas=self.rooms,
+            limit_ranges=inp.limit_ranges, rollouts_in_flight=flight,
+            rollout=rollout_state(info.rollout), record=record_of(info),
+            surge_pods=info.rollout.surge_pods,
+        )  # fmt: skip
+
+    def redecide(self, kind: str, fresh: dict[str, Any], flight: int) -> ResourcesWrite | None:
+        """After a 409: the decision again, on the workload as it is now."""
+        info = workload_info(kind, fresh)
+        ctx = self.context(info, flight)
+        again = decide(info, self.by_workload.get(info.ref, []), ctx)
+        return _plan(again, info, ctx) if again.writes else None
+
+    def decide_and_write(self, w: WorkloadInfo) -> None:
+        group = self.by_workload.get(w.ref)
         if not group:
-            continue
-        if not source_ok:  # recommendations only ever from complete reads: wait
-            state(
-                w.ref,
-                "Held",
-                Hold(HoldReason.SOURCE_UNAVAILABLE, "usage source failing; no writes"),
-            )
-            continue
-
-        def context(info: WorkloadInfo, flight: int) -> ApplyContext:
-            return ApplyContext(
-                settings=settings, now_s=now_s, policy=policy, policy_generation=generation,
-                hpa_resources=frozenset(hpa_resources.get(info.ref, set())), quotas=rooms,
-                limit_ranges=limit_ranges, rollouts_in_flight=flight,
-                rollout=rollout_state(info.rollout), record=record_of(info),
-                surge_pods=info.rollout.surge_pods,
-            )  # fmt: skip
-
-        def redecide(
-            fresh: dict[str, Any], kind: str = w.kind, flight: int = in_flight
-        ) -> ResourcesWrite | None:
-            info = workload_info(kind, fresh)
-            ctx = context(info, flight)
-            again = decide(info, by_workload.get(info.ref, []), ctx)
-            return _plan(again, info, ctx) if again.writes else None
-
-        ctx = context(w, in_flight)
+            return
+        if not self.inp.source_ok:  # recommendations only ever from complete reads: wait
+            hold = Hold(HoldReason.SOURCE_UNAVAILABLE, "usage source failing; no writes")
+            self.state(w.ref, "Held", hold)
+            return
+        flight = self.in_flight
+        ctx = self.context(w, flight)
         decision = decide(w, group, ctx)
         if not decision.writes:
-            state(w.ref, "Held", decision.hold)
-            continue
+            self.state(w.ref, "Held", decision.hold)
+            return
         try:
-            written, requests = ports.write(_plan(decision, w, ctx), redecide)
-            result.api_requests += requests
+            written, requests = self.ports.write(
+                _plan(decision, w, ctx),
+                lambda fresh: self.redecide(w.kind, fresh, flight),
+            )
+            self.result.api_requests += requests
         except WriteRejectedError as exc:
-            state(w.ref, "Held", Hold(HoldReason.APPLY_REJECTED, str(exc)))
-            continue
+            self.state(w.ref, "Held", Hold(HoldReason.APPLY_REJECTED, str(exc)))
+            return
         if written is None:
-            continue
+            return
+        self._applied(w, decision, written)
+
+    def _applied(self, w: WorkloadInfo, decision: Decision, written: ResourcesWrite) -> None:
         rec_data = parse_record(written.record)
         assert rec_data is not None
-        in_flight += 1
-        result.writes += 1
-        result.last_actions[w.ref] = last_action(rec_data)
+        self.in_flight += 1
+        self.result.writes += 1
+        self.result.last_actions[w.ref] = last_action(rec_data)
         changes = "; ".join(c.text() for c in decision.changes)
         notes = "; ".join(n for n in decision.notes if n)
-        emit(
+        self.emit(
             Event(w.body(), "Normal", EventReason.RESOURCES_APPLIED,
-                  changes + (f" ({notes})" if notes else "") + f" by policy {policy}")
+                  changes + (f" ({notes})" if notes else "") + f" by policy {self.inp.policy}")
         )  # fmt: skip
-        state(w.ref, "Applied", None, changes)
-    return result
+        self.state(w.ref, "Applied", None, changes)

@@ -294,17 +294,19 @@ def _auto_apply(
     previous_states.update(runtime.apply_states)
     owned = set(runtime.owned)
     result = autoapply.apply_pass(
-        policy=f"{namespace}/{name}", generation=generation, settings=settings,
-        rows=runtime.rows, workloads=[w for w in workloads if w.ref in owned],
-        namespace_labels=ns_labels, hpas=_all(indexes["hpas"], namespace),
-        quotas=_all(indexes["resourcequotas"], namespace), limit_ranges=ranges,
-        previous_states=previous_states, pod_checks=runtime.pod_checks, now_s=now,
-        source_ok=runtime.source_ok,
+        autoapply.ApplyInput(
+            policy=f"{namespace}/{name}", generation=generation, settings=settings,
+            rows=runtime.rows, workloads=[w for w in workloads if w.ref in owned],
+            namespace_labels=ns_labels, hpas=_all(indexes["hpas"], namespace),
+            quotas=_all(indexes["resourcequotas"], namespace), limit_ranges=ranges,
+            previous_states=previous_states, now_s=now, source_ok=runtime.source_ok,
+        ),
         ports=autoapply.ApplyPorts(
             write=lambda plan, redecide: resources.write(api, plan, redecide),
             pods=lambda ns: resources.pods_of(api, ns),
             event=lambda event: _post(event, body),
         ),
+        pod_checks=runtime.pod_checks,
     )  # fmt: skip
     runtime.apply_states.update(result.states)
     for entry in result.states.values():
