@@ -32,7 +32,7 @@ from rightsizer.model.workloads import PolicyInfo, WorkloadInfo, workload_info
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
 from rightsizer.sources import kubernetes_api, metrics_server, prometheus_policy
 from rightsizer.sources.endpoints import AllowList, allow_list_from_text
-from rightsizer.status.build import DEFAULT_BUDGET_BYTES, fit, merge_conditions, with_auto_apply
+from rightsizer.status.auto_apply import status_after_pass, told_states
 
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
 TICK_S = float(os.environ.get("RIGHTSIZER_TICK_SECONDS", "30"))
@@ -285,13 +285,7 @@ def _auto_apply(
         settings = parse_policy_spec(dict(spec)).update.settings
     except PolicyError:
         return new_status
-    base = new_status if new_status is not None else dict(status)
-    # Holds already told (Event sent): kept in memory, since a large status is truncated
-    # and would forget them (an Event storm); the status seeds it after a restart.
-    previous_states = {
-        str(e.get("workload")): e.get("autoApply") or {} for e in status.get("workloads") or []
-    }
-    previous_states.update(runtime.apply_states)
+    previous_states = told_states(status, runtime.apply_states)
     owned = set(runtime.owned)
     result = autoapply.apply_pass(
         autoapply.ApplyInput(
@@ -315,20 +309,14 @@ def _auto_apply(
     obs.WRITES.labels("resources").inc(result.writes)
     if result.writes:
         logger.info(f"auto-apply: {result.writes} writes, {result.api_requests} API requests")
-    workloads_out, cut = fit(
-        with_auto_apply(base.get("workloads") or [], result.last_actions, result.states),
-        DEFAULT_BUDGET_BYTES,
+    return status_after_pass(
+        new_status,
+        dict(status),
+        result.last_actions,
+        result.states,
+        result.condition,
+        (now, generation),
     )
-    if cut and isinstance(base.get("summary"), dict):
-        base = {**base, "summary": {**base["summary"], "truncated": True}}
-    conditions = merge_conditions(base.get("conditions") or [], [result.condition], now, generation)
-    if (
-        new_status is None
-        and workloads_out == list(status.get("workloads") or [])
-        and conditions == list(status.get("conditions") or [])
-    ):
-        return None
-    return {**base, "workloads": workloads_out, "conditions": conditions}
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
