@@ -83,6 +83,9 @@ def _thin(ts: np.ndarray, interval_s: float | None) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
+_Groups = list[tuple[tuple[str, str, str, str], pd.DataFrame]]
+
+
 def render(
     frame: pd.DataFrame, shift_s: float, state_interval_s: float | None = None
 ) -> Iterator[str]:
@@ -92,8 +95,22 @@ def render(
     once per interval (as a KSM scrape would), which keeps big histories small.
     """
     frame = frame.sort_values("timestamp", kind="stable")
-    groups = list(frame.groupby(["namespace", "workload", "pod", "container"], sort=True))
+    groups: _Groups = list(frame.groupby(["namespace", "workload", "pod", "container"], sort=True))  # type: ignore[arg-type]
+    yield from _cadvisor_cpu(groups, shift_s)
+    yield from _cadvisor_memory(groups, shift_s)
+    yield from _owners(frame, shift_s, state_interval_s)
+    yield from _resources(groups, shift_s, state_interval_s)
+    yield from _terminations(groups, shift_s)
+    yield "# EOF\n"
 
+
+def _cadvisor_labels(ns: str, pod: str, container: str) -> str:
+    return _labels(container=container, image=f"registry.local/{container}:1",
+                   job=CADVISOR_JOB, metrics_path="/metrics/cadvisor",
+                   namespace=ns, pod=pod)  # fmt: skip
+
+
+def _cadvisor_cpu(groups: _Groups, shift_s: float) -> Iterator[str]:
     yield "# TYPE container_cpu_usage_seconds counter\n"
     for (ns, _wl, pod, container), g in groups:
         cpu = g[g["cpu_counter"].notna()]
@@ -105,26 +122,25 @@ def render(
         if np.isfinite(origin):
             ts = np.concatenate([[origin], ts])
             counter = np.concatenate([[0.0], counter])
-        labels = _labels(container=container, image=f"registry.local/{container}:1",
-                         job=CADVISOR_JOB, metrics_path="/metrics/cadvisor",
-                         namespace=ns, pod=pod)  # fmt: skip
+        labels = _cadvisor_labels(ns, pod, container)
         yield _lines("container_cpu_usage_seconds_total", labels, counter, ts + shift_s)
 
+
+def _cadvisor_memory(groups: _Groups, shift_s: float) -> Iterator[str]:
     yield "# TYPE container_memory_working_set_bytes gauge\n"
     for (ns, _wl, pod, container), g in groups:
         mem = g[g["memory"].notna() & ~g["oom"]]
         if mem.empty:
             continue
-        labels = _labels(container=container, image=f"registry.local/{container}:1",
-                         job=CADVISOR_JOB, metrics_path="/metrics/cadvisor",
-                         namespace=ns, pod=pod)  # fmt: skip
         yield _lines(
             "container_memory_working_set_bytes",
-            labels,
+            _cadvisor_labels(ns, pod, container),
             mem["memory"].to_numpy(dtype=float),
             mem["timestamp"].to_numpy(dtype=float) + shift_s,
         )
 
+
+def _owners(frame: pd.DataFrame, shift_s: float, state_interval_s: float | None) -> Iterator[str]:
     pods = frame.groupby(["namespace", "workload", "pod"], sort=True)["timestamp"]
     yield "# TYPE kube_pod_owner gauge\n"
     for (ns, wl, pod), pod_ts in pods:
@@ -151,6 +167,8 @@ def render(
         t = t[_thin(t, state_interval_s)]
         yield _lines("kube_replicaset_owner", labels, np.ones(t.shape[0]), t + shift_s)
 
+
+def _resources(groups: _Groups, shift_s: float, state_interval_s: float | None) -> Iterator[str]:
     for family, columns in (
         ("kube_pod_container_resource_requests", ("cpu_request", "memory_request")),
         ("kube_pod_container_resource_limits", ("cpu_limit", "memory_limit")),
@@ -169,6 +187,8 @@ def render(
                 t = rows["timestamp"].to_numpy(dtype=float)
                 yield _lines(family, labels, rows[column].to_numpy(dtype=float), t + shift_s)
 
+
+def _terminations(groups: _Groups, shift_s: float) -> Iterator[str]:
     yield "# TYPE kube_pod_container_status_last_terminated_reason gauge\n"
     restarts: list[tuple[str, np.ndarray, np.ndarray]] = []
     for (ns, _wl, pod, container), g in groups:
@@ -190,7 +210,6 @@ def render(
     yield "# TYPE kube_pod_container_status_restarts counter\n"
     for labels, counts, t in restarts:
         yield _lines("kube_pod_container_status_restarts_total", labels, counts, t)
-    yield "# EOF\n"
 
 
 def split_days(frame: pd.DataFrame, shift_s: float = 0.0) -> Iterator[pd.DataFrame]:
