@@ -50,7 +50,7 @@ def test_proportional_limit_uses_limit_range_default() -> None:
 def sized(resource: str, value_triplet: tuple[int, int, int], policy: SizingPolicy,
           request: int | None = None, limit: int | None = None,
           lr: LimitRangeItem | None = None) -> tuple[int, int, int]:  # fmt: skip
-    s = size_resource(resource, *value_triplet, request, limit, policy, lr)
+    s = size_resource(resource, value_triplet, (request, limit), policy, lr)
     return (s.target, s.lower_bound, s.upper_bound)
 
 
@@ -59,14 +59,14 @@ def test_capping_to_min_and_max_allowed() -> None:
     # target, lower, upper per resource: (30, 20, 50) CPU and (5000, 4300, 5500) memory
     assert sized("cpu", (30, 20, 50), policy) == (40, 40, 45)
     assert sized("memory", (5000, 4300, 5500), policy) == (4500, 4300, 4500)
-    s = size_resource("cpu", 30, 20, 50, None, None, policy, None)
+    s = size_resource("cpu", (30, 20, 50), (None, None), policy, None)
     assert s.uncapped_target == 30
 
 
 def test_requests_only_caps_at_current_limit() -> None:
     policy = SizingPolicy(controlled_values=ControlledValues.REQUESTS_ONLY)
-    cpu = size_resource("cpu", 2, 2, 10, 1, 3, policy, None)
-    mem = size_resource("memory", 8000, 8000, 9000, 1, 7000, policy, None)
+    cpu = size_resource("cpu", (2, 2, 10), (1, 3), policy, None)
+    mem = size_resource("memory", (8000, 8000, 9000), (1, 7000), policy, None)
     assert (cpu.target, cpu.upper_bound, cpu.limit) == (2, 3, 3)
     assert (mem.target, mem.upper_bound, mem.limit) == (7000, 7000, 7000)
 
@@ -74,9 +74,8 @@ def test_requests_only_caps_at_current_limit() -> None:
 def test_caps_to_container_limit_range() -> None:
     lr = LimitRangeItem(max=Resources(cpu_millicores=1000), min=Resources(memory_bytes=500_000_000))
     policy = SizingPolicy()
-    cpu = size_resource("cpu", 2000, 2000, 2000, 1000, 1000, policy, lr)
-    mem = size_resource("memory", 200_000_000, 200_000_000, 200_000_000,
-                        1_000_000_000, 1_000_000_000, policy, lr)  # fmt: skip
+    cpu = size_resource("cpu", (2000, 2000, 2000), (1000, 1000), policy, lr)
+    mem = size_resource("memory", (200_000_000,) * 3, (1_000_000_000,) * 2, policy, lr)
     assert cpu.target == 1000
     assert mem.target == 500_000_000
 
@@ -84,4 +83,4 @@ def test_caps_to_container_limit_range() -> None:
 def test_policy_bounds_beat_limit_range() -> None:
     lr = LimitRangeItem(max=Resources(cpu_millicores=1000))
     policy = SizingPolicy(min_allowed=Resources(cpu_millicores=1500))
-    assert size_resource("cpu", 2000, 2000, 2000, 1000, 1000, policy, lr).target == 1500
+    assert size_resource("cpu", (2000, 2000, 2000), (1000, 1000), policy, lr).target == 1500

@@ -102,15 +102,15 @@ _ATTR = {"cpu": "cpu_millicores", "memory": "memory_bytes"}
 
 def size_resource(
     resource: str,
-    target: int,
-    lower: int,
-    upper: int,
-    current_request: Amount,
-    current_limit: Amount,
+    estimate: tuple[int, int, int],
+    current: tuple[Amount, Amount],
     policy: SizingPolicy,
     limit_range: LimitRangeItem | None,
 ) -> Sized:
-    """Round → uncapped target → min/max allowed → LimitRange → RequestsOnly → limit."""
+    """Round → uncapped target → min/max allowed → LimitRange → RequestsOnly → limit.
+    ``estimate``: (target, lower, upper); ``current``: (request, limit)."""
+    target, lower, upper = estimate
+    current_request, current_limit = current
     attr = _ATTR[resource]
     multiple = policy.round_cpu_millicores if resource == "cpu" else policy.round_memory_bytes
     if resource == "cpu" and policy.cpu_integer:

@@ -12,7 +12,7 @@ import numpy as np
 from rightsizer.engine.buckets import FloatArray, IntArray
 from rightsizer.engine.estimators import Estimates
 from rightsizer.engine.policy import LimitRangeItem, SizingPolicy, merge_items
-from rightsizer.engine.postprocess import apply_pod_limit_range, size_resource
+from rightsizer.engine.postprocess import Amount, Sized, apply_pod_limit_range, size_resource
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
 from rightsizer.engine.usage import ContainerKey, ContainerRegistry, UsageChunk
 
@@ -75,69 +75,57 @@ def finalize(
 ) -> list[ContainerRecommendation]:
     """Round, cap, apply LimitRanges and limit policies; one entry per container with
     samples, sorted by (namespace, workload, container)."""
-    policy = context.policy
     by_workload: dict[tuple[str, str], list[ContainerRecommendation]] = defaultdict(list)
     for cid, key in enumerate(registry.containers):
         if raw.cpu_samples[cid] == 0 and raw.memory_samples[cid] == 0 and raw.oom_kills[cid] == 0:
             continue
-        ns, workload, container = key
-        container_lr = merge_items(context.limit_range_items(ns), "Container")
-        req = context.current_requests.get(key, Resources())
-        lim = context.current_limits.get(key, Resources())
-        cpu = size_resource(
-            "cpu",
-            int(raw.cpu.target[cid]),
-            int(raw.cpu.lower_bound[cid]),
-            int(raw.cpu.upper_bound[cid]),
-            req.cpu_millicores,
-            lim.cpu_millicores,
-            policy,
-            container_lr,
-        )
-        mem = size_resource(
-            "memory",
-            int(raw.memory.target[cid]),
-            int(raw.memory.lower_bound[cid]),
-            int(raw.memory.upper_bound[cid]),
-            req.memory_bytes,
-            lim.memory_bytes,
-            policy,
-            container_lr,
-        )
-        by_workload[(ns, workload)].append(
-            ContainerRecommendation(
-                namespace=ns,
-                workload=workload,
-                container=container,
-                target=Resources(cpu.target, mem.target),
-                lower_bound=Resources(cpu.lower_bound, mem.lower_bound),
-                upper_bound=Resources(cpu.upper_bound, mem.upper_bound),
-                uncapped_target=Resources(cpu.uncapped_target, mem.uncapped_target),
-                limits=Resources(cpu.limit, mem.limit),
-                cpu_samples=int(raw.cpu_samples[cid]),
-                memory_samples=int(raw.memory_samples[cid]),
-                confidence=float(raw.confidence[cid]),
-                current_requests=req,
-                current_limits=lim,
-                peak_memory_bytes=float(raw.peak_memory_bytes[cid]),
-                oom_kills=int(raw.oom_kills[cid]),
-                history_span_s=0.0
-                if raw.history_span_s is None
-                else float(raw.history_span_s[cid]),
-            )
-        )
+        by_workload[(key[0], key[1])].append(_container(raw, cid, key, context))
     result: list[ContainerRecommendation] = []
     for (ns, _), recs in by_workload.items():
-        pod_lr = merge_items(context.limit_range_items(ns), "Pod")
-        if pod_lr is not None:
-            targets, limits = apply_pod_limit_range(
-                [r.target for r in recs], [r.limits for r in recs], pod_lr
-            )
-            result.extend(
-                replace(r, target=t, limits=lim)
-                for r, t, lim in zip(recs, targets, limits, strict=True)
-            )
-        else:
-            result.extend(recs)
+        result.extend(_within_pod_limit_range(recs, context.limit_range_items(ns)))
     result.sort(key=lambda r: r.key)
     return result
+
+
+def _container(
+    raw: RawRecommendations, cid: int, key: tuple[str, str, str], context: SizingContext
+) -> ContainerRecommendation:
+    ns, workload, container = key
+    container_lr = merge_items(context.limit_range_items(ns), "Container")
+    req = context.current_requests.get(key, Resources())
+    lim = context.current_limits.get(key, Resources())
+
+    def sized(resource: str, est: Estimates, current: tuple[Amount, Amount]) -> Sized:
+        estimate = (int(est.target[cid]), int(est.lower_bound[cid]), int(est.upper_bound[cid]))
+        return size_resource(resource, estimate, current, context.policy, container_lr)
+
+    cpu = sized("cpu", raw.cpu, (req.cpu_millicores, lim.cpu_millicores))
+    mem = sized("memory", raw.memory, (req.memory_bytes, lim.memory_bytes))
+    span = raw.history_span_s
+    return ContainerRecommendation(
+        namespace=ns, workload=workload, container=container,
+        target=Resources(cpu.target, mem.target),
+        lower_bound=Resources(cpu.lower_bound, mem.lower_bound),
+        upper_bound=Resources(cpu.upper_bound, mem.upper_bound),
+        uncapped_target=Resources(cpu.uncapped_target, mem.uncapped_target),
+        limits=Resources(cpu.limit, mem.limit),
+        cpu_samples=int(raw.cpu_samples[cid]), memory_samples=int(raw.memory_samples[cid]),
+        confidence=float(raw.confidence[cid]), current_requests=req, current_limits=lim,
+        peak_memory_bytes=float(raw.peak_memory_bytes[cid]), oom_kills=int(raw.oom_kills[cid]),
+        history_span_s=0.0 if span is None else float(span[cid]),
+    )  # fmt: skip
+
+
+def _within_pod_limit_range(
+    recs: list[ContainerRecommendation], items: list[LimitRangeItem]
+) -> list[ContainerRecommendation]:
+    """A workload's containers, their targets and limits scaled into a Pod LimitRange."""
+    pod_lr = merge_items(items, "Pod")
+    if pod_lr is None:
+        return recs
+    targets, limits = apply_pod_limit_range(
+        [r.target for r in recs], [r.limits for r in recs], pod_lr
+    )
+    return [
+        replace(r, target=t, limits=lim) for r, t, lim in zip(recs, targets, limits, strict=True)
+    ]
