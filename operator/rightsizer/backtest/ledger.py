@@ -201,47 +201,80 @@ def _above(usage: FloatArray, line: FloatArray) -> BoolArray:
 
 def measure(ledger: Ledger, rows: IntervalRows, res: RowResources) -> OomEvents:
     """Add one interval's samples under ``res`` to ``ledger``; return its OOM events."""
-    cid, dt = rows.usage.container_id, rows.dt_s
-    n = ledger.oom_events.shape[0]
+    use = _Usage.of(rows)
+    add = _Adder(ledger, rows)
+    _count_usage(ledger, add, use, res)
+    _count_reserved(add, rows, res)
+    if rows.time_bin.shape[0]:
+        _count_time_bins(ledger, rows, use, res)
+    return _count_ooms(ledger, rows, use, res)
 
-    def add(target: FloatArray, mask: BoolArray, values: FloatArray | None = None) -> None:
-        weights = dt if values is None else values * dt
-        target += np.bincount(cid[mask], weights=weights[mask], minlength=n)
 
-    cpu = np.fmin(rows.usage.cpu_cores, np.where(rows.usage.oom, np.nan, rows.original_cpu_limit))
-    cpu = np.where(np.isfinite(rows.usage.cpu_cores), cpu, np.nan)
-    mem = np.fmin(
-        rows.usage.memory_bytes, np.where(rows.usage.oom, np.nan, rows.original_memory_limit)
-    )
-    mem = np.where(np.isfinite(rows.usage.memory_bytes), mem, np.nan)
-    cpu_known = np.isfinite(cpu) & ~rows.usage.oom
-    mem_known = np.isfinite(mem) & ~rows.usage.oom
+@dataclass(frozen=True)
+class _Usage:
+    """What the containers used in the interval, as far as the original limits let them
+    (an OOM row is no usage sample)."""
+
+    cpu: FloatArray
+    memory: FloatArray
+    cpu_known: BoolArray
+    memory_known: BoolArray
+
+    @classmethod
+    def of(cls, rows: IntervalRows) -> _Usage:
+        u = rows.usage
+        cpu = np.fmin(u.cpu_cores, np.where(u.oom, np.nan, rows.original_cpu_limit))
+        cpu = np.where(np.isfinite(u.cpu_cores), cpu, np.nan)
+        mem = np.fmin(u.memory_bytes, np.where(u.oom, np.nan, rows.original_memory_limit))
+        mem = np.where(np.isfinite(u.memory_bytes), mem, np.nan)
+        return cls(cpu, mem, np.isfinite(cpu) & ~u.oom, np.isfinite(mem) & ~u.oom)
+
+
+class _Adder:
+    """Adds per-row durations (or value × duration) into a per-container total."""
+
+    def __init__(self, ledger: Ledger, rows: IntervalRows) -> None:
+        self.ledger = ledger
+        self.cid, self.dt = rows.usage.container_id, rows.dt_s
+        self.n = ledger.oom_events.shape[0]
+
+    def __call__(
+        self, target: FloatArray, mask: BoolArray, values: FloatArray | None = None
+    ) -> None:
+        weights = self.dt if values is None else values * self.dt
+        target += np.bincount(self.cid[mask], weights=weights[mask], minlength=self.n)
+
+
+def _count_usage(ledger: Ledger, add: _Adder, use: _Usage, res: RowResources) -> None:
+    cpu, mem, cpu_known, mem_known = use.cpu, use.memory, use.cpu_known, use.memory_known
+    cpu_over = cpu_known & _above(cpu, res.cpu_request)
     add(ledger.cpu_observed_s, cpu_known)
     add(ledger.memory_observed_s, mem_known)
-    add(ledger.cpu_above_request_s, cpu_known & _above(cpu, res.cpu_request))
+    add(ledger.cpu_above_request_s, cpu_over)
     add(ledger.cpu_above_limit_s, cpu_known & _above(cpu, res.cpu_limit))
     add(ledger.memory_above_request_s, mem_known & _above(mem, res.memory_request))
-    cpu_over = cpu_known & _above(cpu, res.cpu_request)
     add(ledger.cpu_excess_core_s, cpu_over, np.nan_to_num(cpu - res.cpu_request))
-
-    cpu_req = np.nan_to_num(res.cpu_request, nan=0.0)
-    mem_req = np.nan_to_num(res.memory_request, nan=0.0)
-    everything = np.ones(cid.shape[0], dtype=bool)
-    add(ledger.cpu_requested_core_s, everything, cpu_req)
-    add(ledger.memory_requested_byte_s, everything, mem_req)
-    add(ledger.cpu_comparable_core_s, np.isfinite(rows.original_cpu_request), cpu_req)
-    add(ledger.memory_comparable_byte_s, np.isfinite(rows.original_memory_request), mem_req)
     add(ledger.cpu_used_core_s, cpu_known, np.nan_to_num(cpu))
     add(ledger.memory_used_byte_s, mem_known, np.nan_to_num(mem))
     cpu_both = cpu_known & np.isfinite(res.cpu_request)
     mem_both = mem_known & np.isfinite(res.memory_request)
     add(ledger.cpu_slack_core_s, cpu_both, np.nan_to_num(res.cpu_request - cpu))
     add(ledger.memory_slack_byte_s, mem_both, np.nan_to_num(res.memory_request - mem))
-    ledger.intervals += np.bincount(cid, minlength=n) > 0
-    ledger.cpu_samples += np.bincount(cid[cpu_known], minlength=n)
-    ledger.cpu_samples_above_request += np.bincount(
-        cid[cpu_known & _above(cpu, res.cpu_request)], minlength=n
-    )
+    ledger.intervals += np.bincount(add.cid, minlength=add.n) > 0
+    ledger.cpu_samples += np.bincount(add.cid[cpu_known], minlength=add.n)
+    ledger.cpu_samples_above_request += np.bincount(add.cid[cpu_over], minlength=add.n)
+
+
+def _count_reserved(add: _Adder, rows: IntervalRows, res: RowResources) -> None:
+    """Requests (and memory caps) in force × time: what the strategy reserves."""
+    cpu_req = np.nan_to_num(res.cpu_request, nan=0.0)
+    mem_req = np.nan_to_num(res.memory_request, nan=0.0)
+    everything = np.ones(add.cid.shape[0], dtype=bool)
+    totals = add.ledger
+    add(totals.cpu_requested_core_s, everything, cpu_req)
+    add(totals.memory_requested_byte_s, everything, mem_req)
+    add(totals.cpu_comparable_core_s, np.isfinite(rows.original_cpu_request), cpu_req)
+    add(totals.memory_comparable_byte_s, np.isfinite(rows.original_memory_request), mem_req)
     original_size = np.where(
         np.isfinite(rows.original_memory_limit),
         rows.original_memory_limit,
@@ -249,34 +282,43 @@ def measure(ledger: Ledger, rows: IntervalRows, res: RowResources) -> OomEvents:
     )
     memory_cap = np.where(np.isfinite(res.memory_limit), res.memory_limit, res.memory_request)
     add(
-        ledger.memory_limit_comparable_byte_s,
-        np.isfinite(original_size),
-        np.nan_to_num(memory_cap),
+        totals.memory_limit_comparable_byte_s, np.isfinite(original_size), np.nan_to_num(memory_cap)
     )
 
-    if rows.time_bin.shape[0]:
-        lo = int(rows.time_bin.min())
-        local = rows.time_bin - lo
-        bins = int(local.max()) + 1
-        span = slice(lo, lo + bins)
-        for excess_total, requested_total, use, request, known in (
-            (ledger.bin_cpu_excess_cores, ledger.bin_cpu_requested_cores, cpu, cpu_req, cpu_known),
-            (ledger.bin_memory_excess_bytes, ledger.bin_memory_requested_bytes, mem, mem_req,
-             mem_known),
-        ):  # fmt: skip
-            over = np.where(known, np.maximum(np.nan_to_num(use) - request, 0.0), 0.0)
-            excess_total[span] += np.bincount(local, weights=over, minlength=bins)
-            requested_total[span] += np.bincount(
-                local, weights=np.where(known, request, 0.0), minlength=bins
-            )
 
+def _count_time_bins(ledger: Ledger, rows: IntervalRows, use: _Usage, res: RowResources) -> None:
+    """Fleet-wide excess over requests and requests per time bin (peak moments)."""
+    lo = int(rows.time_bin.min())
+    local = rows.time_bin - lo
+    bins = int(local.max()) + 1
+    span = slice(lo, lo + bins)
+    cpu_req = np.nan_to_num(res.cpu_request, nan=0.0)
+    mem_req = np.nan_to_num(res.memory_request, nan=0.0)
+    for excess_total, requested_total, used, request, known in (
+        (ledger.bin_cpu_excess_cores, ledger.bin_cpu_requested_cores, use.cpu, cpu_req,
+         use.cpu_known),
+        (ledger.bin_memory_excess_bytes, ledger.bin_memory_requested_bytes, use.memory, mem_req,
+         use.memory_known),
+    ):  # fmt: skip
+        over = np.where(known, np.maximum(np.nan_to_num(used) - request, 0.0), 0.0)
+        excess_total[span] += np.bincount(local, weights=over, minlength=bins)
+        requested_total[span] += np.bincount(
+            local, weights=np.where(known, request, 0.0), minlength=bins
+        )
+
+
+def _count_ooms(ledger: Ledger, rows: IntervalRows, use: _Usage, res: RowResources) -> OomEvents:
+    """Samples above the memory line in force are OOM kills (the first per container is
+    the interval's event); container-days, OOM container-days and churn."""
+    cid = rows.usage.container_id
+    oom = rows.usage.oom
     kill_line = np.where(np.isfinite(res.memory_limit), res.memory_limit, res.memory_request)
-    wanted = np.fmax(mem, np.where(rows.usage.oom, rows.original_memory_limit, np.nan))
+    wanted = np.fmax(use.memory, np.where(oom, rows.original_memory_limit, np.nan))
     wanted = np.where(
-        rows.usage.oom & ~np.isfinite(wanted), rows.original_memory_request, wanted
+        oom & ~np.isfinite(wanted), rows.original_memory_request, wanted
     )  # an OOM with neither figure: the original request, as upstream VPA assumes
     with np.errstate(invalid="ignore"):
-        killed = (mem_known & (wanted > kill_line)) | (rows.usage.oom & (wanted >= kill_line))
+        killed = (use.memory_known & (wanted > kill_line)) | (oom & (wanted >= kill_line))
     first = _first_per_container(cid, killed)
     ledger.oom_events[cid[first]] += 1
     days = utc_days(rows.usage.timestamp_s)
