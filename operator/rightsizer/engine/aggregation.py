@@ -113,6 +113,17 @@ def _picked(array: FloatArray, ids: IntArray, known: int, fill: float) -> FloatA
     return result
 
 
+@dataclass(frozen=True)
+class OpenWindow:
+    """One pod's open memory window as a checkpoint keeps it."""
+
+    end_s: float
+    usage_peak_bytes: float
+    oom_peak_bytes: float
+    last_memory_s: float
+    last_cpu_s: float
+
+
 class UsageAggregates:
     """Histograms and counters per container, open memory windows per instance."""
 
@@ -175,16 +186,7 @@ class UsageAggregates:
         if unknown.any():
             self.instance_container[chunk.instance_id[unknown]] = chunk.container_id[unknown]
 
-    def restore_open_window(
-        self,
-        instance: int,
-        container: int,
-        window_end_s: float,
-        usage_peak_bytes: float,
-        oom_peak_bytes: float,
-        last_memory_s: float,
-        last_cpu_s: float,
-    ) -> None:
+    def restore_open_window(self, instance: int, container: int, window: OpenWindow) -> None:
         """Put back one pod's open memory window (from a checkpoint)."""
         self._ensure(
             UsageChunk(
@@ -192,11 +194,11 @@ class UsageAggregates:
                 np.full(1, np.nan), np.full(1, np.nan), np.zeros(1, dtype=bool),
             )
         )  # fmt: skip
-        self.window_end_s[instance] = window_end_s
-        self.usage_peak_bytes[instance] = usage_peak_bytes
-        self.oom_peak_bytes[instance] = oom_peak_bytes
-        self.last_memory_s[instance] = last_memory_s
-        self.last_cpu_s[instance] = last_cpu_s
+        self.window_end_s[instance] = window.end_s
+        self.usage_peak_bytes[instance] = window.usage_peak_bytes
+        self.oom_peak_bytes[instance] = window.oom_peak_bytes
+        self.last_memory_s[instance] = window.last_memory_s
+        self.last_cpu_s[instance] = window.last_cpu_s
 
     # -- adding -------------------------------------------------------------------------
     def add(self, chunk: UsageChunk) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rightsizer.engine.aggregation import UsageAggregates
+from rightsizer.engine.aggregation import OpenWindow, UsageAggregates
 from rightsizer.engine.strategies.base import Strategy, UsageState
 from rightsizer.engine.strategies.headroom import HeadroomStrategy, HeadroomUsage
 from rightsizer.engine.strategies.percentile import PercentileStrategy, PercentileUsage
@@ -155,9 +155,8 @@ def _decode_vpa(blob: bytes, strategy: VpaStrategy) -> Restored:
         for key, end, usage, oom, last_mem, last_cpu in doc["openWindows"]:
             ns, wl, pod, c = key
             iid = registry.instance_id((ns, wl, pod, c))
-            state.restore_open_window(
-                iid, registry.instance_container[iid], end, usage, oom, last_mem, last_cpu
-            )
+            window = OpenWindow(end, usage, oom, last_mem, last_cpu)
+            state.restore_open_window(iid, registry.instance_container[iid], window)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"malformed checkpoint: {exc}") from None
     return Restored(registry, state, float(doc["readUntil"]), str(doc.get("signature", "")))
