@@ -113,7 +113,8 @@ def test_an_update_from_a_stale_read_is_refused_not_forced(
     core = client.CoreV1Api(k8s_api)
     stale = core.read_namespaced_config_map(cm, namespace)
     core.patch_namespaced_config_map(cm, namespace, {"metadata": {"labels": {"edited": "yes"}}})
-    result = store._write(core, stale, namespace, cm, b"late", {}, name, uid)
+    maps = store._PolicyConfigMaps(core, namespace, name, uid)
+    result = maps.write(stale, cm, b"late", {})
     assert result is store.SaveResult.CONFLICT
     now = core.read_namespaced_config_map(cm, namespace)
     assert now.metadata.labels["edited"] == "yes"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import enum
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
@@ -91,58 +92,65 @@ def load(api: ApiClient, namespace: str, name: str, owner_uid: str) -> bytes | N
     return blob or None
 
 
-def _body(
-    existing: Any | None, namespace: str, name: str, piece: bytes,
-    annotations: dict[str, str], owner_name: str, owner_uid: str,
-) -> client.V1ConfigMap:  # fmt: skip
-    """Our ConfigMap; an existing one's other labels and annotations are kept."""
-    meta = existing.metadata if existing is not None else None
-    labels = dict((meta.labels if meta else None) or {})
-    labels["app.kubernetes.io/managed-by"] = "rightsizer"
-    merged = dict((meta.annotations if meta else None) or {})
-    merged.pop(PARTS_ANNOTATION, None)
-    merged.pop(DIGEST_ANNOTATION, None)
-    merged.update(annotations)
-    return client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(
-            name=name,
-            namespace=namespace,
-            labels=labels,
-            annotations=merged or None,
-            resource_version=meta.resource_version if meta else None,
-            owner_references=[
-                client.V1OwnerReference(
-                    api_version=OWNER_API_VERSION,
-                    kind=OWNER_KIND,
-                    name=owner_name,
-                    uid=owner_uid,
-                    controller=True,
-                    block_owner_deletion=False,
-                )
-            ],
-        ),
-        binary_data={KEY: base64.b64encode(piece).decode()},
-    )
+@dataclass(frozen=True)
+class _PolicyConfigMaps:
+    """The ConfigMaps of one policy's checkpoint, in its namespace, owned by it."""
 
+    core: client.CoreV1Api
+    namespace: str
+    owner_name: str
+    owner_uid: str
 
-def _write(
-    core: client.CoreV1Api, existing: Any | None, namespace: str, name: str, piece: bytes,
-    annotations: dict[str, str], owner_name: str, owner_uid: str,
-) -> SaveResult:  # fmt: skip
-    """Create when absent; else update ours at the resourceVersion read (never blind)."""
-    if existing is not None and not _owned(existing, owner_uid):
-        return SaveResult.NOT_OWNED
-    body = _body(existing, namespace, name, piece, annotations, owner_name, owner_uid)
-    try:
-        if existing is None:
-            core.create_namespaced_config_map(namespace, body)
-        else:
-            core.replace_namespaced_config_map(name, namespace, body)
-    except ApiException as exc:
-        if exc.status == 409:  # created meanwhile, or changed since our read
-            return SaveResult.CONFLICT
-        raise
-    return SaveResult.SAVED
+    def read(self, name: str) -> Any | None:
+        return _read(self.core, self.namespace, name)
+
+    def owned(self, cm: Any) -> bool:
+        return _owned(cm, self.owner_uid)
+
+    def body(
+        self, existing: Any | None, name: str, piece: bytes, annotations: dict[str, str]
+    ) -> client.V1ConfigMap:
+        """Our ConfigMap; an existing one's other labels and annotations are kept."""
+        meta = existing.metadata if existing is not None else None
+        labels = dict((meta.labels if meta else None) or {})
+        labels["app.kubernetes.io/managed-by"] = "rightsizer"
+        merged = dict((meta.annotations if meta else None) or {})
+        merged.pop(PARTS_ANNOTATION, None)
+        merged.pop(DIGEST_ANNOTATION, None)
+        merged.update(annotations)
+        owner = client.V1OwnerReference(
+            api_version=OWNER_API_VERSION, kind=OWNER_KIND, name=self.owner_name,
+            uid=self.owner_uid, controller=True, block_owner_deletion=False,
+        )  # fmt: skip
+        return client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(
+                name=name,
+                namespace=self.namespace,
+                labels=labels,
+                annotations=merged or None,
+                resource_version=meta.resource_version if meta else None,
+                owner_references=[owner],
+            ),
+            binary_data={KEY: base64.b64encode(piece).decode()},
+        )
+
+    def write(
+        self, existing: Any | None, name: str, piece: bytes, annotations: dict[str, str]
+    ) -> SaveResult:
+        """Create when absent; else update ours at the resourceVersion read (never blind)."""
+        if existing is not None and not self.owned(existing):
+            return SaveResult.NOT_OWNED
+        body = self.body(existing, name, piece, annotations)
+        try:
+            if existing is None:
+                self.core.create_namespaced_config_map(self.namespace, body)
+            else:
+                self.core.replace_namespaced_config_map(name, self.namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:  # created meanwhile, or changed since our read
+                return SaveResult.CONFLICT
+            raise
+        return SaveResult.SAVED
 
 
 def save(
@@ -153,9 +161,9 @@ def save(
     pieces = parts.split(blob)
     if len(pieces) > parts.MAX_PARTS:
         return SaveResult.TOO_LARGE
-    core = client.CoreV1Api(api)
-    head = _read(core, namespace, name)
-    if head is not None and not _owned(head, owner_uid):
+    maps = _PolicyConfigMaps(client.CoreV1Api(api), namespace, owner_name, owner_uid)
+    head = maps.read(name)
+    if head is not None and not maps.owned(head):
         return SaveResult.NOT_OWNED
     try:
         before = int(((head.metadata.annotations or {}) if head else {}).get(PARTS_ANNOTATION, 1))
@@ -163,22 +171,20 @@ def save(
         before = 1
     for i, piece in enumerate(pieces[1:], start=1):
         part = parts.part_name(name, i)
-        result = _write(
-            core, _read(core, namespace, part), namespace, part, piece, {}, owner_name, owner_uid
-        )
+        result = maps.write(maps.read(part), part, piece, {})
         if result is not SaveResult.SAVED:
             return result
     head_annotations = {
         PARTS_ANNOTATION: str(len(pieces)),
         DIGEST_ANNOTATION: parts.digest(blob),
     }
-    result = _write(core, head, namespace, name, pieces[0], head_annotations, owner_name, owner_uid)
+    result = maps.write(head, name, pieces[0], head_annotations)
     if result is not SaveResult.SAVED:
         return result
     # The operator may not delete (RBAC): parts no longer counted are emptied instead.
     for i in range(len(pieces), min(before, parts.MAX_PARTS)):
         part = parts.part_name(name, i)
-        stale = _read(core, namespace, part)
-        if stale is not None and _owned(stale, owner_uid):
-            _write(core, stale, namespace, part, b"", {}, owner_name, owner_uid)
+        stale = maps.read(part)
+        if stale is not None and maps.owned(stale):
+            maps.write(stale, part, b"", {})
     return SaveResult.SAVED
