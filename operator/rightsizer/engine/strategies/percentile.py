@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rightsizer.engine.buckets import FloatArray, IntArray, exponential_table_scheme
-from rightsizer.engine.estimators import Estimates
+from rightsizer.engine.estimators import Estimates, confidence
 from rightsizer.engine.histogram import DecayingHistograms
 from rightsizer.engine.policy import LimitMode, LimitPolicy, SizingPolicy
 from rightsizer.engine.recommendation import ContainerRecommendation
@@ -153,8 +153,7 @@ class PercentileStrategy:
         cpu_i = cpu.astype(np.int64)
         mem_i = mem.astype(np.int64)
         span_s = np.nan_to_num(state.last_s - state.first_s, nan=0.0)
-        span_days = span_s / DAY_S
-        conf = np.minimum(span_days, state.cpu_samples / 1440.0)
+        conf = confidence(span_s, state.cpu_samples, DAY_S)
         return RawRecommendations(
             cpu=Estimates(cpu_i, cpu_i, cpu_i),
             memory=Estimates(mem_i, mem_i, mem_i),
