@@ -4,6 +4,7 @@ publish and removed with the policy."""
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import REGISTRY
 
 from rightsizer.controller import observability as obs
@@ -54,3 +55,39 @@ def test_current_requests_replicas_and_states_follow_the_latest_publish() -> Non
     obs.forget(NS, POLICY)
     assert sample("rightsizer_current_request", **labels, resource="cpu") is None
     assert sample("rightsizer_containers", state="warning") is None
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.client = _Client()
+
+
+def test_source_reads_are_observed_when_done_failed_or_not() -> None:
+    def count(source: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "rightsizer_source_read_duration_seconds_count", {"source": source}
+        )
+        return value or 0.0
+
+    before = count("unit-reader")
+    reader = obs.timed_reader("unit-reader", _Reader())
+    assert count("unit-reader") == before  # nothing until the read is over
+    reader.client.close()
+    assert reader.client.closed and count("unit-reader") == before + 1
+
+    assert obs.timed("unit-poll", lambda: 42) == 42
+
+    def failing() -> int:
+        raise RuntimeError("down")
+
+    with pytest.raises(RuntimeError):
+        obs.timed("unit-poll", failing)
+    assert count("unit-poll") == 2

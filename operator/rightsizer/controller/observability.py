@@ -9,8 +9,10 @@ pod's own network namespace (the pod IP and loopback), which Prometheus must rea
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -86,6 +88,43 @@ CONTAINERS = Gauge(
 CONTAINER_STATES = ("ok", "info", "warning", "critical", "insufficient_data")
 SKIPS = Counter("rightsizer_skips_total", "Containers or writes held back, by reason.", ["reason"])
 WRITES = Counter("rightsizer_workload_writes_total", "Writes to workloads, by kind.", ["kind"])
+
+T = TypeVar("T")
+
+
+class _Reader(Protocol):
+    @property
+    def client(self) -> Any: ...
+
+
+R = TypeVar("R", bound=_Reader)
+
+
+def timed(source: str, read: Callable[[], T]) -> T:
+    """Run one read of ``source`` and observe how long it took (failed reads too)."""
+    start = time.monotonic()
+    try:
+        return read()
+    finally:
+        SOURCE_SECONDS.labels(source).observe(time.monotonic() - start)
+
+
+def timed_reader(source: str, reader: R) -> R:
+    """Observe how long a history reader stays open, from here until its client is
+    closed: the reconcile opens it, reads every chunk (or only checks), then closes it."""
+    client = reader.client
+    close = client.close
+    start = time.monotonic()
+
+    def closed() -> None:
+        try:
+            close()
+        finally:
+            SOURCE_SECONDS.labels(source).observe(time.monotonic() - start)
+
+    setattr(client, "close", closed)  # noqa: B010 (an instance's method, replaced)
+    return reader
+
 
 _series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
 _current: dict[tuple[str, str], set[tuple[str, ...]]] = {}
