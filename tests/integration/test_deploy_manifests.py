@@ -434,16 +434,15 @@ def test_service_account_has_the_pinned_rights_and_no_more(
 
 
 # -------------------------------------------------- the operator on its own credentials
-def service_account_kubeconfig(sandbox: Sandbox, kube: KubeAccess, path: Path) -> Path:
+def service_account_kubeconfig(
+    sandbox: Sandbox,
+    kube: KubeAccess,
+    path: Path,
+    account: str = SERVICE_ACCOUNT,
+    namespace: str = OPERATOR_NS,
+) -> Path:
     token = kubectl(
-        sandbox,
-        kube.kubeconfig,
-        "create",
-        "token",
-        SERVICE_ACCOUNT,
-        "-n",
-        OPERATOR_NS,
-        "--duration=2h",
+        sandbox, kube.kubeconfig, "create", "token", account, "-n", namespace, "--duration=2h"
     ).strip()
     assert token.count(".") == 2, "expected a JWT from the TokenRequest API"
     config = {
@@ -455,10 +454,8 @@ def service_account_kubeconfig(sandbox: Sandbox, kube: KubeAccess, path: Path) -
                 "cluster": {"server": kube.server, "certificate-authority": str(kube.ca_file)},
             }
         ],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-        "contexts": [
-            {"name": "operator", "context": {"cluster": "sandbox", "user": SERVICE_ACCOUNT}}
-        ],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "sandbox", "user": account}}],
         "current-context": "operator",
     }
     path.write_text(yaml.safe_dump(config))
@@ -547,22 +544,41 @@ def policies(custom: Any, namespace: str) -> list[str]:
 class Operator:
     """``kopf run`` as in the Deployment, but as a local process with the given kubeconfig."""
 
-    def __init__(self, kubeconfig: Path, log: Path, allowed_prometheus: str) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log: Path,
+        allowed_prometheus: str | None,
+        container: dict[str, Any] | None = None,
+    ) -> None:
+        """``container``: the Deployment's container to run (its command and environment;
+        default: manifests/'s); metrics and the probe listen on free local ports.
+        ``allowed_prometheus``: replaces the container's allow-list (None: keep it)."""
+        container = container or one("Deployment")["spec"]["template"]["spec"]["containers"][0]
         self.log_path = log
         self.metrics_port = free_port()
         self.health_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+        # The container's settings (HOME and TMPDIR are the pod's /tmp: kept as they are).
+        env.update(
+            {
+                e["name"]: e["value"]
+                for e in container.get("env", [])
+                if "value" in e and e["name"] not in ("HOME", "TMPDIR")
+            }
+        )
+        if allowed_prometheus is not None:
+            env["RIGHTSIZER_PROMETHEUS_ALLOWED_URLS"] = allowed_prometheus
         env.update(
             {
                 "KUBECONFIG": str(kubeconfig),
-                "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": allowed_prometheus,
                 "RIGHTSIZER_TICK_SECONDS": "2",
                 "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
                 "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
             }
         )
         # The Deployment's own command; only the probe listens on a free local port.
-        command = one("Deployment")["spec"]["template"]["spec"]["containers"][0]["command"]
+        command = container["command"]
         argv = [str(Path(sys.executable).parent / command[0])] + [
             f"--liveness=http://127.0.0.1:{self.health_port}/healthz"
             if arg.startswith("--liveness=")
