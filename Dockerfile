@@ -29,10 +29,14 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="rightsizer" \
       org.opencontainers.image.description="Kubernetes operator (Kopf) that right-sizes workload requests and limits from real usage" \
       org.opencontainers.image.licenses="Apache-2.0"
-# No build or install tools at run time; a numeric system user (65532, as in the
-# Deployment's securityContext) with no home and no shell.
+# No build or install tools at run time: no pip, and no package manager (apt's and
+# dpkg's programs and apt's state go; dpkg's database stays, image scanners read it);
+# a numeric system user (65532, as in the Deployment's securityContext) with no home and
+# no shell.
 RUN PIP_ROOT_USER_ACTION=ignore python -m pip uninstall --yes --no-cache-dir pip setuptools wheel \
  && rm -rf /root/.cache \
+ && rm -rf /usr/bin/apt /usr/bin/apt-* /usr/bin/dpkg /usr/bin/dpkg-* /usr/sbin/dpkg-* \
+           /usr/lib/apt /usr/lib/dpkg /etc/apt /var/lib/apt /var/cache/apt /var/cache/debconf \
  && groupadd --system --gid 65532 rightsizer \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
             --shell /usr/sbin/nologin rightsizer

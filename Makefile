@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test unit lint fmt bench bench-soak bench-operator bench-apply bench-report components sandbox-up sandbox-down clean
+.PHONY: help setup demo test unit lint fmt image bench bench-soak bench-operator bench-apply bench-report components sandbox-up sandbox-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,9 @@ unit: setup  ## fast tests only (no sandbox)
 
 test: setup components lint  ## the whole suite: lint, unit, and tests against the real sandbox
 	$(BIN)/pytest
+
+image:  ## build the operator image with buildah from a Debian base built here (root; docs/install.md); `make test` then checks and runs it
+	bash scripts/image.sh
 
 fmt: setup  ## format and autofix
 	$(BIN)/ruff format operator tests bench

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (or reuse) the binaries of the local test sandbox, outside the repository.
 #
-#   bash scripts/build-components.sh [k8s] [etcd] [kwok] [metrics-server] [prometheus]
+#   bash scripts/build-components.sh [k8s] [etcd] [kwok] [metrics-server] [helm] [prometheus]
 #
 # Without arguments every component is built or reused. Everything goes to a
 # version-keyed cache (default ~/.cache/rightsizer):
@@ -10,11 +10,12 @@
 #   $RIGHTSIZER_CACHE/etcd-v3.6.16/bin/etcd
 #   $RIGHTSIZER_CACHE/kwok-v0.8.0/bin/kwok  (+ share/*.yaml: stages, metrics, usage)
 #   $RIGHTSIZER_CACHE/metrics-server-v0.9.0/bin/metrics-server
+#   $RIGHTSIZER_CACHE/helm-v3.22.0/bin/helm   (the chart tests; not started by the sandbox)
 #   $RIGHTSIZER_CACHE/go/{mod,build}          Go module and build caches
 #   $RIGHTSIZER_CACHE/modules/<name>/go.mod   generated wrapper modules
 #
 # A binary that exists and reports the expected version is reused (a warm run
-# takes a second). Cold, on 2 cores: about 10-13 minutes (docs/sandbox.md). Prometheus/promtool come from Debian (apt-get) when missing.
+# takes a second). Cold, on 2 cores: about 10-13 minutes, plus about 4 for helm (docs/sandbox.md). Prometheus/promtool come from Debian (apt-get) when missing.
 # Everything is built from Go modules fetched through the Go module proxy with
 # the ordinary `go` client; nothing is downloaded as a prebuilt binary.
 set -euo pipefail
@@ -28,6 +29,7 @@ K8S_VERSION="${RIGHTSIZER_K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${RIGHTSIZER_ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${RIGHTSIZER_KWOK_VERSION:-v0.8.0}"
 METRICS_SERVER_VERSION="${RIGHTSIZER_METRICS_SERVER_VERSION:-v0.9.0}"
+HELM_VERSION="${RIGHTSIZER_HELM_VERSION:-v3.22.0}"
 # Parallel compile jobs; the CI machine has 2 cores.
 GO_BUILD_P="${RIGHTSIZER_GO_BUILD_P:-$(nproc 2>/dev/null || echo 2)}"
 
@@ -242,6 +244,34 @@ metrics_server_ok() {
     version_ok "$CACHE/metrics-server-$METRICS_SERVER_VERSION/bin/metrics-server" "$METRICS_SERVER_VERSION" --version
 }
 
+# ---------------------------------------------------------------- helm
+build_helm() {
+    local dir="$CACHE/modules/helm-$HELM_VERSION" out="$CACHE/helm-$HELM_VERSION/bin"
+    write_module "$dir" <<EOF
+module rightsizer.local/components/helm
+
+go 1.26.0
+
+require helm.sh/helm/v3 $HELM_VERSION
+EOF
+    # As helm's Makefile: the Kubernetes version that `helm template` and `helm lint`
+    # assume is the one of the client-go it was built with (v0.37.x -> 1.37).
+    local client_go major minor ldflags
+    client_go="$(cd "$dir" && "$GO" list -m -f '{{.Version}}' k8s.io/client-go)" || return 1
+    client_go="${client_go#v}"
+    major=$(( ${client_go%%.*} + 1 )); minor="${client_go#*.}"; minor="${minor%%.*}"
+    ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+        -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+        -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$major \
+        -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor \
+        -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$major \
+        -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
+    mkdir -p "$out"
+    (cd "$dir" && "$GO" build -p "$GO_BUILD_P" -trimpath -ldflags "$ldflags" \
+        -o "$out/helm" helm.sh/helm/v3/cmd/helm)
+}
+helm_ok() { version_ok "$CACHE/helm-$HELM_VERSION/bin/helm" "Version:\"$HELM_VERSION\"" version; }
+
 # ---------------------------------------------------------------- Prometheus (Debian)
 prometheus_ok() { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; }
 install_prometheus() {
@@ -282,7 +312,7 @@ stop_debian_prometheus() {
 
 # ---------------------------------------------------------------- main
 want=("$@")
-[[ ${#want[@]} -gt 0 ]] || want=(prometheus etcd k8s kwok metrics-server)
+[[ ${#want[@]} -gt 0 ]] || want=(prometheus etcd k8s kwok metrics-server helm)
 
 mkdir -p "$CACHE/modules"
 log "cache: $CACHE  go: $("$GO" version)  jobs: $GO_BUILD_P"
@@ -301,11 +331,12 @@ for c in "${want[@]}"; do
         etcd)           ensure "etcd $ETCD_VERSION" etcd_ok build_etcd ;;
         kwok)           ensure "kwok $KWOK_VERSION" kwok_ok build_kwok ;;
         metrics-server) ensure "metrics-server $METRICS_SERVER_VERSION" metrics_server_ok build_metrics_server ;;
+        helm)           ensure "helm $HELM_VERSION" helm_ok build_helm ;;
         prometheus)
             ensure "prometheus (apt-get)" prometheus_ok install_prometheus
             log "prometheus: $(prometheus --version 2>&1 | head -n1)"
             stop_debian_prometheus ;;
-        *) die "unknown component '$c' (k8s, etcd, kwok, metrics-server, prometheus)" ;;
+        *) die "unknown component '$c' (k8s, etcd, kwok, metrics-server, helm, prometheus)" ;;
     esac
 done
 

@@ -432,16 +432,15 @@ def test_service_account_has_the_pinned_rights_and_no_more(
 
 
 # -------------------------------------------------- the operator on its own credentials
-def service_account_kubeconfig(sandbox: Sandbox, kube: KubeAccess, path: Path) -> Path:
+def service_account_kubeconfig(
+    sandbox: Sandbox,
+    kube: KubeAccess,
+    path: Path,
+    account: str = SERVICE_ACCOUNT,
+    namespace: str = OPERATOR_NS,
+) -> Path:
     token = kubectl(
-        sandbox,
-        kube.kubeconfig,
-        "create",
-        "token",
-        SERVICE_ACCOUNT,
-        "-n",
-        OPERATOR_NS,
-        "--duration=2h",
+        sandbox, kube.kubeconfig, "create", "token", account, "-n", namespace, "--duration=2h"
     ).strip()
     assert token.count(".") == 2, "expected a JWT from the TokenRequest API"
     config = {
@@ -453,10 +452,8 @@ def service_account_kubeconfig(sandbox: Sandbox, kube: KubeAccess, path: Path) -
                 "cluster": {"server": kube.server, "certificate-authority": str(kube.ca_file)},
             }
         ],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-        "contexts": [
-            {"name": "operator", "context": {"cluster": "sandbox", "user": SERVICE_ACCOUNT}}
-        ],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "sandbox", "user": account}}],
         "current-context": "operator",
     }
     path.write_text(yaml.safe_dump(config))
@@ -546,10 +543,29 @@ class Operator(OperatorProcess):
     """``kopf run`` as in the Deployment (its own command), but as a local process with the
     given kubeconfig; only the probe listens on a free local port."""
 
-    def __init__(self, kubeconfig: Path, log: Path, allowed_prometheus: str) -> None:
-        command = one("Deployment")["spec"]["template"]["spec"]["containers"][0]["command"]
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log: Path,
+        allowed_prometheus: str | None,
+        container: dict[str, Any] | None = None,
+    ) -> None:
+        """``container``: the Deployment's container to run (its command and environment;
+        default: manifests/'s); metrics and the probe listen on free local ports.
+        ``allowed_prometheus``: replaces the container's allow-list (None: keep it)."""
+        container = container or one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+        # The container's settings, but for what a local process needs of its own (HOME and
+        # TMPDIR are the pod's /tmp; the ports and the tick are the harness's).
+        own = {"HOME", "TMPDIR", "KUBECONFIG", "RIGHTSIZER_TICK_SECONDS",
+               "RIGHTSIZER_METRICS_PORT", "RIGHTSIZER_METRICS_ADDRESS",
+               "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS"}  # fmt: skip
+        values = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+        if allowed_prometheus is None:
+            allowed_prometheus = values.get("RIGHTSIZER_PROMETHEUS_ALLOWED_URLS", "")
+        env = {k: v for k, v in values.items() if k not in own}
+        command = container["command"]
         argv = [str(Path(sys.executable).parent / command[0]), *command[1:]]
-        super().__init__(kubeconfig, log, allowed_prometheus, tick_s=2, argv=argv)
+        super().__init__(kubeconfig, log, allowed_prometheus, tick_s=2, argv=argv, env=env)
 
     def reconciles(self, namespace: str, name: str) -> int:
         """How many reconciles of this policy this process logged (JSON log lines)."""

@@ -269,10 +269,17 @@ def test_annotate_mode_writes_metadata_only_and_no_storm(
     )
     sets = apps.list_namespaced_replica_set(NS, label_selector="app=web").items
     assert [rs.metadata.name for rs in sets] == [rs.metadata.name for rs in replica_sets_before]
-    events = client.CoreV1Api(cluster).list_namespaced_event(
-        NS, field_selector="reason=RecommendationAnnotated,involvedObject.name=web"
+    # Kopf posts Events from a queue of its own, shortly after the write: wait for it.
+    wait_for(
+        "the RecommendationAnnotated Event on Deployment/web",
+        lambda: (
+            client.CoreV1Api(cluster)
+            .list_namespaced_event(
+                NS, field_selector="reason=RecommendationAnnotated,involvedObject.name=web"
+            )
+            .items
+        ),
     )
-    assert events.items
     # Further reconciles with the same recommendation write nothing (the version is taken
     # after the controller has recorded the new generation in the Deployment's status).
     version = apps.read_namespaced_deployment("web", NS).metadata.resource_version

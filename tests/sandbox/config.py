@@ -16,6 +16,7 @@ K8S_VERSION = os.environ.get("RIGHTSIZER_K8S_VERSION", "v1.36.3")
 ETCD_VERSION = os.environ.get("RIGHTSIZER_ETCD_VERSION", "v3.6.16")
 KWOK_VERSION = os.environ.get("RIGHTSIZER_KWOK_VERSION", "v0.8.0")
 METRICS_SERVER_VERSION = os.environ.get("RIGHTSIZER_METRICS_SERVER_VERSION", "v0.9.0")
+HELM_VERSION = os.environ.get("RIGHTSIZER_HELM_VERSION", "v3.22.0")
 
 BUILD_HINT = "bash scripts/build-components.sh"
 
@@ -87,6 +88,8 @@ class Config:
             path = (
                 self.cache / f"metrics-server-{METRICS_SERVER_VERSION}" / "bin" / "metrics-server"
             )
+        elif name == "helm":
+            path = self.cache / f"helm-{HELM_VERSION}" / "bin" / "helm"
         elif name in ("prometheus", "promtool"):
             override = os.environ.get(f"RIGHTSIZER_{name.upper()}")
             found = override or shutil.which(name)

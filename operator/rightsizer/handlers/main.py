@@ -228,8 +228,10 @@ def _reconcile(
     policy = PolicyInfo(namespace, name, uid, str(meta.get("creationTimestamp", "")), dict(spec))
     allowed: AllowList = memo.allowed_prometheus
     ports = Ports(
-        prometheus=lambda src, ns: prometheus_policy.open_history(api, src, ns, allowed),
-        metrics_poll=lambda ns: metrics_server.poll(api, ns),
+        prometheus=lambda src, ns: obs.timed_reader(
+            "prometheus", prometheus_policy.open_history(api, src, ns, allowed)
+        ),
+        metrics_poll=lambda ns: obs.timed("metrics-server", lambda: metrics_server.poll(api, ns)),
         load_checkpoint=lambda ns, cm: store.load(api, ns, cm, uid),
         live_pods=lambda ns: kubernetes_api.pod_names(api, ns),
     )
