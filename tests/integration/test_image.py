@@ -31,7 +31,6 @@ from kubernetes.client import ApiClient
 from tests.integration.test_deploy_manifests import (
     GROUP,
     PLURAL,
-    START_MARKER,
     VERSION,
     load_history,
     policies,
@@ -41,6 +40,7 @@ from tests.integration.test_deploy_manifests import (
 from tests.integration.waiting import free_port, wait_for
 from tests.sandbox import KubeAccess, Prometheus
 from tests.sandbox.config import Config
+from tests.sandbox.operator import START_MARKER
 
 IMAGE = os.environ.get("RIGHTSIZER_IMAGE", "localhost/rightsizer:dev")
 RUN_AS = 65532
