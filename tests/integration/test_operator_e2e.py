@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,25 +35,39 @@ CRD = Path(__file__).resolve().parents[2] / "crds" / "rightsizepolicies.rightsiz
 class Operator:
     def __init__(
         self, kubeconfig: str, log: Path, allowed_prometheus: Sequence[str] = (),
-        metrics_port: int | None = None,
+        metrics_port: int | None = None, env: dict[str, str] | None = None,
     ) -> None:  # fmt: skip
-        """``allowed_prometheus``: the install's allow-list of Prometheus endpoints."""
+        """``allowed_prometheus``: the install's allow-list of Prometheus endpoints;
+        ``env``: more settings (``RIGHTSIZER_*``)."""
         self.log_path = log
         self.metrics_port = metrics_port or free_port()
+        self.liveness_port = free_port()
         env = {**os.environ, "KUBECONFIG": kubeconfig, "RIGHTSIZER_TICK_SECONDS": "1",
                "RIGHTSIZER_METRICS_PORT": str(self.metrics_port),
                "RIGHTSIZER_METRICS_ADDRESS": "127.0.0.1",
-               "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": ",".join(allowed_prometheus)}  # fmt: skip
+               "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": ",".join(allowed_prometheus),
+               **(env or {})}  # fmt: skip
         kopf = str(Path(sys.executable).parent / "kopf")
         self.proc = subprocess.Popen(
             [kopf, "run", "-m", "rightsizer.handlers.main", "--standalone", "-A",
-             f"--liveness=http://127.0.0.1:{free_port()}/healthz"],
+             f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz"],
             env=env, stdout=log.open("a"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for("the operator's start marker", lambda: "rightsizer operator started" in self.log())
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def healthz(self, timeout_s: float = 15.0) -> int:
+        """The HTTP status of ``/healthz`` (599: no answer within ``timeout_s``)."""
+        url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except OSError:
+            return 599
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -42,6 +42,9 @@ class SourceProblem(StrEnum):
         "outside RFC 3986 path characters; no request was sent"
     )
     URL_TOO_LONG = "the Prometheus URL is longer than 2048 characters; no request was sent"
+    LABEL_MATCHERS = (
+        'labelMatchers must be comma-separated matchers name OP "value"; no request was sent'
+    )
     SECRET_UNREADABLE = (
         "the authSecretRef Secret does not exist or the operator may not read it; "
         "no request was sent"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +24,28 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 #: The largest response body read by default (after decompression).
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 _READ_PIECE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class SourceLimits:
+    """What one policy's reads may cost per reconcile (the operator's settings)."""
+
+    query_timeout_s: float = 60.0
+    """Per query (see ``PrometheusConfig.timeout_s``)."""
+    max_response_bytes: int = 32 * 1024 * 1024
+    """Per answer, after decompression: 32 MiB of JSON is ~3,000 series of a 6 h chunk at
+    1 m, and stays far from the operator's 1 GiB memory limit even parsed."""
+    max_queries: int = 300
+    """Per reconcile: a 90 d first read at 5 m (older) and 1 m (last day) steps takes
+    about 3 × 360 + 12 queries; more than this resumes at the next reconcile."""
+    reconcile_deadline_s: float = 120.0
+    """All reads of one reconcile together, whatever the servers do."""
+
+    def __post_init__(self) -> None:
+        if min(self.query_timeout_s, self.reconcile_deadline_s) <= 0:
+            raise ValueError("source timeouts and deadlines must be positive")
+        if self.max_response_bytes < 1024 or self.max_queries < 10:
+            raise ValueError("the response cap must be ≥ 1 KiB and the query budget ≥ 10")
 
 
 class BodyTooLargeError(Exception):
