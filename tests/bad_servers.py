@@ -5,7 +5,7 @@
 - ``/huge``: a body of ``huge_bytes`` (default 2 GiB) as fast as it is read;
 - ``/zzz``: success, but range series with ``"values": "zzz"``;
 - ``/reshape``: success, but range series whose points are triples;
-- ``/no-labels``: success, but instant series without ``namespace`` or ``pod``.
+- ``/no-labels``: success, but series with a namespace and no ``pod`` or ``container``.
 
 Anything else answers an empty success. Every request is counted per prefix.
 """
@@ -24,23 +24,21 @@ EMPTY = {"status": "success", "data": {"resultType": "vector", "result": []}}
 
 def _answer(mode: str, path: str) -> dict[str, Any]:
     ranged = path.endswith("/query_range")
-    if mode == "zzz" and ranged:
-        series = [{"metric": {"namespace": "x", "pod": "p", "container": "c"}, "values": "zzz"}]
-        return {"status": "success", "data": {"resultType": "matrix", "result": series}}
-    if mode == "reshape" and ranged:
-        series = [
-            {"metric": {"namespace": "x", "pod": "p", "container": "c"}, "values": [[1, "2", "3"]]}
-        ]
-        return {"status": "success", "data": {"resultType": "matrix", "result": series}}
-    if mode == "no-labels" and not ranged:
-        series = [
-            {
-                "metric": {"owner_kind": "ReplicaSet", "owner_name": "x", "resource": "cpu"},
-                "value": [1, "1"],
-            }
-        ]
+    labels = {"namespace": "x", "pod": "p", "container": "c", "resource": "cpu"}
+    if mode == "no-labels":  # namespace only: no pod, no container
+        labels = {"namespace": "x", "owner_kind": "ReplicaSet", "owner_name": "x"}
+    elif mode not in ("zzz", "reshape"):
+        return EMPTY
+    if not ranged:
+        series = [{"metric": labels, "value": [1, "1"]}]
         return {"status": "success", "data": {"resultType": "vector", "result": series}}
-    return EMPTY
+    values: Any = [[1, "1"]]
+    if mode == "zzz":
+        values = "zzz"
+    elif mode == "reshape":
+        values = [[1, "2", "3"]]
+    series = [{"metric": labels, "values": values}]
+    return {"status": "success", "data": {"resultType": "matrix", "result": series}}
 
 
 class BadPrometheus:

@@ -15,6 +15,7 @@ import pytest
 from rightsizer.cli.main import main
 from rightsizer.sources.errors import SourceError, SourceProblem
 from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig
+from tests.bad_servers import BadPrometheus
 
 ANSWER = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
 
@@ -176,3 +177,18 @@ def test_no_socket_is_left_blocked(servers: list[Misbehaving]) -> None:
 
     threading.Thread(target=run, daemon=True).start()
     assert done.wait(60)
+
+
+@pytest.mark.parametrize("mode", ["zzz", "reshape", "no-labels"])
+def test_report_exits_3_on_answers_of_the_wrong_shape(
+    mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Success answers of the wrong shape (``values: "zzz"``, points that are triples,
+    series without ``namespace``/``pod``) fail cleanly, never with a traceback."""
+    bad = BadPrometheus()
+    try:
+        code = main(["report", "--prometheus", f"{bad.url}/{mode}", "--namespace", "x"])
+    finally:
+        bad.stop()
+    assert code == 3
+    assert "wrong shape" in capsys.readouterr().err
