@@ -215,15 +215,19 @@ def test_the_crd_rejects_bad_matchers_and_too_long_histories(
 
 
 @pytest.mark.parametrize(
-    "source",
-    [{"labelMatchers": 'cluster="prod", team=~"a|b",'}, {"history": "90d"}, {"history": "12w"}],
+    ("name", "source"),
+    [
+        ("matchers", {"labelMatchers": 'cluster="prod", team=~"a|b",'}),
+        ("ninety-days", {"history": "90d"}),
+        ("twelve-weeks", {"history": "12w"}),
+    ],
 )
 def test_the_crd_admits_good_matchers_and_histories(
-    namespaces: ApiClient, source: dict[str, Any]
+    namespaces: ApiClient, name: str, source: dict[str, Any]
 ) -> None:
     custom = client.CustomObjectsApi(namespaces)
-    create(namespaces, GOOD, "admitted", "http://prometheus:9090", **source)
+    create(namespaces, GOOD, name, "http://prometheus:9090", **source)
     custom.patch_namespaced_custom_object(
-        GROUP, VERSION, GOOD, PLURAL, "admitted", {"metadata": {"finalizers": None}}
+        GROUP, VERSION, GOOD, PLURAL, name, {"metadata": {"finalizers": None}}
     )
-    custom.delete_namespaced_custom_object(GROUP, VERSION, GOOD, PLURAL, "admitted")
+    custom.delete_namespaced_custom_object(GROUP, VERSION, GOOD, PLURAL, name)
