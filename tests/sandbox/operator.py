@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -123,6 +125,17 @@ class OperatorProcess:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no start marker after {timeout_s:.0f} s{self.hint()}")
             time.sleep(0.2)
+
+    def healthz(self, timeout_s: float = 15.0) -> int:
+        """The HTTP status of ``/healthz`` (599: no answer within ``timeout_s``)."""
+        url = f"http://127.0.0.1:{self.health_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except OSError:
+            return 599
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM (Kopf finishes its handlers), SIGKILL if it does not exit in time."""

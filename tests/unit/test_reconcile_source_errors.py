@@ -17,6 +17,7 @@ from rightsizer.sources.errors import (
     SourceRefusedError,
     SourceRejectedError,
 )
+from rightsizer.sources.prometheus import QueryBudgetExhaustedError
 from rightsizer.sources.prometheus_history import PrometheusHistory
 
 NOW = 1_800_000_000.0
@@ -74,3 +75,15 @@ def test_messages_are_a_closed_set_of_fixed_texts() -> None:
     texts = [p.value for p in SourceProblem]
     assert len(set(texts)) == len(texts)
     assert all("{" not in t and "%" not in t for t in texts)
+
+
+def test_a_spent_query_budget_is_progress_not_an_error() -> None:
+    def spent(src: PrometheusSource, ns: str) -> PrometheusHistory:
+        raise QueryBudgetExhaustedError("spent", SourceProblem.QUERY_BUDGET)
+
+    policy = PolicyInfo("shop", "p", "uid", "2026-01-01T00:00:00Z", SPEC)
+    outcome, runtime = reconcile(policy, 1, {}, [], [], {}, [], None, Ports(spent), NOW)
+    conditions = {c["type"]: c for c in outcome.status["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["SourceUnavailable"]["status"] == "False"
+    assert runtime is not None and runtime.catching_up

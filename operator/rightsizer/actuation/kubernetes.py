@@ -15,3 +15,23 @@ def annotate(api: ApiClient, workload: WorkloadInfo, annotations: Mapping[str, s
     so nothing rolls)."""
     patcher = getattr(client.AppsV1Api(api), apps_api_method("patch", workload.kind))
     patcher(workload.name, workload.namespace, {"metadata": {"annotations": dict(annotations)}})
+
+
+#: A status write gives up after this long (connect, read); the next tick tries again.
+STATUS_WRITE_TIMEOUT_S = (5.0, 30.0)
+
+
+def write_policy_status(
+    api: ApiClient, group: str, version: str, plural: str, namespace: str, name: str,
+    status: Mapping[str, object],
+) -> None:  # fmt: skip
+    """Merge-patch a policy's status subresource (raises on any failure).
+
+    Written here rather than through Kopf's patch: when Kopf's own patch exhausts its
+    retries (an API outage), the exception leaves Kopf's timer loop and the timer is never
+    started again for that object (``kopf/_core/engines/daemons.py``: ``_runner`` marks
+    it ``forever_stopped``)."""
+    client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+        group, version, namespace, plural, name, {"status": dict(status)},
+        _content_type="application/merge-patch+json", _request_timeout=STATUS_WRITE_TIMEOUT_S,
+    )  # fmt: skip

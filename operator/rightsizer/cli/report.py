@@ -65,7 +65,12 @@ def add_report_parser(sub: Any, bad_input: type[Exception]) -> None:
                    help="extra HTTP header (repeatable), e.g. for a tenant ID")  # fmt: skip
     p.add_argument("--label-matcher", default="", metavar="MATCHERS",
                    help='series matchers for a shared Prometheus, e.g. cluster="prod"')  # fmt: skip
-    p.add_argument("--timeout", default="60s", help="per-query timeout (default 60s)")
+    p.add_argument("--timeout", default="60s",
+                   help="per-query timeout (default 60s); each request, body included, "
+                        "ends at 1.2 × this + 1 s whatever the server does")  # fmt: skip
+    p.add_argument("--max-response-mib", type=float, default=64.0, metavar="MIB",
+                   help="largest answer read per query, after decompression (default 64); "
+                        "a larger one fails the report (exit 3)")  # fmt: skip
     p.add_argument("--retries", type=int, default=3, help="retries per query (default 3)")
     p.add_argument("--kube", action="store_true",
                    help="also use the current kube context: owner references, LimitRanges, "
@@ -134,6 +139,7 @@ def _config(args: argparse.Namespace, bad_input: type[Exception]) -> PrometheusC
             label_matchers=args.label_matcher,
             timeout_s=parse_duration_s(args.timeout),
             retries=args.retries,
+            max_response_bytes=int(args.max_response_mib * 1024 * 1024),
         )
     except (ValueError, SettingsError) as exc:
         raise bad_input(str(exc)) from None

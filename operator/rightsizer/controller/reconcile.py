@@ -34,6 +34,7 @@ from rightsizer.policy.spec import (
 )
 from rightsizer.samples.encode import encode as encode_samples
 from rightsizer.sources.errors import SourceError, SourceRefusedError
+from rightsizer.sources.prometheus import QueryBudgetExhaustedError
 from rightsizer.sources.prometheus_history import (
     HistoryWindow,
     PrometheusHistory,
@@ -246,6 +247,7 @@ def reconcile(
             except SourceError as exc:
                 source_error, refused = exc.problem.value, isinstance(exc, SourceRefusedError)
         else:
+            runtime.catching_up = False
             try:
                 prom = ports.prometheus(src, ns)
                 try:
@@ -275,6 +277,9 @@ def reconcile(
                     runtime.bootstrapped = True
                 finally:
                     prom.client.close()
+            except QueryBudgetExhaustedError:
+                # Not a failure: what was read is kept, the rest comes next time, soon.
+                runtime.catching_up = True
             except SourceError as exc:
                 source_error, refused = exc.problem.value, isinstance(exc, SourceRefusedError)
     if (
@@ -428,4 +433,5 @@ def reconcile(
     runtime.owned = [w.ref for w in mine]
     runtime.observed_generation = generation
     runtime.source_ok = source_error is None
+    runtime.source_problem = source_error
     return outcome, runtime

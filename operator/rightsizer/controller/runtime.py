@@ -30,6 +30,10 @@ class PolicyRuntime:
     last_metrics_poll_s: float = 0.0
     observed_generation: int = -1
     source_ok: bool = True
+    catching_up: bool = False
+    """The last read stopped at the query budget: the next one comes soon."""
+    source_problem: str | None = None
+    """The last reconcile's source problem (a fixed ``SourceProblem`` message)."""
     rows: list[Assessment] = field(default_factory=list)
     """The last reconcile's recommendations (what Apply mode writes)."""
     owned: list[str] = field(default_factory=list)

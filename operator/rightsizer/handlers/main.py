@@ -3,19 +3,29 @@
 Thin by design. Cluster objects are read through ``@kopf.index`` (nothing is written to
 them by indexing); one timer per RightSizePolicy runs the reconcile step when it is due;
 what the step decides is written here: status, annotations, checkpoints, Events.
-Handlers are sync ``def``s, which Kopf runs in its thread pool, so the blocking
-Kubernetes and Prometheus clients never stall the event loop.
+
+The timer is an ``async def`` that hands the blocking work (Kubernetes and Prometheus
+clients) to the reconcile pools (``pools.py``), never to Kopf's own thread pool, which the
+indexes need. The status is written here too, not through Kopf's patch: a patch that
+fails after Kopf's retries ends Kopf's timer for good (see ``write_policy_status``); ours
+keeps an unsent status in memory and sends it at the next tick. The liveness probe is
+async as well, so that no busy thread can delay it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
 from rightsizer import __version__
@@ -23,16 +33,25 @@ from rightsizer.actuation import kubernetes as kube_writes
 from rightsizer.actuation import resources
 from rightsizer.controller import autoapply
 from rightsizer.controller import observability as obs
+from rightsizer.controller.liveness import STALE_INTERVALS, Liveness
 from rightsizer.controller.reconcile import Event, Ports, checkpoint_name, reconcile
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
+from rightsizer.handlers.pools import ReconcilePools
+from rightsizer.handlers.settings import settings_from_env
 from rightsizer.history import store
 from rightsizer.model.workloads import PolicyInfo, WorkloadInfo, workload_info
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
 from rightsizer.sources import kubernetes_api, metrics_server, prometheus_policy
 from rightsizer.sources.endpoints import AllowList, allow_list_from_text
+from rightsizer.sources.errors import LIMIT_PROBLEMS
+from rightsizer.sources.limits import SourceLimits
 from rightsizer.status.auto_apply import status_after_pass, told_states
+from rightsizer.status.build import (
+    Condition,
+    merge_conditions,
+)
 
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
 TICK_S = float(os.environ.get("RIGHTSIZER_TICK_SECONDS", "30"))
@@ -42,6 +61,8 @@ RETRY_AFTER_SOURCE_ERROR_S = 30.0
 #: The Prometheus endpoints policies may name (scheme, host, port, path prefix), separated
 #: by commas or whitespace; unset or empty: none. Set at install (manifests/deployment.yaml).
 ALLOWED_PROMETHEUS_ENV = "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS"
+#: The fixed text of an unexpected failure (its detail goes to the operator's log only).
+RECONCILE_FAILED = "the reconcile failed unexpectedly; the operator's log has the details"
 #: The operator's own log, never posted as Events (Kopf posts its object loggers' warnings
 #: and errors, message included, onto the policy, where its author reads them).
 operator_log = logging.getLogger("rightsizer.operator")
@@ -61,11 +82,23 @@ def startup(
     settings.watching.client_timeout = 330
     settings.execution.max_workers = int(os.environ.get("RIGHTSIZER_WORKERS", "8"))
     try:
+        operator_settings = settings_from_env()
+    except ValueError as exc:  # the installer's mistake: stop and say so
+        raise kopf.PermanentError(str(exc)) from None
+    try:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
     memo.api = client.ApiClient()
     memo.runtimes = {}
+    memo.unsent = {}
+    memo.limits = operator_settings.limits
+    memo.pools = ReconcilePools(
+        operator_settings.reconcile_workers, operator_settings.slow_source_workers
+    )
+    # One reconcile may take its read deadline, plus a tick's wait and a margin for writes.
+    allowance_s = operator_settings.limits.reconcile_deadline_s + TICK_S + 60
+    memo.liveness = Liveness(allowance_s=allowance_s)
     try:
         memo.allowed_prometheus = allow_list_from_text(os.environ.get(ALLOWED_PROMETHEUS_ENV, ""))
     except ValueError as exc:  # the installer's mistake: stop and say so
@@ -160,17 +193,46 @@ def _all(index: kopf.Index[str, Any], namespace: str) -> list[Any]:
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=TICK_S, initial_delay=1.0, idle=None)
-def tick(
+async def tick(
     body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
-    namespace: str | None, name: str, uid: str, patch: kopf.Patch, memo: kopf.Memo,
-    logger: kopf.Logger, **indexes: Any,
+    namespace: str | None, name: str, uid: str, memo: kopf.Memo, logger: kopf.Logger,
+    **indexes: Any,
 ) -> None:  # fmt: skip
-    namespace = namespace or ""
+    """Runs one tick in the policy's reconcile pool (never in Kopf's own workers)."""
+    pools: ReconcilePools = memo.pools
+    run = functools.partial(
+        _tick, body, spec, status, meta, namespace or "", name, uid, memo, logger, indexes
+    )
+    # The context carries Kopf's Event queue to the thread (``kopf.event``).
+    context = contextvars.copy_context()
+    await asyncio.get_running_loop().run_in_executor(pools.for_policy(uid), context.run, run)
+
+
+def _valid(spec: kopf.Spec) -> bool:
+    try:
+        parse_policy_spec(dict(spec))
+    except PolicyError:
+        return False
+    return True
+
+
+def _tick(
+    body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, namespace: str,
+    name: str, uid: str, memo: kopf.Memo, logger: kopf.Logger, indexes: dict[str, Any],
+) -> None:  # fmt: skip
     now = time.time()
     generation = int(meta.get("generation", 0))
+    # What the API server has, or will have once the status not yet sent gets through.
+    unsent: dict[str, Any] | None = memo.unsent.get(uid)
+    known: dict[str, Any] = {**dict(status), **(unsent or {})}
     runtime: PolicyRuntime | None = memo.runtimes.get(uid)
     interval = _interval_s(spec)
-    if runtime is not None and not runtime.source_ok:
+    liveness: Liveness = memo.liveness
+    if _valid(spec):
+        liveness.seen(uid, f"{namespace}/{name}", max(interval, TICK_S), time.monotonic())
+    else:
+        liveness.forget(uid)
+    if runtime is not None and (not runtime.source_ok or runtime.catching_up):
         interval = min(interval, RETRY_AFTER_SOURCE_ERROR_S)
     due = not (
         runtime is not None
@@ -178,45 +240,104 @@ def tick(
         and now - runtime.last_reconcile_s < interval
     )
     apply_mode = (spec.get("update") or {}).get("mode") == "Apply"
-    if not due and not apply_mode:
-        return
-    api: client.ApiClient = memo.api
-    workloads: list[WorkloadInfo] = [
-        w
-        for kind in ("deployments", "statefulsets", "daemonsets")
-        for w in _all(indexes[kind], namespace)
-    ]
-    ranges: list[LimitRangeItem] = [
-        item for items in _all(indexes["limitranges"], namespace) for item in items
-    ]
-    ns_labels: dict[str, str] = next(iter(indexes["namespaces"].get(namespace, [])), {})
     new_status: dict[str, Any] | None = None
+    if due or apply_mode:
+        new_status = _reconcile_and_apply(
+            body, spec, known, meta, namespace, name, uid, memo, logger, indexes, now,
+            generation, due, apply_mode,
+        )  # fmt: skip
     if due:
-        try:
+        liveness.finished(uid, time.monotonic())
+    _write_status(memo, uid, namespace, name, dict(status), new_status)
+
+
+def _reconcile_and_apply(
+    body: kopf.Body, spec: kopf.Spec, known: dict[str, Any], meta: kopf.Meta,
+    namespace: str, name: str, uid: str, memo: kopf.Memo, logger: kopf.Logger,
+    indexes: dict[str, Any], now: float, generation: int, due: bool, apply_mode: bool,
+) -> dict[str, Any] | None:  # fmt: skip
+    """The new status (None: nothing to change). Every failure ends in the status
+    (``Ready=False``) and an Event, never in a log line alone."""
+    api: client.ApiClient = memo.api
+    try:
+        workloads: list[WorkloadInfo] = [
+            w
+            for kind in ("deployments", "statefulsets", "daemonsets")
+            for w in _all(indexes[kind], namespace)
+        ]
+        ranges: list[LimitRangeItem] = [
+            item for items in _all(indexes["limitranges"], namespace) for item in items
+        ]
+        ns_labels: dict[str, str] = next(iter(indexes["namespaces"].get(namespace, [])), {})
+        new_status: dict[str, Any] | None = None
+        if due:
             new_status = _reconcile(
-                body, status, meta, namespace, name, uid, memo, logger, indexes, now,
+                body, known, meta, namespace, name, uid, memo, logger, indexes, now,
                 generation, workloads, ranges, ns_labels,
             )  # fmt: skip
-        except Exception:
-            # Kopf would post the exception's text as an Event on the policy; it stays in
-            # the operator's own log instead.
-            operator_log.exception(f"reconcile of {namespace}/{name} failed")
-            raise kopf.TemporaryError(
-                "the reconcile failed unexpectedly; the operator's log has the details",
-                delay=RETRY_AFTER_SOURCE_ERROR_S,
-            ) from None
-    runtime = memo.runtimes.get(uid)
-    if apply_mode and runtime is not None and runtime.rows:
-        new_status = _auto_apply(
-            api, spec, status, new_status, namespace, name, generation, runtime, workloads,
-            ranges, ns_labels, indexes, now, body, logger,
-        )  # fmt: skip
-    for key, value in (new_status or {}).items():
-        patch.status[key] = value
+        runtime: PolicyRuntime | None = memo.runtimes.get(uid)
+        if due and runtime is not None:
+            memo.pools.note(uid, hit_limit=runtime.source_problem in LIMIT_PROBLEMS)
+        if apply_mode and runtime is not None and runtime.rows:
+            new_status = _auto_apply(
+                api, spec, cast(kopf.Status, known), new_status, namespace, name, generation,
+                runtime, workloads, ranges, ns_labels, indexes, now, body, logger,
+            )  # fmt: skip
+        return new_status
+    except Exception:
+        # The detail stays in the operator's own log: Kopf would post an exception's text
+        # as an Event, where the policy's author reads it.
+        operator_log.exception(f"reconcile of {namespace}/{name} failed")
+        runtime = memo.runtimes.get(uid)
+        if runtime is not None:
+            runtime.source_ok = False  # try again soon, not at the full interval
+        return _failed_status(body, known, generation, now)
+
+
+def _failed_status(
+    body: kopf.Body, known: Mapping[str, Any], generation: int, now: float
+) -> dict[str, Any]:
+    """``Ready=False ReconcileFailed``, with an Event when Ready was not already so."""
+    previous = list(known.get("conditions") or [])
+    before: Mapping[str, Any] = next((c for c in previous if c.get("type") == "Ready"), {})
+    if before.get("status") != "False" or before.get("reason") != "ReconcileFailed":
+        kopf.event(body, type="Warning", reason="ReconcileFailed", message=RECONCILE_FAILED)
+    conditions = merge_conditions(
+        previous, [Condition("Ready", False, "ReconcileFailed", RECONCILE_FAILED)], now,
+        generation,
+    )  # fmt: skip
+    return {"observedGeneration": generation, "conditions": conditions}
+
+
+def _write_status(
+    memo: kopf.Memo, uid: str, namespace: str, name: str, current: Mapping[str, Any],
+    new_status: Mapping[str, Any] | None,
+) -> None:  # fmt: skip
+    """Send the new status, with what an earlier tick could not send; keep it unsent on
+    any failure (an API outage), to try again at the next tick."""
+    pending: dict[str, Any] = {**(memo.unsent.pop(uid, None) or {}), **(new_status or {})}
+    if not pending or all(current.get(k) == v for k, v in pending.items()):
+        return
+    try:
+        kube_writes.write_policy_status(memo.api, GROUP, VERSION, PLURAL, namespace, name, pending)
+    except ApiException as exc:
+        if exc.status == 404:  # the policy is gone
+            return
+        memo.unsent[uid] = pending
+        operator_log.warning(
+            f"status of {namespace}/{name} not written (HTTP {exc.status}); "
+            "trying again at the next tick"
+        )
+    except Exception as exc:
+        memo.unsent[uid] = pending
+        operator_log.warning(
+            f"status of {namespace}/{name} not written ({type(exc).__name__}); "
+            "trying again at the next tick"
+        )
 
 
 def _reconcile(
-    body: kopf.Body, status: kopf.Status, meta: kopf.Meta, namespace: str, name: str,
+    body: kopf.Body, status: Mapping[str, Any], meta: kopf.Meta, namespace: str, name: str,
     uid: str, memo: kopf.Memo, logger: kopf.Logger, indexes: dict[str, Any], now: float,
     generation: int, workloads: list[WorkloadInfo], ranges: list[LimitRangeItem],
     ns_labels: dict[str, str],
@@ -227,9 +348,13 @@ def _reconcile(
     spec = body.get("spec", {})
     policy = PolicyInfo(namespace, name, uid, str(meta.get("creationTimestamp", "")), dict(spec))
     allowed: AllowList = memo.allowed_prometheus
+    limits: SourceLimits = memo.limits
+    # All of this reconcile's reads end by then, whatever the servers do.
+    read_deadline = time.monotonic() + limits.reconcile_deadline_s
     ports = Ports(
         prometheus=lambda src, ns: obs.timed_reader(
-            "prometheus", prometheus_policy.open_history(api, src, ns, allowed)
+            "prometheus",
+            prometheus_policy.open_history(api, src, ns, allowed, limits, read_deadline),
         ),
         metrics_poll=lambda ns: obs.timed("metrics-server", lambda: metrics_server.poll(api, ns)),
         load_checkpoint=lambda ns, cm: store.load(api, ns, cm, uid),
@@ -240,7 +365,8 @@ def _reconcile(
         policy, generation, dict(status), workloads, ranges, ns_labels,
         _all(indexes["policies"], namespace), runtime, ports, now,
     )  # fmt: skip
-    memo.runtimes[uid] = runtime
+    if runtime is not None:
+        memo.runtimes[uid] = runtime
     obs.RECONCILE_SECONDS.labels(namespace).observe(time.monotonic() - t0)
     if outcome.source_error:
         obs.SOURCE_ERRORS.labels("prometheus").inc()
@@ -324,11 +450,34 @@ def _auto_apply(
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
 def forget(namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any) -> None:
     memo.runtimes.pop(uid, None)
+    memo.unsent.pop(uid, None)
+    memo.liveness.forget(uid)
+    memo.pools.forget(uid)
     obs.forget(namespace or "", name)
 
 
+@kopf.on.cleanup()
+def stop_pools(memo: kopf.Memo, **_: Any) -> None:
+    pools: ReconcilePools | None = getattr(memo, "pools", None)
+    if pools is not None:
+        pools.shutdown()
+
+
 @kopf.on.probe(id="policies")
-def probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
-    runtimes: dict[str, PolicyRuntime] = getattr(memo, "runtimes", {})
-    last = max((r.last_reconcile_s for r in runtimes.values()), default=0.0)
-    return {"policies": len(runtimes), "lastReconcile": last}
+async def probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    """Fails (HTTP 500 from ``/healthz``) when a valid policy is overdue; never hangs: it
+    runs on the event loop, reads memory only, and any error of its own is final (Kopf
+    would retry a probe's other errors after a minute, keeping ``/healthz`` waiting)."""
+    try:
+        runtimes: dict[str, PolicyRuntime | None] = getattr(memo, "runtimes", {})
+        reconciled = [r.last_reconcile_s for r in list(runtimes.values()) if r is not None]
+        liveness: Liveness | None = getattr(memo, "liveness", None)
+        stale = liveness.stale(time.monotonic()) if liveness is not None else []
+    except Exception as exc:
+        raise kopf.PermanentError(f"the probe failed: {type(exc).__name__}") from None
+    if stale:
+        raise kopf.PermanentError(
+            f"{len(stale)} policies have not reconciled for {STALE_INTERVALS:g} × their interval: "
+            + ", ".join(stale[:10])
+        )
+    return {"policies": len(reconciled), "lastReconcile": max(reconciled, default=0.0)}

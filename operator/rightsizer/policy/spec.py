@@ -17,6 +17,7 @@ from rightsizer.engine.policy import SizingPolicy
 from rightsizer.engine.settings import SettingsError, parse_duration_s
 from rightsizer.engine.strategies import Strategy, build_strategy
 from rightsizer.guardrails.apply import ApplySettings
+from rightsizer.policy.matchers import validate_matchers
 
 
 class PolicyError(ValueError):
@@ -63,6 +64,11 @@ class Targets:
         if self.names and name not in self.names:
             return False
         return self.selector.matches(labels)
+
+
+#: The longest history a policy may read (also the CRD's limit): at the bootstrap's
+#: coarser step it is still a few hundred queries, read over a few reconciles.
+MAX_HISTORY_S = 90 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,22 @@ def _strategy_overrides(
     return overrides
 
 
+def _matchers(value: Any, where: str) -> str:
+    text = str(value)
+    try:
+        validate_matchers(text)
+    except ValueError as exc:
+        raise PolicyError(f"{where}.labelMatchers: {exc}") from None
+    return text
+
+
+def _history(value: Any, where: str) -> float:
+    history_s = _duration(value, f"{where}.history", 14 * 86400)
+    if history_s > MAX_HISTORY_S:
+        raise PolicyError(f"{where}.history must be at most {MAX_HISTORY_S / 86400:g}d")
+    return history_s
+
+
 def parse_policy_spec(spec: Mapping[str, Any]) -> PolicySpec:
     """The spec with the CRD's defaults filled in; raises ``PolicyError``."""
     targets = spec.get("targets") or {}
@@ -188,8 +210,8 @@ def parse_policy_spec(spec: Mapping[str, Any]) -> PolicySpec:
         prometheus = PrometheusSource(
             url=url,
             auth_secret=(prom.get("authSecretRef") or {}).get("name"),
-            label_matchers=str(prom.get("labelMatchers", "")),
-            history_s=_duration(prom.get("history"), f"{where}.history", 14 * 86400),
+            label_matchers=_matchers(prom.get("labelMatchers", ""), where),
+            history_s=_history(prom.get("history"), where),
             step_s=step_s,
             full_resolution_s=_duration(
                 bootstrap.get("fullResolution"), f"{where}.bootstrap.fullResolution", 86400.0

@@ -42,6 +42,9 @@ class SourceProblem(StrEnum):
         "outside RFC 3986 path characters; no request was sent"
     )
     URL_TOO_LONG = "the Prometheus URL is longer than 2048 characters; no request was sent"
+    LABEL_MATCHERS = (
+        'labelMatchers must be comma-separated matchers name OP "value"; no request was sent'
+    )
     SECRET_UNREADABLE = (
         "the authSecretRef Secret does not exist or the operator may not read it; "
         "no request was sent"
@@ -80,11 +83,22 @@ class SourceProblem(StrEnum):
     QUERY_REJECTED = "Prometheus rejected a query"
     PARTIAL_DATA = "Prometheus answered with warnings (partial data); nothing was used"
     MALFORMED_RESULT = "Prometheus answered with a malformed result"
+    DEADLINE = (
+        "the Prometheus endpoint did not send a complete answer before the deadline "
+        "(per query, or the reconcile's deadline for reads)"
+    )
+    RESPONSE_TOO_LARGE = (
+        "the Prometheus endpoint answered with more than the response size cap; nothing was used"
+    )
+    QUERY_BUDGET = (
+        "the budget of queries per reconcile is spent; reading resumes at the next reconcile"
+    )
     # -- metrics-server and the Kubernetes API -------------------------------------------
     METRICS_NOT_SERVED = (
         "metrics.k8s.io is not served: is metrics-server installed and its APIService available?"
     )
     METRICS_MALFORMED = "metrics-server answered with a malformed PodMetrics object"
+    METRICS_TOO_LARGE = "metrics-server answered with more than the response size cap"
     KUBERNETES_REFUSED = "the Kubernetes API refused the operator access"
     KUBERNETES_FAILED = "the Kubernetes API answered with an error"
     KUBERNETES_UNREACHABLE = "the Kubernetes API could not be reached"
@@ -92,6 +106,13 @@ class SourceProblem(StrEnum):
     INCOMPLETE = "the usage source did not deliver complete data"
     UNAVAILABLE = "the usage source could not be reached"
     REJECTED = "the usage source refused the request"
+
+
+#: Problems that mean the source was slow or too big, not down: its policy's reads run in
+#: the quarantine pool until they succeed again.
+LIMIT_PROBLEMS = frozenset(
+    {SourceProblem.DEADLINE, SourceProblem.RESPONSE_TOO_LARGE, SourceProblem.TIMEOUT}
+)
 
 
 class SourceError(RuntimeError):

@@ -12,6 +12,7 @@ strategy keeps those millicores instead of truncating them again (``upstream_amo
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -39,15 +40,52 @@ def served_version(api: ApiClient) -> str:
     )
 
 
-def list_pod_metrics(api: ApiClient, namespace: str | None, version: str) -> list[dict[str, Any]]:
+#: metrics-server's answers: timeouts (connect, read) and the largest body read.
+METRICS_TIMEOUT_S = (5.0, 30.0)
+METRICS_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+_READ_PIECE_BYTES = 64 * 1024
+
+
+def list_pod_metrics(
+    api: ApiClient, namespace: str | None, version: str,
+    max_bytes: int = METRICS_MAX_RESPONSE_BYTES,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """PodMetrics objects, read streamed up to ``max_bytes`` (a larger answer fails)."""
     custom = client.CustomObjectsApi(api)
+    options = {"_preload_content": False, "_request_timeout": METRICS_TIMEOUT_S}
     if namespace:
-        body = kube.call_api(
-            custom.list_namespaced_custom_object, GROUP, version, namespace, "pods"
+        resp = kube.call_api(
+            custom.list_namespaced_custom_object, GROUP, version, namespace, "pods", **options
         )
     else:
-        body = kube.call_api(custom.list_cluster_custom_object, GROUP, version, "pods")
-    items: list[dict[str, Any]] = body.get("items", [])
+        resp = kube.call_api(custom.list_cluster_custom_object, GROUP, version, "pods", **options)
+    try:
+        body = bytearray()
+        for piece in resp.stream(_READ_PIECE_BYTES):
+            body += piece
+            if len(body) > max_bytes:
+                raise SourceError(
+                    f"metrics-server answered with more than {max_bytes} bytes",
+                    SourceProblem.METRICS_TOO_LARGE,
+                )
+    except SourceError:
+        raise
+    except Exception as exc:
+        raise SourceUnavailableError(
+            f"reading metrics-server's answer failed: {type(exc).__name__}",
+            SourceProblem.KUBERNETES_UNREACHABLE,
+        ) from None
+    finally:
+        resp.release_conn()
+    try:
+        doc = json.loads(body)
+        items = doc.get("items", [])
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise TypeError
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        raise SourceError(
+            "metrics-server's answer is not a PodMetrics list", SourceProblem.METRICS_MALFORMED
+        ) from None
     return items
 
 
@@ -95,9 +133,20 @@ def poll(api: ApiClient, namespace: str | None = None, version: str | None = Non
     """One poll of every pod's live usage (in ``namespace`` or cluster-wide)."""
     version = version or served_version(api)
     items = list_pod_metrics(api, namespace, version)
-    namespaces = {i["metadata"]["namespace"] for i in items}
+    try:
+        namespaces = {str(i["metadata"]["namespace"]) for i in items}
+    except (KeyError, TypeError):
+        raise SourceError(
+            "a PodMetrics object without a namespace", SourceProblem.METRICS_MALFORMED
+        ) from None
     resolver = WorkloadResolver()
     for ns in namespaces:
         resolver.add_pod_owners(kube.pod_owners(api, ns))
         resolver.add_replicaset_owners(kube.replicaset_owners(api, ns))
-    return pod_metrics_to_samples(items, resolver)
+    try:
+        return pod_metrics_to_samples(items, resolver)
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError):
+        raise SourceError(
+            "metrics-server answered with a malformed PodMetrics object",
+            SourceProblem.METRICS_MALFORMED,
+        ) from None

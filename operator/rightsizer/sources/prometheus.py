@@ -5,12 +5,18 @@ put the PromQL into the URL even with ``method="POST"``, which is what makes big
 hit HTTP 414, so queries here are sent as a form body. Responses are checked completely:
 an error status, a ``warnings`` field (partial data) or a malformed body raise a
 ``SourceError`` — a report is never built from half an answer.
+
+Every request has limits a server cannot stretch (``limits.py``): a total deadline (a
+watchdog shuts the sockets down when it passes, whether the server is silent or drips a
+byte at a time), a cap on the response body (read streamed, never buffered beyond the
+cap) and a budget of queries per client.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +30,13 @@ from rightsizer.sources.errors import (
     SourceProblem,
     SourceRejectedError,
     SourceUnavailableError,
+)
+from rightsizer.sources.limits import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    BodyTooLargeError,
+    SocketWatchdog,
+    read_capped,
+    track_sockets,
 )
 
 #: Prometheus refuses range queries with more points per series than this.
@@ -41,6 +54,13 @@ class PrometheusConfig:
     label_matchers: str = ""
     """Extra matchers on every series, e.g. ``cluster="prod"`` for a shared Prometheus."""
     timeout_s: float = 60.0
+    """Per query: Prometheus's own evaluation timeout; each attempt's socket timeout is
+    1.2 × this + 1 s, and the whole query (all attempts, headers and body, however slowly
+    they come) ends at (retries + 1) × that + 1 s."""
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    """The largest response body read (after decompression); beyond it the query fails."""
+    max_queries: int | None = None
+    """The most queries this client sends (None: no budget)."""
     retries: int = 3
     backoff_s: float = 0.5
     trust_env: bool = True
@@ -52,6 +72,8 @@ class PrometheusConfig:
             raise ValueError(f"Prometheus URL must start with http:// or https://: {self.url!r}")
         if self.timeout_s <= 0 or self.retries < 0 or self.backoff_s < 0:
             raise ValueError("timeout must be positive; retries and backoff not negative")
+        if self.max_response_bytes <= 0 or (self.max_queries is not None and self.max_queries < 1):
+            raise ValueError("the response cap and the query budget must be positive")
 
 
 Result = list[dict[str, Any]]
@@ -60,8 +82,11 @@ Result = list[dict[str, Any]]
 class PrometheusClient:
     """Instant and range queries, POSTed as a form body, with retries and checks."""
 
-    def __init__(self, config: PrometheusConfig) -> None:
+    def __init__(self, config: PrometheusConfig, deadline_monotonic: float | None = None) -> None:
+        """``deadline_monotonic``: no request of this client goes past it (``time.monotonic``
+        clock); e.g. the end of a reconcile's time for reads."""
         self.config = config
+        self.deadline_monotonic = deadline_monotonic
         self.url = config.url.rstrip("/")
         # Checked before any request: the HTTP library's own error would quote the header.
         problem = (token_problem(config.bearer_token) if config.bearer_token else None) or (
@@ -92,6 +117,7 @@ class PrometheusClient:
         )
         self._session: requests.Session = self._connect._session
         self._session.trust_env = config.trust_env
+        self._sockets = track_sockets(self._session, self.url)
         if config.ca_bundle and config.verify_tls:
             self._session.verify = config.ca_bundle
         self._headers = headers
@@ -100,9 +126,64 @@ class PrometheusClient:
     def close(self) -> None:
         self._connect.close()
 
+    @property
+    def attempt_timeout_s(self) -> float:
+        """One attempt's socket timeout: a little longer than Prometheus's own query timeout,
+        which answers first."""
+        return self.config.timeout_s * 1.2 + 1
+
+    @property
+    def request_deadline_s(self) -> float:
+        """The most one query may take, all attempts, headers and body included (a second
+        more than its attempts' timeouts, so that a plain timeout is reported as such)."""
+        return (self.config.retries + 1) * self.attempt_timeout_s + 1
+
+    def _request_deadline_s(self) -> float:
+        allowed = self.request_deadline_s
+        if self.deadline_monotonic is not None:
+            allowed = min(allowed, self.deadline_monotonic - time.monotonic())
+        return allowed
+
     def _post(self, path: str, data: dict[str, str]) -> Any:
+        budget = self.config.max_queries
+        if budget is not None and self.queries_sent >= budget:
+            raise QueryBudgetExhaustedError(
+                f"the budget of {budget} queries for this read is spent",
+                SourceProblem.QUERY_BUDGET,
+            )
+        allowed_s = self._request_deadline_s()
+        if allowed_s <= 0:
+            raise SourceUnavailableError(self._past_deadline(), SourceProblem.DEADLINE)
         self.queries_sent += 1
         data = {**data, "timeout": f"{int(self.config.timeout_s)}s"}
+        watchdog = SocketWatchdog(self._sockets, allowed_s)
+        try:
+            with watchdog:
+                resp, raw = self._send(path, data, allowed_s)
+        except BodyTooLargeError:
+            raise SourceRejectedError(
+                f"Prometheus at {self.url} answered with more than "
+                f"{self.config.max_response_bytes} bytes (the response size cap)",
+                SourceProblem.RESPONSE_TOO_LARGE,
+            ) from None
+        except (SourceError, requests.exceptions.RequestException, OSError):
+            if watchdog.fired:  # what the aborted sockets made the request fail with
+                raise SourceUnavailableError(
+                    self._past_deadline(), SourceProblem.DEADLINE
+                ) from None
+            raise
+        if watchdog.fired:  # the body may look complete, cut short at a boundary
+            raise SourceUnavailableError(self._past_deadline(), SourceProblem.DEADLINE)
+        return self._check(resp, raw, data.get("query", ""))
+
+    def _past_deadline(self) -> str:
+        return (
+            f"Prometheus at {self.url} did not send a complete answer before the deadline "
+            f"({self.request_deadline_s:g} s per query"
+            + (", or the reconcile's deadline for reads)" if self.deadline_monotonic else ")")
+        )
+
+    def _send(self, path: str, data: dict[str, str], allowed_s: float) -> tuple[Any, bytes]:
         unavailable = SourceUnavailableError
         try:
             resp = self._session.post(
@@ -110,11 +191,17 @@ class PrometheusClient:
                 data=data,
                 headers=self._headers,
                 auth=self.config.basic_auth,
-                # a little longer than Prometheus's own query timeout, which answers first
-                timeout=self.config.timeout_s * 1.2 + 1,
+                timeout=min(self.attempt_timeout_s, allowed_s),
                 # the URL was checked, a redirect's target would not be
                 allow_redirects=False,
+                stream=True,
             )
+            try:
+                raw = read_capped(resp, self.config.max_response_bytes)
+            finally:
+                resp.close()
+        except BodyTooLargeError:
+            raise
         except requests.exceptions.SSLError as exc:
             raise unavailable(
                 self._redact(f"TLS error talking to Prometheus at {self.url}: {exc}"),
@@ -143,7 +230,7 @@ class PrometheusClient:
                 f"request to Prometheus at {self.url} failed: {type(exc).__name__}",
                 SourceProblem.REQUEST_FAILED,
             ) from None
-        return self._check(resp, data.get("query", ""))
+        return resp, raw
 
     def _timed_out(self) -> str:
         return (
@@ -161,12 +248,12 @@ class PrometheusClient:
             text = text.replace(secret, "<redacted>")
         return text
 
-    def _excerpt(self, resp: requests.Response) -> str:
+    def _excerpt(self, raw: bytes) -> str:
         """The body's start, for the CLI's detail: redacted first, so no cut-off piece of
         a credential is left."""
-        return self._redact(resp.text)[:200]
+        return self._redact(raw[:4096].decode("utf-8", "replace"))[:200]
 
-    def _check(self, resp: requests.Response, query: str) -> Any:
+    def _check(self, resp: requests.Response, raw: bytes, query: str) -> Any:
         code = resp.status_code
         rejected = SourceRejectedError
         if code in (401, 403):
@@ -185,12 +272,12 @@ class PrometheusClient:
                 SourceProblem.REDIRECT,
             )
         try:
-            body = resp.json()
-        except (ValueError, json.JSONDecodeError):
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
             body = None
         timed_out = isinstance(body, dict) and body.get("errorType") == "timeout"
         if code >= 500 or timed_out:
-            detail = body.get("error", "") if isinstance(body, dict) else self._excerpt(resp)
+            detail = body.get("error", "") if isinstance(body, dict) else self._excerpt(raw)
             raise SourceUnavailableError(
                 self._redact(
                     f"Prometheus at {self.url} failed (HTTP {code}, after {self.config.retries} "
@@ -202,7 +289,7 @@ class PrometheusClient:
             raise rejected(
                 self._redact(
                     f"Prometheus at {self.url} answered HTTP {code} with a body that is not "
-                    f"Prometheus JSON: {self._excerpt(resp)!r}"
+                    f"Prometheus JSON: {self._excerpt(raw)!r}"
                 ),
                 SourceProblem.NOT_PROMETHEUS_JSON,
             )
@@ -244,6 +331,12 @@ class PrometheusClient:
     def check(self) -> None:
         """Fail early with a clear message when Prometheus is unreachable or refuses us."""
         self.query("vector(1)", 0.0)
+
+
+class QueryBudgetExhaustedError(SourceError):
+    """The client's budget of queries is spent (nothing more was sent)."""
+
+    default_problem = SourceProblem.QUERY_BUDGET
 
 
 def _fmt(x: float) -> str:

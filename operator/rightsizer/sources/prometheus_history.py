@@ -8,6 +8,7 @@ so memory stays bounded by one chunk, whatever the history length.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -20,7 +21,24 @@ from rightsizer.engine.recommendation import Resources
 from rightsizer.engine.usage import ContainerKey, ContainerRegistry, UsageChunk
 from rightsizer.samples.workloads import WorkloadResolver
 from rightsizer.sources import promql
+from rightsizer.sources.errors import SourceError, SourceProblem
 from rightsizer.sources.prometheus import MAX_POINTS_PER_SERIES, PrometheusClient, Result
+
+#: What reading a successful answer of the wrong shape raises (a series without ``pod``,
+#: ``values: "zzz"``, pairs that are not pairs …).
+_SHAPE_ERRORS = (KeyError, ValueError, TypeError, IndexError, AttributeError)
+
+
+@contextlib.contextmanager
+def _well_formed(query: str) -> Iterator[None]:
+    """Turn a wrongly shaped answer into ``SourceError`` (fixed problem: malformed)."""
+    try:
+        yield
+    except _SHAPE_ERRORS:
+        raise SourceError(
+            f"Prometheus answered {query} with a result of the wrong shape",
+            SourceProblem.MALFORMED_RESULT,
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -102,8 +120,10 @@ class PrometheusHistory:
         self.extra = promql.validate_matchers(client.config.label_matchers)
 
     def namespaces(self, end_s: float, window_s: float) -> list[str]:
-        result = self.client.query(promql.namespaces(window_s, self.extra), end_s)
-        return sorted({r["metric"].get("namespace", "") for r in result} - {""})
+        expr = promql.namespaces(window_s, self.extra)
+        result = self.client.query(expr, end_s)
+        with _well_formed(expr):
+            return sorted({str(r["metric"].get("namespace", "")) for r in result} - {""})
 
     def resolver(
         self,
@@ -116,6 +136,13 @@ class PrometheusHistory:
         owner references from the API); naming patterns as the last fallback."""
         resolver = base or WorkloadResolver()
         pods = self.client.query(promql.pod_owners(namespace, window_s, self.extra), end_s)
+        sets = self.client.query(promql.replicaset_owners(namespace, window_s, self.extra), end_s)
+        with _well_formed("the owner queries"):
+            self._add_owners(resolver, pods, sets)
+        return resolver
+
+    @staticmethod
+    def _add_owners(resolver: WorkloadResolver, pods: Result, sets: Result) -> None:
         resolver.add_pod_owners(
             {
                 (m["namespace"], m["pod"]): (m["owner_kind"], m["owner_name"])
@@ -123,7 +150,6 @@ class PrometheusHistory:
                 if m.get("owner_kind") and m.get("owner_name") and m.get("owner_kind") != "<none>"
             }
         )
-        sets = self.client.query(promql.replicaset_owners(namespace, window_s, self.extra), end_s)
         resolver.add_replicaset_owners(
             {
                 (m["namespace"], m["replicaset"]): (m["owner_kind"], m["owner_name"])
@@ -131,7 +157,6 @@ class PrometheusHistory:
                 if m.get("owner_kind") and m.get("owner_name") and m.get("owner_kind") != "<none>"
             }
         )
-        return resolver
 
     def current_resources(
         self, namespace: str, at_s: float, resolver: WorkloadResolver
@@ -141,14 +166,16 @@ class PrometheusHistory:
         pods: dict[tuple[str, str], set[str]] = defaultdict(set)
         for kind in ("requests", "limits"):
             per: dict[ContainerKey, dict[str, float]] = defaultdict(dict)
-            for r in self.client.query(promql.resources(kind, namespace, self.extra), at_s):
-                m = r["metric"]
-                wl = resolver.workload(m["namespace"], m["pod"])
-                key = (m["namespace"], wl, m["container"])
-                value = float(r["value"][1])
-                per[key][m["resource"]] = max(per[key].get(m["resource"], 0.0), value)
-                if kind == "requests":
-                    pods[(m["namespace"], wl)].add(m["pod"])
+            expr = promql.resources(kind, namespace, self.extra)
+            for r in self.client.query(expr, at_s):
+                with _well_formed(expr):
+                    m = r["metric"]
+                    wl = resolver.workload(m["namespace"], m["pod"])
+                    key = (m["namespace"], wl, m["container"])
+                    value = float(r["value"][1])
+                    per[key][m["resource"]] = max(per[key].get(m["resource"], 0.0), value)
+                    if kind == "requests":
+                        pods[(m["namespace"], wl)].add(m["pod"])
             values[kind] = per
 
         def to_resources(v: dict[str, float]) -> Resources:
@@ -197,11 +224,13 @@ class PrometheusHistory:
                 assert pending is not None
                 result = pending.result()
                 pending = pool.submit(fetch, jobs[i + 1]) if i + 1 < len(jobs) else None
-                parts.extend(
-                    _encode_part(
-                        registry, resolver, result, job[2], memory_request, window.sample_weight
-                    )
-                )
+                with _well_formed(job[3]):
+                    parts.extend(
+                        _encode_part(
+                            registry, resolver, result, job[2], memory_request,
+                            window.sample_weight,
+                        )
+                    )  # fmt: skip
                 del result
                 if job[2] == exprs[-1][0]:
                     yield _concat(parts)

@@ -22,20 +22,26 @@ from rightsizer.sources.credentials import (
     credentials_from_secret,
 )
 from rightsizer.sources.endpoints import AllowList, EndpointError
-from rightsizer.sources.errors import SourceRefusedError
+from rightsizer.sources.errors import SourceProblem, SourceRefusedError
+from rightsizer.sources.limits import SourceLimits
 from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig
 from rightsizer.sources.prometheus_history import PrometheusHistory
 
 
 def open_history(
-    api: ApiClient, src: PrometheusSource, namespace: str, allowed: AllowList
-) -> PrometheusHistory:
-    """A reader for ``src``; the caller closes ``.client`` when done. Raises
-    ``SourceRefusedError`` (nothing sent) when the URL or the Secret may not be used."""
+    api: ApiClient, src: PrometheusSource, namespace: str, allowed: AllowList,
+    limits: SourceLimits | None = None, deadline_monotonic: float | None = None,
+) -> PrometheusHistory:  # fmt: skip
+    """A reader for ``src`` whose requests end by ``deadline_monotonic`` and within
+    ``limits``; the caller closes ``.client`` when done. Raises ``SourceRefusedError``
+    (nothing sent) when the URL, the matchers or the Secret may not be used."""
     try:
         endpoint = allowed.check(src.url)
     except EndpointError as exc:
         raise SourceRefusedError(exc.problem) from None
+    except ValueError:  # whatever a parser may still find wrong: refused all the same
+        raise SourceRefusedError(SourceProblem.URL_HOST) from None
+    limits = limits or SourceLimits()
     credentials = PrometheusCredentials()
     if src.auth_secret:
         secret_type, data = kubernetes_api.read_secret(api, namespace, src.auth_secret)
@@ -46,9 +52,16 @@ def open_history(
     cfg = PrometheusConfig(
         url=endpoint.url, bearer_token=credentials.token, basic_auth=credentials.basic_auth,
         ca_bundle=_ca_file(credentials.ca_bundle_pem) if credentials.ca_bundle_pem else None,
-        label_matchers=src.label_matchers, timeout_s=60.0, retries=2, trust_env=False,
+        label_matchers=src.label_matchers, timeout_s=limits.query_timeout_s, retries=2,
+        trust_env=False, max_response_bytes=limits.max_response_bytes,
+        max_queries=limits.max_queries,
     )  # fmt: skip
-    return PrometheusHistory(PrometheusClient(cfg))
+    client = PrometheusClient(cfg, deadline_monotonic)
+    try:
+        return PrometheusHistory(client)
+    except ValueError:
+        client.close()
+        raise SourceRefusedError(SourceProblem.LABEL_MATCHERS) from None
 
 
 def _ca_file(pem: str) -> str:

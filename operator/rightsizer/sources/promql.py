@@ -10,43 +10,17 @@ from __future__ import annotations
 
 import re
 
+from rightsizer.policy.matchers import validate_matchers
+
+__all__ = ["validate_matchers"]
+
 BY = "by (namespace, pod, container)"
 _LABEL_VALUE = re.compile(r"[^\\\"\n]*")
-_MATCHER = re.compile(r'^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"([^"\\]|\\.)*"\s*$')
 
 
 def quote(value: str) -> str:
     """A PromQL string literal."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def validate_matchers(text: str) -> str:
-    """Extra label matchers for a shared Prometheus, e.g. ``cluster="prod-eu"``."""
-    parts = [p for p in _split_matchers(text) if p.strip()]
-    for part in parts:
-        if not _MATCHER.match(part):
-            raise ValueError(f'not a label matcher: {part.strip()!r} (example: cluster="prod")')
-    return ",".join(p.strip() for p in parts)
-
-
-def _split_matchers(text: str) -> list[str]:
-    parts, current, in_string, escaped = [], "", False, False
-    for ch in text:
-        if escaped:
-            current, escaped = current + ch, False
-            continue
-        if ch == "\\":
-            current, escaped = current + ch, True
-            continue
-        if ch == '"':
-            in_string = not in_string
-        if ch == "," and not in_string:
-            parts.append(current)
-            current = ""
-            continue
-        current += ch
-    parts.append(current)
-    return parts
 
 
 def selector(namespace: str, extra: str = "", *, containers: bool = True) -> str:
