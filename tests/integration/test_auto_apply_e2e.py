@@ -19,9 +19,9 @@ from kubernetes.client import ApiClient
 from rightsizer.cli.main import main
 from rightsizer.names import RECORD_ANNOTATION
 from rightsizer.quantity import parse_quantity
-from tests.integration.test_operator_e2e import CRD, GROUP, PLURAL, VERSION, Operator
+from tests.integration.test_operator_e2e import GROUP, PLURAL, VERSION, Operator, install_crd
 from tests.integration.waiting import wait_for
-from tests.sandbox import Prometheus, Sandbox
+from tests.sandbox import Prometheus
 
 pytestmark = [pytest.mark.k8s, pytest.mark.prometheus, pytest.mark.slow]
 
@@ -142,12 +142,7 @@ def cluster(
     k8s_api: ApiClient, kubeconfig: str, prometheus: Prometheus,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cluster]:  # fmt: skip
-    import subprocess
-
-    subprocess.run(
-        [str(Sandbox().cfg.binary("kubectl")), "--kubeconfig", kubeconfig, "apply", "-f", str(CRD)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    install_crd(kubeconfig)
     tmp = tmp_path_factory.mktemp("autoapply")
     end_s = float(int(time.time() // STEP_S) * STEP_S)
     usage_frame(end_s).to_csv(tmp / "samples.csv", index=False)

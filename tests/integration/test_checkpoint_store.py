@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,9 @@ from kubernetes.client.exceptions import ApiException
 
 from rightsizer.controller.reconcile import checkpoint_name
 from rightsizer.history import parts, store
-from tests.integration.test_operator_e2e import CRD, GROUP, PLURAL, VERSION, Operator
+from tests.integration.test_operator_e2e import GROUP, PLURAL, VERSION, Operator, install_crd
 from tests.integration.waiting import wait_for
-from tests.sandbox import Prometheus, Sandbox
+from tests.sandbox import Prometheus
 
 pytestmark = pytest.mark.k8s
 VICTIM = {"settings.yaml": "important: true\n"}
@@ -29,10 +28,7 @@ VICTIM = {"settings.yaml": "important: true\n"}
 
 @pytest.fixture(scope="module")
 def crd(k8s_api: ApiClient, kubeconfig: str) -> None:
-    subprocess.run(
-        [str(Sandbox().cfg.binary("kubectl")), "--kubeconfig", kubeconfig, "apply", "-f", str(CRD)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    install_crd(kubeconfig)
 
 
 def create_policy(api: ApiClient, namespace: str, name: str, url: str) -> str:

@@ -33,6 +33,13 @@ CRD = Path(__file__).resolve().parents[2] / "crds" / "rightsizepolicies.rightsiz
 Operator = OperatorProcess
 
 
+def install_crd(kubeconfig: str) -> None:
+    """The RightSizePolicy CRD, applied as users apply it (kubectl)."""
+    kubectl = str(Sandbox().cfg.binary("kubectl"))
+    run = [kubectl, "--kubeconfig", kubeconfig, "apply", "-f", str(CRD)]
+    subprocess.run(run, check=True, capture_output=True)
+
+
 def deployment_body(namespace: str = NS) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -80,10 +87,7 @@ def policy_body(
 
 @pytest.fixture(scope="module")
 def cluster(k8s_api: ApiClient, kubeconfig: str, example_history: float) -> Iterator[ApiClient]:
-    subprocess.run(
-        [str(Sandbox().cfg.binary("kubectl")), "--kubeconfig", kubeconfig, "apply", "-f", str(CRD)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    install_crd(kubeconfig)
     core = client.CoreV1Api(k8s_api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
     apps = client.AppsV1Api(k8s_api)

@@ -5,7 +5,6 @@ the outage with a status to write; then they come back with their data."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,13 +14,13 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from tests.integration.test_operator_e2e import (
-    CRD,
     GROUP,
     PLURAL,
     VERSION,
     Operator,
     condition,
     get_policy,
+    install_crd,
     policy_body,
 )
 from tests.integration.waiting import wait_for
@@ -36,10 +35,7 @@ OUTAGE_S = 120.0
 
 @pytest.fixture
 def policies(k8s_api: ApiClient, kubeconfig: str, prometheus: Prometheus) -> Iterator[ApiClient]:
-    subprocess.run(
-        [str(Sandbox().cfg.binary("kubectl")), "--kubeconfig", kubeconfig, "apply", "-f", str(CRD)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    install_crd(kubeconfig)
     core = client.CoreV1Api(k8s_api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
     custom = client.CustomObjectsApi(k8s_api)

@@ -7,7 +7,6 @@ policies must keep reconciling; ``/healthz`` must keep answering."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,16 +17,16 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.bad_servers import BadPrometheus
 from tests.integration.test_operator_e2e import (
-    CRD,
     GROUP,
     PLURAL,
     VERSION,
     Operator,
     condition,
     get_policy,
+    install_crd,
 )
 from tests.integration.waiting import wait_for
-from tests.sandbox import Prometheus, Sandbox
+from tests.sandbox import Prometheus
 
 pytestmark = [pytest.mark.k8s, pytest.mark.prometheus, pytest.mark.slow]
 
@@ -43,10 +42,7 @@ def bad() -> Iterator[BadPrometheus]:
 
 @pytest.fixture(scope="module")
 def namespaces(k8s_api: ApiClient, kubeconfig: str) -> Iterator[ApiClient]:
-    subprocess.run(
-        [str(Sandbox().cfg.binary("kubectl")), "--kubeconfig", kubeconfig, "apply", "-f", str(CRD)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    install_crd(kubeconfig)
     core = client.CoreV1Api(k8s_api)
     for ns in (GOOD, BAD):
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))

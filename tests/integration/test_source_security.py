@@ -29,17 +29,16 @@ from kubernetes.client.exceptions import ApiException
 
 from rightsizer.sources.errors import SourceProblem
 from tests.integration.test_operator_e2e import (
-    CRD,
     GROUP,
     PLURAL,
     VERSION,
     Operator,
     condition,
     get_policy,
+    install_crd,
     stop_after_deleting_policies,
 )
 from tests.integration.waiting import free_port, wait_for
-from tests.sandbox import Sandbox
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -104,10 +103,7 @@ def listeners() -> Iterator[tuple[Listener, Listener]]:
 
 @pytest.fixture(scope="module")
 def team_a(k8s_api: ApiClient, kubeconfig: str) -> Iterator[ApiClient]:
-    subprocess.run(
-        [str(Sandbox().cfg.binary("kubectl")), "--kubeconfig", kubeconfig, "apply", "-f", str(CRD)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    install_crd(kubeconfig)
     core = client.CoreV1Api(k8s_api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
     secrets: list[dict[str, Any]] = [
