@@ -58,6 +58,7 @@ class EventReason(StrEnum):
     RECOMMENDATION_ANNOTATED = "RecommendationAnnotated"
     INVALID_SPEC = "InvalidSpec"
     CHECKPOINT_NOT_SAVED = "CheckpointNotSaved"
+    RECONCILE_FAILED = "ReconcileFailed"
     RESOURCES_APPLIED = "ResourcesApplied"
     ROLLOUT_FAILED = "RolloutFailed"
 

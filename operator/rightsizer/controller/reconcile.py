@@ -25,6 +25,7 @@ from rightsizer.engine.usage import ContainerKey
 from rightsizer.history import checkpoints
 from rightsizer.model.assessment import Assessment, assess, totals
 from rightsizer.model.workloads import PolicyInfo, WorkloadInfo
+from rightsizer.names import ConditionType, EventReason
 from rightsizer.policy.spec import (
     PolicyError,
     PolicySpec,
@@ -188,13 +189,14 @@ def reconcile(
         status = {
             "observedGeneration": generation,
             "conditions": merge_conditions(
-                prev_conditions, [Condition("Ready", False, "InvalidSpec", str(exc))], now_s,
-                generation,
+                prev_conditions,
+                [Condition(ConditionType.READY, False, EventReason.INVALID_SPEC, str(exc))],
+                now_s, generation,
             ),
         }  # fmt: skip
         events = []
-        if _condition_status(prev_conditions, "Ready") != "False":
-            events.append(Event(None, "Warning", "InvalidSpec", str(exc)))
+        if _condition_status(prev_conditions, ConditionType.READY) != "False":
+            events.append(Event(None, "Warning", EventReason.INVALID_SPEC, str(exc)))
         return Outcome(status, events=events, invalid=str(exc)), runtime
 
     signature = _signature(spec)
@@ -356,7 +358,7 @@ def reconcile(
                 Event(
                     info.body(),
                     "Normal",
-                    "RecommendationAnnotated",
+                    EventReason.RECOMMENDATION_ANNOTATED,
                     wanted["rightsizer.dev/summary"],
                 )
             )
@@ -365,32 +367,33 @@ def reconcile(
     t = totals(rows)
     entries, truncated = fit(workload_entries(rows, last_actions), DEFAULT_BUDGET_BYTES)
     has_data = t.containers > 0
-    source_reason = "SourceRefused" if refused else "SourceError"
+    source_reason = EventReason.SOURCE_REFUSED if refused else "SourceError"
     conditions = [
         Condition(
-            "SourceUnavailable", source_error is not None,
+            ConditionType.SOURCE_UNAVAILABLE, source_error is not None,
             source_reason if source_error else "SourcesReachable", source_error or "",
         ),
         Condition(
-            "RecommendationsAvailable", has_data,
+            ConditionType.RECOMMENDATIONS_AVAILABLE, has_data,
             "Computed" if has_data else "NoData",
             f"{t.containers} containers" if has_data else "no container has enough usage data yet",
         ),
         Condition(
-            "InsufficientData", t.insufficient_data > 0,
+            ConditionType.INSUFFICIENT_DATA, t.insufficient_data > 0,
             "TooLittleHistory" if t.insufficient_data else "EnoughData",
             f"{t.insufficient_data} containers have less than {MIN_HISTORY_S / 3600:g} h or "
             f"{MIN_SAMPLES} samples" if t.insufficient_data else "",
         ),
         Condition(
-            "Conflict", bool(conflicts), "SelectedByOlderPolicy" if conflicts else "NoConflict",
+            ConditionType.CONFLICT, bool(conflicts),
+            "SelectedByOlderPolicy" if conflicts else "NoConflict",
             "; ".join(f"{w} belongs to policy {p}" for w, p in sorted(conflicts.items())),
         ),
     ]  # fmt: skip
     ready = source_error is None
     conditions.append(
         Condition(
-            "Ready", ready,
+            ConditionType.READY, ready,
             "Reconciled" if ready else ("SourceRefused" if refused else "SourceUnavailable"),
             f"{len(mine)} workloads, {t.containers} containers with recommendations"
             if ready else (source_error or ""),
@@ -399,16 +402,16 @@ def reconcile(
     merged = merge_conditions(prev_conditions, conditions, now_s, generation)
     for cond in merged:
         before = _condition_status(prev_conditions, cond["type"])
-        if cond["type"] == "SourceUnavailable" and cond["status"] != before:
+        if cond["type"] == ConditionType.SOURCE_UNAVAILABLE and cond["status"] != before:
             if cond["status"] == "True":
-                reason = "SourceRefused" if refused else "SourceUnavailable"
+                reason = EventReason.SOURCE_REFUSED if refused else EventReason.SOURCE_UNAVAILABLE
                 outcome.events.append(Event(None, "Warning", reason, cond["message"]))
             elif before == "True":
                 outcome.events.append(
-                    Event(None, "Normal", "SourceRecovered", "sources reachable again")
+                    Event(None, "Normal", EventReason.SOURCE_RECOVERED, "sources reachable again")
                 )
-        if cond["type"] == "Conflict" and cond["status"] == "True" and before != "True":
-            outcome.events.append(Event(None, "Warning", "Conflict", cond["message"]))
+        if cond["type"] == ConditionType.CONFLICT and cond["status"] == "True" and before != "True":
+            outcome.events.append(Event(None, "Warning", EventReason.CONFLICT, cond["message"]))
     history: dict[str, Any] = {"bootstrapped": runtime.bootstrapped}
     if runtime.read_until_s is not None:
         history["readUntil"] = iso(runtime.read_until_s)

@@ -28,7 +28,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
-from rightsizer import __version__
+from rightsizer import __version__, names
 from rightsizer.actuation import kubernetes as kube_writes
 from rightsizer.actuation import resources
 from rightsizer.controller import autoapply
@@ -53,7 +53,7 @@ from rightsizer.status.build import (
     merge_conditions,
 )
 
-GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
+GROUP, VERSION, PLURAL = names.GROUP, names.VERSION, names.POLICY_PLURAL
 TICK_S = float(os.environ.get("RIGHTSIZER_TICK_SECONDS", "30"))
 DEFAULT_INTERVAL_S = 300.0
 #: After a source error, try again this soon (or at the policy's interval, if shorter).
@@ -72,7 +72,7 @@ operator_log = logging.getLogger("rightsizer.operator")
 def startup(
     settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    settings.persistence.finalizer = "rightsizer.dev/finalizer"
+    settings.persistence.finalizer = names.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rightsizer.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="rightsizer.dev", key="last-handled-configuration"
@@ -299,11 +299,12 @@ def _failed_status(
 ) -> dict[str, Any]:
     """``Ready=False ReconcileFailed``, with an Event when Ready was not already so."""
     previous = list(known.get("conditions") or [])
-    before: Mapping[str, Any] = next((c for c in previous if c.get("type") == "Ready"), {})
-    if before.get("status") != "False" or before.get("reason") != "ReconcileFailed":
-        kopf.event(body, type="Warning", reason="ReconcileFailed", message=RECONCILE_FAILED)
+    ready, failed = names.ConditionType.READY, names.EventReason.RECONCILE_FAILED
+    before: Mapping[str, Any] = next((c for c in previous if c.get("type") == ready), {})
+    if before.get("status") != "False" or before.get("reason") != failed:
+        kopf.event(body, type="Warning", reason=failed, message=RECONCILE_FAILED)
     conditions = merge_conditions(
-        previous, [Condition("Ready", False, "ReconcileFailed", RECONCILE_FAILED)], now,
+        previous, [Condition(ready, False, failed, RECONCILE_FAILED)], now,
         generation,
     )  # fmt: skip
     return {"observedGeneration": generation, "conditions": conditions}
@@ -380,7 +381,12 @@ def _reconcile(
         if problem is not None:
             logger.warning(problem)
             if runtime is not None and runtime.checkpoint_problem != saved.value:
-                kopf.event(body, type="Warning", reason="CheckpointNotSaved", message=problem)
+                kopf.event(
+                    body,
+                    type="Warning",
+                    reason=names.EventReason.CHECKPOINT_NOT_SAVED,
+                    message=problem,
+                )
         if runtime is not None and saved is not store.SaveResult.CONFLICT:
             runtime.checkpoint_problem = saved.value if problem else None
     for event in outcome.events:
