@@ -74,13 +74,20 @@ def statefulset_body(namespace: str = NS) -> dict[str, Any]:
 
 
 def policy_body(
-    name: str, prometheus_url: str, namespace: str = NS, history: str = "3d", **spec: Any
+    name: str,
+    prometheus_url: str,
+    namespace: str = NS,
+    history: str = "3d",
+    step: str = "5m",
+    source: dict[str, Any] | None = None,
+    **spec: Any,
 ) -> dict[str, Any]:
+    """A policy reading ``prometheus_url`` only (``source``: more of its fields), every 2 s."""
+    prometheus = {"url": prometheus_url, "history": history, "step": step, **(source or {})}
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "RightSizePolicy",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"source": {"prometheus": {"url": prometheus_url, "history": history, "step": "5m"},
-                            "metricsServer": {"enabled": False}},
+        "spec": {"source": {"prometheus": prometheus, "metricsServer": {"enabled": False}},
                  "reconcileInterval": "2s", **spec},
     }  # fmt: skip
 

@@ -24,6 +24,7 @@ from tests.integration.test_operator_e2e import (
     condition,
     get_policy,
     install_crd,
+    policy_body,
 )
 from tests.integration.waiting import wait_for
 from tests.sandbox import Prometheus
@@ -75,13 +76,8 @@ def operator(
 
 
 def create(api: ApiClient, ns: str, name: str, url: str, **prometheus: Any) -> None:
-    source = {"url": url, "history": "1h", "step": "1m", **prometheus}
-    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "RightSizePolicy",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"source": {"prometheus": source, "metricsServer": {"enabled": False}},
-                 "reconcileInterval": "2s"},
-    })  # fmt: skip
+    body = policy_body(name, url, ns, history="1h", step="1m", source=prometheus)
+    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
 
 
 def ready(api: ApiClient, ns: str, name: str) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from tests.integration.test_operator_e2e import (
     condition,
     get_policy,
     install_crd,
+    policy_body,
     stop_after_deleting_policies,
 )
 from tests.integration.waiting import free_port, wait_for
@@ -143,15 +144,9 @@ def operator(
 
 
 def create_policy(api: ApiClient, name: str, url: str, secret: str | None = None) -> None:
-    prometheus: dict[str, Any] = {"url": url, "history": "1h", "step": "1m"}
-    if secret:
-        prometheus["authSecretRef"] = {"name": secret}
-    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "RightSizePolicy",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"source": {"prometheus": prometheus, "metricsServer": {"enabled": False}},
-                 "reconcileInterval": "2s"},
-    })  # fmt: skip
+    auth = {"authSecretRef": {"name": secret}} if secret else {}
+    body = policy_body(name, url, NS, history="1h", step="1m", source=auth)
+    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
 
 
 def source_condition(api: ApiClient, name: str, operator: Operator) -> dict[str, Any]:
