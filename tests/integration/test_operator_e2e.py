@@ -136,8 +136,14 @@ def stop_after_deleting_policies(op: OperatorProcess, api: ApiClient, namespace:
         custom.delete_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, item["metadata"]["name"]
         )
-    wait_for("the policies gone", lambda: not custom.list_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL)["items"], 60)  # fmt: skip
+    wait_for(
+        "the policies gone",
+        lambda: (
+            not custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        ),
+        60,
+        hint=lambda: "\n" + op.log()[-4000:],
+    )
     op.stop()
 
 

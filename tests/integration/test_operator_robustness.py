@@ -223,3 +223,34 @@ def test_the_crd_admits_good_matchers_and_histories(
         GROUP, VERSION, GOOD, PLURAL, name, {"metadata": {"finalizers": None}}
     )
     custom.delete_namespaced_custom_object(GROUP, VERSION, GOOD, PLURAL, name)
+
+
+def test_a_policy_deleted_mid_reconcile_is_released_soon_after(
+    operator: Operator, namespaces: ApiClient, bad: BadPrometheus
+) -> None:
+    """Deleting a policy while its reconcile waits on a dripping server: the finalizer goes
+    soon after that reconcile ends (at its 40 s deadline here), so a namespace's deletion
+    or an uninstall waits for one reconcile at most."""
+    custom = client.CustomObjectsApi(namespaces)
+    create(namespaces, BAD, "deleted-mid-read", f"{bad.url}/drip")
+    wait_for(  # the first reconcile has written its status
+        "deleted-mid-read not Ready",
+        lambda: ready(namespaces, BAD, "deleted-mid-read").get("status") == "False",
+    )
+    # The next reconcile reads again and will find nothing new to write (so no watch
+    # event of its own wakes Kopf up when it ends).
+    before = bad.requests["drip"]
+    wait_for("its next reconcile reading", lambda: bad.requests["drip"] > before)
+    custom.delete_namespaced_custom_object(GROUP, VERSION, BAD, PLURAL, "deleted-mid-read")
+    wait_for(
+        "the policy gone",
+        lambda: (
+            "deleted-mid-read"
+            not in {
+                p["metadata"]["name"]
+                for p in custom.list_namespaced_custom_object(GROUP, VERSION, BAD, PLURAL)["items"]
+            }
+        ),
+        75,
+        hint=lambda: "\n" + operator.log()[-3000:],
+    )

@@ -58,6 +58,8 @@ TICK_S = float(os.environ.get("RIGHTSIZER_TICK_SECONDS", "30"))
 DEFAULT_INTERVAL_S = 300.0
 #: After a source error, try again this soon (or at the policy's interval, if shorter).
 RETRY_AFTER_SOURCE_ERROR_S = 30.0
+#: How often Kopf checks whether a deleted policy's running tick has ended.
+TIMER_EXIT_POLL_S = 5.0
 #: The Prometheus endpoints policies may name (scheme, host, port, path prefix), separated
 #: by commas or whitespace; unset or empty: none. Set at install (manifests/deployment.yaml).
 ALLOWED_PROMETHEUS_ENV = "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS"
@@ -81,6 +83,10 @@ def startup(
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = int(os.environ.get("RIGHTSIZER_WORKERS", "8"))
+    # A policy deleted while its tick runs keeps its finalizer until Kopf sees the timer
+    # gone; Kopf looks again after this long (60 s by default), and nothing else wakes it
+    # when the tick ends without writing. Deletion then waits a few seconds, not a minute.
+    settings.background.cancellation_polling = TIMER_EXIT_POLL_S
     try:
         operator_settings = settings_from_env()
     except ValueError as exc:  # the installer's mistake: stop and say so
