@@ -204,14 +204,43 @@ async def tick(
     namespace: str | None, name: str, uid: str, memo: kopf.Memo, logger: kopf.Logger,
     **indexes: Any,
 ) -> None:  # fmt: skip
-    """Runs one tick in the policy's reconcile pool (never in Kopf's own workers)."""
+    """Runs one tick in the policy's reconcile pool (never in Kopf's own workers).
+
+    When the policy is deleted (or the operator stops) the tick returns at once, so Kopf
+    releases the finalizer without waiting for it: a tick still queued never runs, and
+    one already running ends by its own deadline, its writes to a deleted policy
+    answered 404."""
+    stopped: kopf.DaemonStopped = indexes.pop("stopped")  # a timer's kwarg, not an index
     pools: ReconcilePools = memo.pools
     run = functools.partial(
         _tick, body, spec, status, meta, namespace or "", name, uid, memo, logger, indexes
     )
     # The context carries Kopf's Event queue to the thread (``kopf.event``).
     context = contextvars.copy_context()
-    await asyncio.get_running_loop().run_in_executor(pools.for_policy(uid), context.run, run)
+    work = pools.for_policy(uid).submit(context.run, run)
+    done = asyncio.wrap_future(work)
+    done.add_done_callback(_retrieve)
+    stop = asyncio.ensure_future(_until(stopped))
+    try:
+        await asyncio.wait({done, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not done.done() and not work.cancel():
+            # Running still: what it leaves in memory for the deleted policy goes when it ends.
+            work.add_done_callback(lambda _: _forget(memo, namespace or "", name, uid))
+    if done.done() and not done.cancelled():
+        done.result()
+
+
+async def _until(stopped: kopf.DaemonStopped) -> None:
+    await stopped.wait()
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Takes the outcome of a tick nobody waits for any more (its policy was deleted), so
+    that asyncio does not report it as never retrieved; ``_tick`` logs its own failures."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _valid(spec: kopf.Spec) -> bool:
@@ -461,11 +490,15 @@ def _auto_apply(
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
 def forget(namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    _forget(memo, namespace or "", name, uid)
+
+
+def _forget(memo: kopf.Memo, namespace: str, name: str, uid: str) -> None:
     memo.runtimes.pop(uid, None)
     memo.unsent.pop(uid, None)
     memo.liveness.forget(uid)
     memo.pools.forget(uid)
-    obs.forget(namespace or "", name)
+    obs.forget(namespace, name)
 
 
 @kopf.on.cleanup()
