@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rightsizer.controller.liveness import STALE_INTERVALS, Liveness
-from rightsizer.handlers.settings import settings_from_env
+from rightsizer.handlers.settings import settings_from_env, tick_s_from_env
 
 
 def test_a_policy_is_stale_after_k_intervals_and_the_allowance() -> None:
@@ -43,6 +43,28 @@ def test_settings_from_the_environment() -> None:
     assert settings_from_env({}).limits.max_queries == 300
 
 
+def test_every_setting_is_read_once_from_the_environment() -> None:
+    """One object, read at startup: the tick, both kinds of workers, the allow-list and
+    the metrics endpoint come from their variables; unset ones take the documented
+    defaults."""
+    settings = settings_from_env(
+        {"RIGHTSIZER_TICK_SECONDS": "7", "RIGHTSIZER_WORKERS": "3",
+         "RIGHTSIZER_SLOW_SOURCE_WORKERS": "1",
+         "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS": "http://prom:9090, https://thanos/q",
+         "RIGHTSIZER_METRICS_PORT": "9123"}
+    )  # fmt: skip
+    assert settings.tick_s == 7.0 and tick_s_from_env({"RIGHTSIZER_TICK_SECONDS": "7"}) == 7.0
+    assert (settings.kopf_workers, settings.slow_source_workers) == (3, 1)
+    assert [e.url for e in settings.allowed_prometheus.endpoints] == [
+        "http://prom:9090",
+        "https://thanos/q",
+    ]
+    assert settings.metrics is not None and settings.metrics.port == 9123
+    defaults = settings_from_env({})
+    assert (defaults.tick_s, defaults.kopf_workers, defaults.reconcile_workers) == (30.0, 8, 8)
+    assert defaults.allowed_prometheus.endpoints == ()
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -50,6 +72,10 @@ def test_settings_from_the_environment() -> None:
         ("RIGHTSIZER_RECONCILE_DEADLINE_SECONDS", "-1"),
         ("RIGHTSIZER_QUERIES_PER_RECONCILE", "nan"),
         ("RIGHTSIZER_RECONCILE_WORKERS", "0"),
+        ("RIGHTSIZER_TICK_SECONDS", "0"),
+        ("RIGHTSIZER_WORKERS", "many"),
+        ("RIGHTSIZER_PROMETHEUS_ALLOWED_URLS", "http://p:9090/#"),
+        ("RIGHTSIZER_METRICS_PORT", "70000"),
     ],
 )
 def test_bad_settings_name_their_variable(name: str, value: str) -> None:
