@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from kubernetes import client
 from kubernetes.client import ApiClient
 
+from rightsizer import names
 from rightsizer.model.workloads import WorkloadInfo, apps_api_method
 
 
@@ -22,9 +23,8 @@ STATUS_WRITE_TIMEOUT_S = (5.0, 30.0)
 
 
 def write_policy_status(
-    api: ApiClient, group: str, version: str, plural: str, namespace: str, name: str,
-    status: Mapping[str, object],
-) -> None:  # fmt: skip
+    api: ApiClient, namespace: str, name: str, status: Mapping[str, object]
+) -> None:
     """Merge-patch a policy's status subresource (raises on any failure).
 
     Written here rather than through Kopf's patch: when Kopf's own patch exhausts its
@@ -32,6 +32,6 @@ def write_policy_status(
     started again for that object (``kopf/_core/engines/daemons.py``: ``_runner`` marks
     it ``forever_stopped``)."""
     client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
-        group, version, namespace, plural, name, {"status": dict(status)},
+        names.GROUP, names.VERSION, namespace, names.POLICY_PLURAL, name, {"status": dict(status)},
         _content_type="application/merge-patch+json", _request_timeout=STATUS_WRITE_TIMEOUT_S,
     )  # fmt: skip

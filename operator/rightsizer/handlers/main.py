@@ -18,9 +18,9 @@ import asyncio
 import contextvars
 import functools
 import logging
-import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
@@ -39,12 +39,12 @@ from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
 from rightsizer.handlers.pools import ReconcilePools
-from rightsizer.handlers.settings import settings_from_env
+from rightsizer.handlers.settings import settings_from_env, tick_s_from_env
 from rightsizer.history import store
 from rightsizer.model.workloads import PolicyInfo, WorkloadInfo, workload_info
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
 from rightsizer.sources import kubernetes_api, metrics_server, prometheus_policy
-from rightsizer.sources.endpoints import AllowList, allow_list_from_text
+from rightsizer.sources.endpoints import AllowList
 from rightsizer.sources.errors import LIMIT_PROBLEMS
 from rightsizer.sources.limits import SourceLimits
 from rightsizer.status.auto_apply import status_after_pass, told_states
@@ -54,15 +54,12 @@ from rightsizer.status.build import (
 )
 
 GROUP, VERSION, PLURAL = names.GROUP, names.VERSION, names.POLICY_PLURAL
-TICK_S = float(os.environ.get("RIGHTSIZER_TICK_SECONDS", "30"))
+TICK_S = tick_s_from_env()
 DEFAULT_INTERVAL_S = 300.0
 #: After a source error, try again this soon (or at the policy's interval, if shorter).
 RETRY_AFTER_SOURCE_ERROR_S = 30.0
 #: How often Kopf checks whether a deleted policy's running tick has ended.
 TIMER_EXIT_POLL_S = 5.0
-#: The Prometheus endpoints policies may name (scheme, host, port, path prefix), separated
-#: by commas or whitespace; unset or empty: none. Set at install (manifests/deployment.yaml).
-ALLOWED_PROMETHEUS_ENV = "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS"
 #: The fixed text of an unexpected failure (its detail goes to the operator's log only).
 RECONCILE_FAILED = "the reconcile failed unexpectedly; the operator's log has the details"
 #: The operator's own log, never posted as Events (Kopf posts its object loggers' warnings
@@ -82,15 +79,15 @@ def startup(
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.execution.max_workers = int(os.environ.get("RIGHTSIZER_WORKERS", "8"))
-    # A policy deleted while its tick runs keeps its finalizer until Kopf sees the timer
-    # gone; Kopf looks again after this long (60 s by default), and nothing else wakes it
-    # when the tick ends without writing. Deletion then waits a few seconds, not a minute.
-    settings.background.cancellation_polling = TIMER_EXIT_POLL_S
     try:
         operator_settings = settings_from_env()
     except ValueError as exc:  # the installer's mistake: stop and say so
         raise kopf.PermanentError(str(exc)) from None
+    settings.execution.max_workers = operator_settings.kopf_workers
+    # A policy deleted while its tick runs keeps its finalizer until Kopf sees the timer
+    # gone (the tick returns at once then, see ``tick``); Kopf looks again after this long
+    # (60 s by default) when it does not see it gone at once.
+    settings.background.cancellation_polling = TIMER_EXIT_POLL_S
     try:
         config.load_incluster_config()
     except config.ConfigException:
@@ -105,14 +102,8 @@ def startup(
     # One reconcile may take its read deadline, plus a tick's wait and a margin for writes.
     allowance_s = operator_settings.limits.reconcile_deadline_s + TICK_S + 60
     memo.liveness = Liveness(allowance_s=allowance_s)
-    try:
-        memo.allowed_prometheus = allow_list_from_text(os.environ.get(ALLOWED_PROMETHEUS_ENV, ""))
-    except ValueError as exc:  # the installer's mistake: stop and say so
-        raise kopf.PermanentError(f"{ALLOWED_PROMETHEUS_ENV}: {exc}") from None
-    try:
-        endpoint = obs.metrics_endpoint(os.environ)
-    except obs.EndpointError as exc:
-        raise kopf.PermanentError(str(exc)) from None
+    memo.allowed_prometheus = operator_settings.allowed_prometheus
+    endpoint = operator_settings.metrics
     if endpoint is not None:
         start_http_server(endpoint.port, addr=endpoint.address)
     allowed = ", ".join(e.url for e in memo.allowed_prometheus.endpoints) or "none"
@@ -251,15 +242,63 @@ def _valid(spec: kopf.Spec) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class PolicyTick:
+    """One tick of one policy: what Kopf gave the timer, read once."""
+
+    body: kopf.Body
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+    """The status the API server has."""
+    known: Mapping[str, Any]
+    """The status it has, or will have once what an earlier tick could not send is sent."""
+    meta: kopf.Meta
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    now_s: float
+    logger: kopf.Logger
+
+
+@dataclass(frozen=True)
+class NamespaceView:
+    """What the indexes hold about the policy's namespace."""
+
+    workloads: list[WorkloadInfo]
+    limit_ranges: list[LimitRangeItem]
+    labels: dict[str, str]
+    indexes: dict[str, Any]
+
+    @classmethod
+    def of(cls, indexes: dict[str, Any], namespace: str) -> NamespaceView:
+        return cls(
+            workloads=[
+                w
+                for kind in ("deployments", "statefulsets", "daemonsets")
+                for w in _all(indexes[kind], namespace)
+            ],
+            limit_ranges=[
+                item for items in _all(indexes["limitranges"], namespace) for item in items
+            ],
+            labels=next(iter(indexes["namespaces"].get(namespace, [])), {}),
+            indexes=indexes,
+        )
+
+    def of_kind(self, index: str, namespace: str) -> list[Any]:
+        return _all(self.indexes[index], namespace)
+
+
 def _tick(
     body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, namespace: str,
     name: str, uid: str, memo: kopf.Memo, logger: kopf.Logger, indexes: dict[str, Any],
 ) -> None:  # fmt: skip
-    now = time.time()
-    generation = int(meta.get("generation", 0))
-    # What the API server has, or will have once the status not yet sent gets through.
     unsent: dict[str, Any] | None = memo.unsent.get(uid)
-    known: dict[str, Any] = {**dict(status), **(unsent or {})}
+    t = PolicyTick(
+        body=body, spec=dict(spec), status=dict(status), known={**dict(status), **(unsent or {})},
+        meta=meta, namespace=namespace, name=name, uid=uid,
+        generation=int(meta.get("generation", 0)), now_s=time.time(), logger=logger,
+    )  # fmt: skip
     runtime: PolicyRuntime | None = memo.runtimes.get(uid)
     interval = _interval_s(spec)
     liveness: Liveness = memo.liveness
@@ -271,123 +310,122 @@ def _tick(
         interval = min(interval, RETRY_AFTER_SOURCE_ERROR_S)
     due = not (
         runtime is not None
-        and runtime.observed_generation == generation
-        and now - runtime.last_reconcile_s < interval
+        and runtime.observed_generation == t.generation
+        and t.now_s - runtime.last_reconcile_s < interval
     )
     apply_mode = (spec.get("update") or {}).get("mode") == "Apply"
     new_status: dict[str, Any] | None = None
     if due or apply_mode:
-        new_status = _reconcile_and_apply(
-            body, spec, known, meta, namespace, name, uid, memo, logger, indexes, now,
-            generation, due, apply_mode,
-        )  # fmt: skip
+        new_status = _reconcile_and_apply(t, memo, indexes, due=due, apply_mode=apply_mode)
     if due:
         liveness.finished(uid, time.monotonic())
-    _write_status(memo, uid, namespace, name, dict(status), new_status)
+    _write_status(memo, t, new_status)
 
 
 def _reconcile_and_apply(
-    body: kopf.Body, spec: kopf.Spec, known: dict[str, Any], meta: kopf.Meta,
-    namespace: str, name: str, uid: str, memo: kopf.Memo, logger: kopf.Logger,
-    indexes: dict[str, Any], now: float, generation: int, due: bool, apply_mode: bool,
-) -> dict[str, Any] | None:  # fmt: skip
+    t: PolicyTick, memo: kopf.Memo, indexes: dict[str, Any], *, due: bool, apply_mode: bool
+) -> dict[str, Any] | None:
     """The new status (None: nothing to change). Every failure ends in the status
     (``Ready=False``) and an Event, never in a log line alone."""
-    api: client.ApiClient = memo.api
     try:
-        workloads: list[WorkloadInfo] = [
-            w
-            for kind in ("deployments", "statefulsets", "daemonsets")
-            for w in _all(indexes[kind], namespace)
-        ]
-        ranges: list[LimitRangeItem] = [
-            item for items in _all(indexes["limitranges"], namespace) for item in items
-        ]
-        ns_labels: dict[str, str] = next(iter(indexes["namespaces"].get(namespace, [])), {})
+        view = NamespaceView.of(indexes, t.namespace)
         new_status: dict[str, Any] | None = None
         if due:
-            new_status = _reconcile(
-                body, known, meta, namespace, name, uid, memo, logger, indexes, now,
-                generation, workloads, ranges, ns_labels,
-            )  # fmt: skip
-        runtime: PolicyRuntime | None = memo.runtimes.get(uid)
+            new_status = _reconcile(t, memo, view)
+        runtime: PolicyRuntime | None = memo.runtimes.get(t.uid)
         if due and runtime is not None:
-            memo.pools.note(uid, hit_limit=runtime.source_problem in LIMIT_PROBLEMS)
+            memo.pools.note(t.uid, hit_limit=runtime.source_problem in LIMIT_PROBLEMS)
         if apply_mode and runtime is not None and runtime.rows:
-            new_status = _auto_apply(
-                api, spec, cast(kopf.Status, known), new_status, namespace, name, generation,
-                runtime, workloads, ranges, ns_labels, indexes, now, body, logger,
-            )  # fmt: skip
+            new_status = _auto_apply(t, memo.api, view, runtime, new_status)
         return new_status
     except Exception:
         # The detail stays in the operator's own log: Kopf would post an exception's text
         # as an Event, where the policy's author reads it.
-        operator_log.exception(f"reconcile of {namespace}/{name} failed")
-        runtime = memo.runtimes.get(uid)
+        operator_log.exception(f"reconcile of {t.namespace}/{t.name} failed")
+        runtime = memo.runtimes.get(t.uid)
         if runtime is not None:
             runtime.source_ok = False  # try again soon, not at the full interval
-        return _failed_status(body, known, generation, now)
+        return _failed_status(t)
 
 
-def _failed_status(
-    body: kopf.Body, known: Mapping[str, Any], generation: int, now: float
-) -> dict[str, Any]:
+def _failed_status(t: PolicyTick) -> dict[str, Any]:
     """``Ready=False ReconcileFailed``, with an Event when Ready was not already so."""
-    previous = list(known.get("conditions") or [])
+    previous = list(t.known.get("conditions") or [])
     ready, failed = names.ConditionType.READY, names.EventReason.RECONCILE_FAILED
     before: Mapping[str, Any] = next((c for c in previous if c.get("type") == ready), {})
     if before.get("status") != "False" or before.get("reason") != failed:
-        kopf.event(body, type="Warning", reason=failed, message=RECONCILE_FAILED)
+        kopf.event(t.body, type="Warning", reason=failed, message=RECONCILE_FAILED)
     conditions = merge_conditions(
-        previous, [Condition(ready, False, failed, RECONCILE_FAILED)], now,
-        generation,
-    )  # fmt: skip
-    return {"observedGeneration": generation, "conditions": conditions}
+        previous, [Condition(ready, False, failed, RECONCILE_FAILED)], t.now_s, t.generation
+    )
+    return {"observedGeneration": t.generation, "conditions": conditions}
 
 
-def _write_status(
-    memo: kopf.Memo, uid: str, namespace: str, name: str, current: Mapping[str, Any],
-    new_status: Mapping[str, Any] | None,
-) -> None:  # fmt: skip
+def _write_status(memo: kopf.Memo, t: PolicyTick, new_status: Mapping[str, Any] | None) -> None:
     """Send the new status, with what an earlier tick could not send; keep it unsent on
     any failure (an API outage), to try again at the next tick."""
-    pending: dict[str, Any] = {**(memo.unsent.pop(uid, None) or {}), **(new_status or {})}
-    if not pending or all(current.get(k) == v for k, v in pending.items()):
+    pending: dict[str, Any] = {**(memo.unsent.pop(t.uid, None) or {}), **(new_status or {})}
+    if not pending or all(t.status.get(k) == v for k, v in pending.items()):
         return
     try:
-        kube_writes.write_policy_status(memo.api, GROUP, VERSION, PLURAL, namespace, name, pending)
+        kube_writes.write_policy_status(memo.api, t.namespace, t.name, pending)
     except ApiException as exc:
         if exc.status == 404:  # the policy is gone
             return
-        memo.unsent[uid] = pending
+        memo.unsent[t.uid] = pending
         operator_log.warning(
-            f"status of {namespace}/{name} not written (HTTP {exc.status}); "
+            f"status of {t.namespace}/{t.name} not written (HTTP {exc.status}); "
             "trying again at the next tick"
         )
     except Exception as exc:
-        memo.unsent[uid] = pending
+        memo.unsent[t.uid] = pending
         operator_log.warning(
-            f"status of {namespace}/{name} not written ({type(exc).__name__}); "
+            f"status of {t.namespace}/{t.name} not written ({type(exc).__name__}); "
             "trying again at the next tick"
         )
 
 
-def _reconcile(
-    body: kopf.Body, status: Mapping[str, Any], meta: kopf.Meta, namespace: str, name: str,
-    uid: str, memo: kopf.Memo, logger: kopf.Logger, indexes: dict[str, Any], now: float,
-    generation: int, workloads: list[WorkloadInfo], ranges: list[LimitRangeItem],
-    ns_labels: dict[str, str],
-) -> dict[str, Any]:  # fmt: skip
+def _reconcile(t: PolicyTick, memo: kopf.Memo, view: NamespaceView) -> dict[str, Any]:
     """Read usage, recommend, annotate, checkpoint; returns the new status."""
     api: client.ApiClient = memo.api
-    runtime: PolicyRuntime | None = memo.runtimes.get(uid)
-    spec = body.get("spec", {})
-    policy = PolicyInfo(namespace, name, uid, str(meta.get("creationTimestamp", "")), dict(spec))
+    runtime: PolicyRuntime | None = memo.runtimes.get(t.uid)
+    policy = PolicyInfo(
+        t.namespace, t.name, t.uid, str(t.meta.get("creationTimestamp", "")), dict(t.spec)
+    )
+    t0 = time.monotonic()
+    outcome, runtime = reconcile(
+        policy, t.generation, dict(t.known), view.workloads, view.limit_ranges, view.labels,
+        view.of_kind("policies", t.namespace), runtime, _ports(memo, t.uid), t.now_s,
+    )  # fmt: skip
+    if runtime is not None:
+        memo.runtimes[t.uid] = runtime
+    obs.RECONCILE_SECONDS.labels(t.namespace).observe(time.monotonic() - t0)
+    if outcome.source_error:
+        obs.SOURCE_ERRORS.labels("prometheus").inc()
+    for workload, wanted in outcome.annotations:
+        kube_writes.annotate(api, workload, wanted)
+        obs.WRITES.labels("annotation").inc()
+    if outcome.checkpoint is not None:
+        _save_checkpoint(t, api, runtime, outcome.checkpoint)
+    for event in outcome.events:
+        _post(event, t.body)
+    obs.publish(t.namespace, t.name, outcome.rows)
+    t.logger.info(
+        f"reconciled: {len(outcome.rows)} containers, read {outcome.window_read_s:.0f} s of history"
+        + (f", source error: {outcome.source_error}" if outcome.source_error else "")
+    )
+    if outcome.invalid:
+        t.logger.warning(f"invalid policy: {outcome.invalid}")
+    return outcome.status
+
+
+def _ports(memo: kopf.Memo, uid: str) -> Ports:
+    """The reconcile's reads, all ending by the reconcile's deadline whatever servers do."""
+    api: client.ApiClient = memo.api
     allowed: AllowList = memo.allowed_prometheus
     limits: SourceLimits = memo.limits
-    # All of this reconcile's reads end by then, whatever the servers do.
     read_deadline = time.monotonic() + limits.reconcile_deadline_s
-    ports = Ports(
+    return Ports(
         prometheus=lambda src, ns: obs.timed_reader(
             "prometheus",
             prometheus_policy.open_history(api, src, ns, allowed, limits, read_deadline),
@@ -396,44 +434,25 @@ def _reconcile(
         load_checkpoint=lambda ns, cm: store.load(api, ns, cm, uid),
         live_pods=lambda ns: kubernetes_api.pod_names(api, ns),
     )
-    t0 = time.monotonic()
-    outcome, runtime = reconcile(
-        policy, generation, dict(status), workloads, ranges, ns_labels,
-        _all(indexes["policies"], namespace), runtime, ports, now,
-    )  # fmt: skip
-    if runtime is not None:
-        memo.runtimes[uid] = runtime
-    obs.RECONCILE_SECONDS.labels(namespace).observe(time.monotonic() - t0)
-    if outcome.source_error:
-        obs.SOURCE_ERRORS.labels("prometheus").inc()
-    for workload, wanted in outcome.annotations:
-        kube_writes.annotate(api, workload, wanted)
-        obs.WRITES.labels("annotation").inc()
-    if outcome.checkpoint is not None:
-        cm = checkpoint_name(name)
-        saved = store.save(api, namespace, cm, outcome.checkpoint, name, uid)
-        problem = saved.problem(cm, len(outcome.checkpoint))
-        if problem is not None:
-            logger.warning(problem)
-            if runtime is not None and runtime.checkpoint_problem != saved.value:
-                kopf.event(
-                    body,
-                    type="Warning",
-                    reason=names.EventReason.CHECKPOINT_NOT_SAVED,
-                    message=problem,
-                )
-        if runtime is not None and saved is not store.SaveResult.CONFLICT:
-            runtime.checkpoint_problem = saved.value if problem else None
-    for event in outcome.events:
-        _post(event, body)
-    obs.publish(namespace, name, outcome.rows)
-    logger.info(
-        f"reconciled: {len(outcome.rows)} containers, read {outcome.window_read_s:.0f} s of history"
-        + (f", source error: {outcome.source_error}" if outcome.source_error else "")
-    )
-    if outcome.invalid:
-        logger.warning(f"invalid policy: {outcome.invalid}")
-    return outcome.status
+
+
+def _save_checkpoint(
+    t: PolicyTick, api: client.ApiClient, runtime: PolicyRuntime | None,
+    checkpoint: bytes,
+) -> None:  # fmt: skip
+    """Save it; a problem is logged, and posted as an Event when it is new."""
+    cm = checkpoint_name(t.name)
+    saved = store.save(api, t.namespace, cm, checkpoint, t.name, t.uid)
+    problem = saved.problem(cm, len(checkpoint))
+    if problem is not None:
+        t.logger.warning(problem)
+        if runtime is not None and runtime.checkpoint_problem != saved.value:
+            kopf.event(
+                t.body, type="Warning", reason=names.EventReason.CHECKPOINT_NOT_SAVED,
+                message=problem,
+            )  # fmt: skip
+    if runtime is not None and saved is not store.SaveResult.CONFLICT:
+        runtime.checkpoint_problem = saved.value if problem else None
 
 
 def _post(event: Event, policy: kopf.Body) -> None:
@@ -443,31 +462,28 @@ def _post(event: Event, policy: kopf.Body) -> None:
 
 
 def _auto_apply(
-    api: client.ApiClient, spec: kopf.Spec, status: kopf.Status,
-    new_status: dict[str, Any] | None, namespace: str, name: str, generation: int,
-    runtime: PolicyRuntime, workloads: list[WorkloadInfo], ranges: list[LimitRangeItem],
-    ns_labels: dict[str, str], indexes: dict[str, Any], now: float, body: kopf.Body,
-    logger: kopf.Logger,
+    t: PolicyTick, api: client.ApiClient, view: NamespaceView, runtime: PolicyRuntime,
+    new_status: dict[str, Any] | None,
 ) -> dict[str, Any] | None:  # fmt: skip
     """Apply mode's pass; returns the status to write (None: nothing changed)."""
     try:
-        settings = parse_policy_spec(dict(spec)).update.settings
+        settings = parse_policy_spec(dict(t.spec)).update.settings
     except PolicyError:
         return new_status
-    previous_states = told_states(status, runtime.apply_states)
+    previous_states = told_states(cast(kopf.Status, t.known), runtime.apply_states)
     owned = set(runtime.owned)
     result = autoapply.apply_pass(
         autoapply.ApplyInput(
-            policy=f"{namespace}/{name}", generation=generation, settings=settings,
-            rows=runtime.rows, workloads=[w for w in workloads if w.ref in owned],
-            namespace_labels=ns_labels, hpas=_all(indexes["hpas"], namespace),
-            quotas=_all(indexes["resourcequotas"], namespace), limit_ranges=ranges,
-            previous_states=previous_states, now_s=now, source_ok=runtime.source_ok,
+            policy=f"{t.namespace}/{t.name}", generation=t.generation, settings=settings,
+            rows=runtime.rows, workloads=[w for w in view.workloads if w.ref in owned],
+            namespace_labels=view.labels, hpas=view.of_kind("hpas", t.namespace),
+            quotas=view.of_kind("resourcequotas", t.namespace), limit_ranges=view.limit_ranges,
+            previous_states=previous_states, now_s=t.now_s, source_ok=runtime.source_ok,
         ),
         ports=autoapply.ApplyPorts(
             write=lambda plan, redecide: resources.write(api, plan, redecide),
             pods=lambda ns: resources.pods_of(api, ns),
-            event=lambda event: _post(event, body),
+            event=lambda event: _post(event, t.body),
         ),
         pod_checks=runtime.pod_checks,
     )  # fmt: skip
@@ -477,14 +493,14 @@ def _auto_apply(
             obs.SKIPS.labels(str(entry.get("reason"))).inc()
     obs.WRITES.labels("resources").inc(result.writes)
     if result.writes:
-        logger.info(f"auto-apply: {result.writes} writes, {result.api_requests} API requests")
+        t.logger.info(f"auto-apply: {result.writes} writes, {result.api_requests} API requests")
     return status_after_pass(
         new_status,
-        dict(status),
+        dict(t.known),
         result.last_actions,
         result.states,
         result.condition,
-        (now, generation),
+        (t.now_s, t.generation),
     )
 
 
