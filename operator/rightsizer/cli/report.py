@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,23 @@ from rightsizer.cli.export import (
     write_patches,
 )
 from rightsizer.cli.progress import Progress
+from rightsizer.engine.policy import SizingPolicy
 from rightsizer.engine.settings import SettingsError, parse_assignments, parse_duration_s
-from rightsizer.engine.strategies import STRATEGY_NAMES, build_strategy
+from rightsizer.engine.strategies import STRATEGY_NAMES, Strategy, build_strategy
 from rightsizer.export.patches import TemplateContainer, Templates
+from rightsizer.guardrails.apply import ApplySettings
 from rightsizer.model.assessment import assess, totals
-from rightsizer.report.collect import DEFAULT_KINDS, Scope, collect_from_prometheus
+from rightsizer.report.collect import (
+    DEFAULT_KINDS,
+    ClusterReads,
+    Collected,
+    Scope,
+    collect_from_prometheus,
+)
 from rightsizer.report.render import FORMATS, render_report
 from rightsizer.samples.workloads import WorkloadResolver
 from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig
-from rightsizer.sources.prometheus_history import PrometheusHistory, plan_bootstrap
+from rightsizer.sources.prometheus_history import HistoryWindow, PrometheusHistory, plan_bootstrap
 
 EXIT_SOURCE_FAILED = 3
 
@@ -145,9 +154,56 @@ def _config(args: argparse.Namespace, bad_input: type[Exception]) -> PrometheusC
         raise bad_input(str(exc)) from None
 
 
+@dataclass(frozen=True)
+class ReportPlan:
+    """What the command line asks for, checked before anything is read."""
+
+    sizing: tuple[Strategy, SizingPolicy]
+    windows: list[HistoryWindow]
+    step_s: float
+    older_step_s: float
+    min_history_s: float
+    kinds: tuple[str, ...]
+    kube: bool
+    patch_settings: ApplySettings | None
+
+
+@dataclass
+class ReportReads:
+    collected: Collected
+    templates: Templates | None
+
+
 def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
+    plan = _plan(args, bad_input)
+    config = _config(args, bad_input)
+    client = PrometheusClient(config)
     try:
-        strategy, policy = build_strategy(args.strategy, parse_assignments(args.set or []))
+        history = PrometheusHistory(client)
+    except ValueError as exc:
+        raise bad_input(str(exc)) from None
+    reads = _read(args, plan, client, history)
+    rows = assess(
+        reads.collected.recommendations,
+        reads.collected.replicas,
+        min_history_s=plan.min_history_s,
+        min_samples=args.min_samples,
+    )
+    if plan.patch_settings is not None:
+        return write_patches(
+            rows, args.format, plan.patch_settings, "report", reads.templates, args.output
+        )
+    text = render_report(rows, totals(rows), args.format, _source(args, plan, config, reads))
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _plan(args: argparse.Namespace, bad_input: type[Exception]) -> ReportPlan:
+    try:
+        sizing = build_strategy(args.strategy, parse_assignments(args.set or []))
         history_s = parse_duration_s(args.history)
         step_s = parse_duration_s(args.step)
         min_history_s = parse_duration_s(args.min_history)
@@ -162,87 +218,90 @@ def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
         )
     except (SettingsError, ValueError) as exc:
         raise bad_input(str(exc)) from None
-    if args.selector and not (args.kube or args.context):
+    kube = bool(args.kube or args.context)
+    if args.selector and not kube:
         raise bad_input("--selector needs --kube (workload labels come from the API)")
-    if args.format == "jsonpatch" and not (args.kube or args.context):
+    if args.format == "jsonpatch" and not kube:
         raise bad_input(JSONPATCH_NEEDS_KUBE)
-    patch_settings = apply_settings(args, bad_input) if args.format in PATCH_FORMATS else None
-    kinds = tuple(args.kind or DEFAULT_KINDS)
-    config = _config(args, bad_input)
-    client = PrometheusClient(config)
-    try:
-        history = PrometheusHistory(client)
-    except ValueError as exc:
-        raise bad_input(str(exc)) from None
+    return ReportPlan(
+        sizing=sizing, windows=windows, step_s=step_s, older_step_s=older_step_s,
+        min_history_s=min_history_s, kinds=tuple(args.kind or DEFAULT_KINDS), kube=kube,
+        patch_settings=(
+            apply_settings(args, bad_input) if args.format in PATCH_FORMATS else None
+        ),
+    )  # fmt: skip
+
+
+def _read(
+    args: argparse.Namespace, plan: ReportPlan, client: PrometheusClient,
+    history: PrometheusHistory,
+) -> ReportReads:  # fmt: skip
+    """Everything the report needs from Prometheus (and the API with ``--kube``), with
+    progress on the terminal."""
     progress = Progress()
     api = None
-    if args.kube or args.context:
+    if plan.kube:
         from rightsizer.sources import kubernetes_api as kube
 
         api = kube.api_client(args.context)
     try:
         client.check()
-        scope = Scope(namespaces=tuple(args.namespace), kinds=kinds)
         collected = collect_from_prometheus(
             history,
-            strategy,
-            policy,
-            windows,
-            scope,
-            limit_ranges=(lambda ns: kube.limit_range_items(api, ns)) if api else None,
-            api_owners=(
-                lambda ns: WorkloadResolver(
-                    kube.pod_owners(api, ns), kube.replicaset_owners(api, ns)
-                )
-            )
-            if api
-            else None,
+            plan.sizing,
+            plan.windows,
+            Scope(namespaces=tuple(args.namespace), kinds=plan.kinds),
+            cluster=_cluster_reads(api) if api is not None else None,
             progress=progress,
         )
         if api is not None and args.selector:
             allowed: set[tuple[str, str]] = set()
             for ns in collected.namespaces:
-                allowed |= kube.workloads_matching(api, ns, args.selector, kinds)
+                allowed |= kube.workloads_matching(api, ns, args.selector, plan.kinds)
             collected.recommendations = [
                 r for r in collected.recommendations if (r.namespace, r.workload) in allowed
             ]
         templates: Templates | None = None
-        if api is not None and patch_settings is not None:
-            templates = _templates(
-                api, sorted({r.namespace for r in collected.recommendations}), kinds
-            )
+        if api is not None and plan.patch_settings is not None:
+            namespaces = sorted({r.namespace for r in collected.recommendations})
+            templates = _templates(api, namespaces, plan.kinds)
     finally:
         progress.done()
         client.close()
-    rows = assess(
-        collected.recommendations,
-        collected.replicas,
-        min_history_s=min_history_s,
-        min_samples=args.min_samples,
+    return ReportReads(collected, templates)
+
+
+def _cluster_reads(api: Any) -> ClusterReads:
+    from rightsizer.sources import kubernetes_api as kube
+
+    return ClusterReads(
+        limit_ranges=lambda ns: kube.limit_range_items(api, ns),
+        owners=lambda ns: WorkloadResolver(
+            kube.pod_owners(api, ns), kube.replicaset_owners(api, ns)
+        ),
     )
-    if patch_settings is not None:
-        return write_patches(rows, args.format, patch_settings, "report", templates, args.output)
+
+
+def _source(
+    args: argparse.Namespace, plan: ReportPlan, config: PrometheusConfig, reads: ReportReads
+) -> dict[str, Any]:
+    """Where the report's figures come from, as the output formats print it."""
+    windows = plan.windows
     history_info: dict[str, float] = {
         "start": windows[0].start_s,
         "end": windows[-1].end_s,
-        "step": step_s,
+        "step": plan.step_s,
     }
     if len(windows) > 1:
-        history_info.update(olderStep=older_step_s, fullResolutionFrom=windows[1].start_s)
-    source = {
+        history_info.update(olderStep=plan.older_step_s, fullResolutionFrom=windows[1].start_s)
+    return {
         "prometheus": config.url,
         "labelMatchers": config.label_matchers,
         "history": history_info,
-        "namespaces": collected.namespaces,
-        "queries": collected.queries_sent,
+        "namespaces": reads.collected.namespaces,
+        "queries": reads.collected.queries_sent,
         "strategy": args.strategy,
     }
-    text = render_report(rows, totals(rows), args.format, source)
-    if args.output:
-        Path(args.output).write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
 
 
 def _templates(api: Any, namespaces: list[str], kinds: tuple[str, ...]) -> Templates:

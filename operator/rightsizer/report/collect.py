@@ -58,19 +58,27 @@ class Collected:
 Progress = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class ClusterReads:
+    """What the Kubernetes API adds to Prometheus's view, per namespace (``--kube``)."""
+
+    limit_ranges: Callable[[str], list[LimitRangeItem]]
+    owners: Callable[[str], WorkloadResolver]
+    """Pods' and ReplicaSets' owner references, where Prometheus's owner series lack them."""
+
+
 def collect_from_prometheus(
     history: PrometheusHistory,
-    strategy: Strategy,
-    policy: SizingPolicy,
+    sizing: tuple[Strategy, SizingPolicy],
     windows: Sequence[HistoryWindow],
     scope: Scope,
     *,
-    limit_ranges: Callable[[str], list[LimitRangeItem]] | None = None,
-    api_owners: Callable[[str], WorkloadResolver] | None = None,
+    cluster: ClusterReads | None = None,
     progress: Progress | None = None,
 ) -> Collected:
     """Usage of every namespace in scope over ``windows`` (contiguous, in time order: see
     ``plan_bootstrap``), fed into one strategy state."""
+    strategy, policy = sizing
     end_s = windows[-1].end_s
     span = end_s - windows[0].start_s
     namespaces = [ns for ns in history.namespaces(end_s, span) if scope.namespace_matches(ns)]
@@ -83,14 +91,14 @@ def collect_from_prometheus(
     by_name = 0
     chunks_per_ns = sum(len(plan_chunks(w)) for w in windows)
     for i, ns in enumerate(namespaces, 1):
-        base = api_owners(ns) if api_owners is not None else None
+        base = cluster.owners(ns) if cluster is not None else None
         resolver = history.resolver(ns, end_s, span, base)
         current = history.current_resources(ns, end_s, resolver)
         requests.update(current.requests)
         limits.update(current.limits)
         replicas.update(current.replicas)
-        if limit_ranges is not None:
-            ranges[ns] = limit_ranges(ns)
+        if cluster is not None:
+            ranges[ns] = cluster.limit_ranges(ns)
 
         def oom_memory(key: ContainerKey, reqs: dict[ContainerKey, Resources] = requests) -> float:
             value = reqs.get(key, Resources()).memory_bytes
