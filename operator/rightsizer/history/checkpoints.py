@@ -7,8 +7,10 @@ peaks), which upstream drops, so that a restart keeps today's peaks; and ``read_
 up to where usage has been read, so that a restarted operator reads only what came after.
 gzip keeps 1,000 containers well under 1 MiB.
 
-For rightsizer's other strategies (states with ``snapshot()``/``restore()``), the state's
-arrays in a compressed ``.npz`` behind a small JSON header with the container keys.
+For rightsizer's other strategies, whose states are ``SnapshotState``s, the state's arrays
+in a compressed ``.npz`` behind a small JSON header with the container keys and the
+state's ``KIND``; the strategy rebuilds its state from them (``restore_state``), so this
+module knows no strategy by name.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from typing import Any
 import numpy as np
 
 from rightsizer.engine.aggregation import OpenWindow, UsageAggregates
-from rightsizer.engine.strategies.base import Strategy, UsageState
-from rightsizer.engine.strategies.headroom import HeadroomStrategy, HeadroomUsage
-from rightsizer.engine.strategies.percentile import PercentileStrategy, PercentileUsage
-from rightsizer.engine.strategies.vpa import VpaStrategy
+from rightsizer.engine.strategies.base import (
+    RestoresSnapshots,
+    SnapshotKindError,
+    SnapshotState,
+    Strategy,
+    UsageState,
+)
 from rightsizer.engine.usage import ContainerRegistry
 
 FORMAT_VERSION = 1
@@ -47,13 +52,13 @@ class Restored:
 
 
 def supports(state: UsageState) -> bool:
-    return isinstance(state, UsageAggregates | HeadroomUsage | PercentileUsage)
+    return isinstance(state, UsageAggregates | SnapshotState)
 
 
 def encode(
     registry: ContainerRegistry, state: UsageState, read_until_s: float, signature: str
 ) -> bytes:
-    if isinstance(state, HeadroomUsage | PercentileUsage):
+    if isinstance(state, SnapshotState):
         return _encode_snapshot(registry, state, read_until_s, signature)
     if not isinstance(state, UsageAggregates):
         raise CheckpointError(f"no checkpoint format for {type(state).__name__}")
@@ -63,20 +68,15 @@ def encode(
 def decode(blob: bytes, strategy: Strategy) -> Restored:
     if blob.startswith(_SNAPSHOT_MAGIC):
         return _decode_snapshot(blob, strategy)
-    if not isinstance(strategy, VpaStrategy):
-        raise CheckpointError("the checkpoint was written for another strategy")
     return _decode_vpa(blob, strategy)
 
 
 def _encode_snapshot(
-    registry: ContainerRegistry,
-    state: HeadroomUsage | PercentileUsage,
-    read_until_s: float,
-    signature: str,
+    registry: ContainerRegistry, state: SnapshotState, read_until_s: float, signature: str
 ) -> bytes:
     header = {
         "version": FORMAT_VERSION,
-        "kind": type(state).__name__,
+        "kind": state.KIND,
         "signature": signature,
         "readUntil": read_until_s,
         "containers": [list(k) for k in registry.containers],
@@ -98,13 +98,11 @@ def _decode_snapshot(blob: bytes, strategy: Strategy) -> Restored:
             registry.container_id((key[0], key[1], key[2]))
         for key in header["instances"]:
             registry.instance_id((key[0], key[1], key[2], key[3]))
-        state: UsageState
-        if header["kind"] == "HeadroomUsage" and isinstance(strategy, HeadroomStrategy):
-            state = HeadroomUsage.restore(strategy.settings, arrays)
-        elif header["kind"] == "PercentileUsage" and isinstance(strategy, PercentileStrategy):
-            state = PercentileUsage.restore(arrays)
-        else:
-            raise CheckpointError("the checkpoint was written for another strategy")
+        if not isinstance(strategy, RestoresSnapshots):
+            raise SnapshotKindError(f"{strategy.name} keeps no snapshots")
+        state = strategy.restore_state(str(header["kind"]), arrays)
+    except SnapshotKindError:
+        raise CheckpointError("the checkpoint was written for another strategy") from None
     except (KeyError, TypeError, ValueError, OSError, struct.error) as exc:
         raise CheckpointError(f"malformed checkpoint: {exc}") from None
     return Restored(registry, state, float(header["readUntil"]), str(header.get("signature", "")))
@@ -137,8 +135,10 @@ def _encode_vpa(
     return gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), mtime=0)
 
 
-def _decode_vpa(blob: bytes, strategy: VpaStrategy) -> Restored:
-    settings = strategy.aggregation
+def _decode_vpa(blob: bytes, strategy: Strategy) -> Restored:
+    state = strategy.new_state()
+    if not isinstance(state, UsageAggregates):
+        raise CheckpointError("the checkpoint was written for another strategy")
     try:
         doc: dict[str, Any] = json.loads(gzip.decompress(blob))
     except (OSError, EOFError, ValueError) as exc:
@@ -146,7 +146,6 @@ def _decode_vpa(blob: bytes, strategy: VpaStrategy) -> Restored:
     if doc.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint format {doc.get('version')!r} is not {FORMAT_VERSION}")
     registry = ContainerRegistry()
-    state = UsageAggregates(settings)
     try:
         for item in doc["containers"]:
             ns, wl, c = item["key"]

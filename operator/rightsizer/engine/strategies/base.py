@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from rightsizer.engine.buckets import FloatArray, IntArray
 from rightsizer.engine.estimators import Estimates
@@ -35,6 +36,30 @@ class SizingContext:
 
     def limit_range_items(self, namespace: str) -> list[LimitRangeItem]:
         return [*self.limit_ranges.get("*", []), *self.limit_ranges.get(namespace, [])]
+
+
+Arrays = Mapping[str, npt.NDArray[np.generic]]
+
+
+@runtime_checkable
+class SnapshotState(UsageState, Protocol):
+    """A state that checkpoints as named arrays; ``KIND`` names its format."""
+
+    KIND: ClassVar[str]
+
+    def snapshot(self) -> dict[str, npt.NDArray[np.generic]]: ...
+
+
+class SnapshotKindError(ValueError):
+    """A snapshot of another kind of state than the strategy's own."""
+
+
+@runtime_checkable
+class RestoresSnapshots(Protocol):
+    """A strategy whose state is a ``SnapshotState``: it rebuilds it from its arrays
+    (raising ``SnapshotKindError`` for a snapshot of another kind)."""
+
+    def restore_state(self, kind: str, arrays: Arrays) -> UsageState: ...
 
 
 class Strategy(Protocol):

@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -62,8 +63,10 @@ from rightsizer.engine.settings import (
     parse_percent_as_fraction,
 )
 from rightsizer.engine.strategies.base import (
+    Arrays,
     RawRecommendations,
     SizingContext,
+    SnapshotKindError,
     UsageState,
     finalize,
 )
@@ -157,6 +160,9 @@ def _grown(array: FloatArray, size: int, fill: float) -> FloatArray:
 class HeadroomUsage:
     """Per container: a decaying fine CPU histogram; per container and day (a ring of
     ``memory_slots`` days): the memory peak and the OOM kills; the history span."""
+
+    KIND: ClassVar[str] = "HeadroomUsage"
+    """The name of this state's checkpoint format (``history/checkpoints.py``)."""
 
     def __init__(self, settings: HeadroomSettings | None = None) -> None:
         self.settings = settings or HeadroomSettings()
@@ -322,6 +328,11 @@ class HeadroomStrategy:
 
     def new_state(self) -> HeadroomUsage:
         return HeadroomUsage(self.settings)
+
+    def restore_state(self, kind: str, arrays: Arrays) -> HeadroomUsage:
+        if kind != HeadroomUsage.KIND:
+            raise SnapshotKindError(f"a {kind} snapshot is not a {HeadroomUsage.KIND}")
+        return HeadroomUsage.restore(self.settings, arrays)
 
     def raw(
         self, state: HeadroomUsage, registry: ContainerRegistry, context: SizingContext

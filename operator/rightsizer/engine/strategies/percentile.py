@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -20,8 +21,10 @@ from rightsizer.engine.histogram import DecayingHistograms
 from rightsizer.engine.policy import LimitMode, LimitPolicy, SizingPolicy
 from rightsizer.engine.recommendation import ContainerRecommendation
 from rightsizer.engine.strategies.base import (
+    Arrays,
     RawRecommendations,
     SizingContext,
+    SnapshotKindError,
     UsageState,
     finalize,
 )
@@ -62,6 +65,9 @@ def _grow(array: FloatArray, size: int, fill: float) -> FloatArray:
 
 class PercentileUsage:
     """All-time CPU distribution and memory maximum per container."""
+
+    KIND: ClassVar[str] = "PercentileUsage"
+    """The name of this state's checkpoint format (``history/checkpoints.py``)."""
 
     def __init__(self) -> None:
         self.cpu = DecayingHistograms(FINE_CPU_SCHEME, half_life_s=None, epsilon=0.0)
@@ -142,6 +148,11 @@ class PercentileStrategy:
 
     def new_state(self) -> PercentileUsage:
         return PercentileUsage()
+
+    def restore_state(self, kind: str, arrays: Arrays) -> PercentileUsage:
+        if kind != PercentileUsage.KIND:
+            raise SnapshotKindError(f"a {kind} snapshot is not a {PercentileUsage.KIND}")
+        return PercentileUsage.restore(arrays)
 
     def raw(self, state: PercentileUsage, registry: ContainerRegistry) -> RawRecommendations:
         s = self.settings
