@@ -41,7 +41,7 @@ def _rss_mib() -> tuple[float, float]:
 
 def run_one(strategy: str, days: int, forgetting: bool) -> list[dict[str, Any]]:
     from rightsizer.controller import reconcile as reconcile_module
-    from rightsizer.controller.reconcile import Ports, reconcile
+    from rightsizer.controller.reconcile import Ports, ReconcileInput, reconcile
     from rightsizer.dev.churn import Churn, ChurnHistory
     from rightsizer.engine.recommendation import Resources
     from rightsizer.model.workloads import ContainerResources, PolicyInfo, WorkloadInfo
@@ -71,7 +71,9 @@ def run_one(strategy: str, days: int, forgetting: bool) -> list[dict[str, Any]]:
     for hour in range(1, days * 24 + 1):
         now = START_S + hour * HOUR_S
         clock["now"] = now
-        outcome, runtime = reconcile(policy, 1, {}, [web], [], {}, [], runtime, ports, now)
+        outcome, runtime = reconcile(
+            ReconcileInput(policy, 1, {}, [web], [], [], now), runtime, ports
+        )
         assert runtime is not None and outcome.source_error is None
         if outcome.checkpoint is not None:
             checkpoint_bytes = len(outcome.checkpoint)

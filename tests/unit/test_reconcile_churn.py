@@ -3,7 +3,7 @@ rollouts (the operator's read loop with a scripted history port)."""
 
 from __future__ import annotations
 
-from rightsizer.controller.reconcile import Ports, reconcile
+from rightsizer.controller.reconcile import Ports, ReconcileInput, reconcile
 from rightsizer.dev.churn import Churn, ChurnHistory
 from rightsizer.engine.recommendation import Resources
 from rightsizer.engine.strategies.vpa import VpaStrategy
@@ -44,7 +44,9 @@ def test_reconcile_forgets_rolled_out_pods_and_checkpoints_stay_small() -> None:
         now = START + h * HOUR
         if h == 3 * 24:  # a restart: from the last checkpoint on
             runtime = None
-        outcome, runtime = reconcile(policy, 1, {}, [web], [], {}, [], runtime, ports, now)
+        outcome, runtime = reconcile(
+            ReconcileInput(policy, 1, {}, [web], [], [], now), runtime, ports
+        )
         if h == 3 * 24:
             assert runtime is not None and runtime.restored_from_checkpoint
         if outcome.checkpoint is not None:

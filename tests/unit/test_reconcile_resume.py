@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rightsizer.controller.reconcile import Ports, reconcile
+from rightsizer.controller.reconcile import Ports, ReconcileInput, reconcile
 from rightsizer.engine.recommendation import Resources
 from rightsizer.engine.usage import ContainerRegistry, UsageChunk
 from rightsizer.model.workloads import ContainerResources, PolicyInfo, WorkloadInfo
@@ -57,7 +57,9 @@ def test_a_read_broken_midway_resumes_after_the_last_complete_chunk() -> None:
     for fail_at, now in ((2, NOW), (None, NOW + 120)):
         history = ScriptedHistory(fail_at, read)
         ports = Ports(prometheus=lambda src, ns, h=history: h)  # type: ignore[misc]
-        outcome, runtime = reconcile(policy, 1, {}, [web], [], {}, [], runtime, ports, now)
+        outcome, runtime = reconcile(
+            ReconcileInput(policy, 1, {}, [web], [], [], now), runtime, ports
+        )
         if fail_at is not None:
             # the fixed message of the error's kind, never its text
             assert outcome.source_error == SourceProblem.UNAVAILABLE.value

@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 import pytest
 
-from rightsizer.controller.reconcile import Ports, reconcile
+from rightsizer.controller.reconcile import Ports, ReconcileInput, reconcile
 from rightsizer.engine.recommendation import Resources
 from rightsizer.model.workloads import ContainerResources, PolicyInfo, WorkloadInfo
 from rightsizer.policy.spec import PrometheusSource
@@ -33,7 +33,7 @@ def run(error: SourceError) -> tuple[dict[str, dict[str, str]], list[tuple[str, 
     policy = PolicyInfo("shop", "p", "uid", "2026-01-01T00:00:00Z", SPEC)
     app = ContainerResources("app", Resources(500, 2**29), Resources())
     web = WorkloadInfo("Deployment", "shop", "web", "w", {}, {}, 1, (app,))
-    outcome, _ = reconcile(policy, 1, {}, [web], [], {}, [], None, Ports(failing), NOW)
+    outcome, _ = reconcile(ReconcileInput(policy, 1, {}, [web], [], [], NOW), None, Ports(failing))
     conditions = {c["type"]: c for c in outcome.status["conditions"]}
     events = [(e.reason, e.message) for e in outcome.events]
     everything = json.dumps([outcome.status, [asdict(e) for e in outcome.events],
@@ -82,7 +82,7 @@ def test_a_spent_query_budget_is_progress_not_an_error() -> None:
         raise QueryBudgetExhaustedError("spent", SourceProblem.QUERY_BUDGET)
 
     policy = PolicyInfo("shop", "p", "uid", "2026-01-01T00:00:00Z", SPEC)
-    outcome, runtime = reconcile(policy, 1, {}, [], [], {}, [], None, Ports(spent), NOW)
+    outcome, runtime = reconcile(ReconcileInput(policy, 1, {}, [], [], [], NOW), None, Ports(spent))
     conditions = {c["type"]: c for c in outcome.status["conditions"]}
     assert conditions["Ready"]["status"] == "True"
     assert conditions["SourceUnavailable"]["status"] == "False"

@@ -10,7 +10,7 @@ import pytest
 from rightsizer.dev.churn import DAY_S, MIB, Churn
 from rightsizer.engine.aggregation import UsageAggregates
 from rightsizer.engine.recommendation import ContainerRecommendation
-from rightsizer.engine.retention import LastSeen, RetentionSettings, collect_garbage
+from rightsizer.engine.retention import LastSeen, Present, RetentionSettings, collect_garbage
 from rightsizer.engine.strategies import SizingContext, build_strategy
 from rightsizer.engine.usage import ContainerRegistry, UsageChunk
 
@@ -38,7 +38,7 @@ def _run(
         if gc:
             pods = CHURN.live_pods(b) if live else None
             registry, _ = collect_garbage(
-                registry, state, seen, b, TEMPLATES, pods, RetentionSettings()
+                registry, state, seen, b, Present(TEMPLATES, pods), RetentionSettings()
             )
         held.append(len(registry.instances))
     recs = strategy.recommend(state, registry, SizingContext(policy=policy))
@@ -115,8 +115,8 @@ def test_a_gone_pods_open_window_peak_still_counts() -> None:
     # b is deleted; a lives on
     now = START + 3600
     registry, forgetting = collect_garbage(
-        registry, state, seen, now, {("shop", "Deployment/web", "app")},
-        {("shop", "web-a")}, RetentionSettings(),
+        registry, state, seen, now, Present({("shop", "Deployment/web", "app")},
+        {("shop", "web-a")}), RetentionSettings(),
     )  # fmt: skip
     assert forgetting.dropped_instances == 1
     assert [k[2] for k in registry.instances] == ["web-a"]
@@ -138,7 +138,12 @@ def test_a_pod_just_gone_is_kept_until_its_samples_are_surely_read() -> None:
         (START + settings.gone_grace_s, 1),
     ):
         _, forgetting = collect_garbage(
-            registry, state, seen, now, {("shop", "Deployment/web", "app")}, set(), settings
+            registry,
+            state,
+            seen,
+            now,
+            Present({("shop", "Deployment/web", "app")}, set()),
+            settings,
         )
         assert forgetting.dropped_instances == dropped
 
@@ -159,7 +164,7 @@ def test_containers_expire_only_when_no_template_has_them() -> None:
         state.add(chunk)
         seen.note(chunk)
         registry, forgetting = collect_garbage(
-            registry, state, seen, now, templates, None, settings
+            registry, state, seen, now, Present(templates, None), settings
         )
         assert forgetting.dropped_containers == dropped
         assert len(registry.containers) == state.containers == 1 - dropped
@@ -175,8 +180,8 @@ def test_ids_are_renumbered_consistently() -> None:
         state.add(chunk)
         seen.note(chunk)
     registry, _ = collect_garbage(
-        registry, state, seen, START + 2 * DAY_S, {("shop", "Deployment/web", "app")}, None,
-        RetentionSettings(),
+        registry, state, seen, START + 2 * DAY_S, Present({("shop", "Deployment/web", "app")},
+        None), RetentionSettings(),
     )  # fmt: skip
     assert registry.instances == [("shop", "Deployment/web", "new", "app")]
     assert registry.instance_id(("shop", "Deployment/web", "new", "app")) == 0

@@ -19,11 +19,12 @@ from rightsizer.actuation.annotations import annotation_update, wanted_annotatio
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
-from rightsizer.engine.retention import LastSeen, RetentionSettings, collect_garbage
-from rightsizer.engine.strategies import SizingContext
+from rightsizer.engine.retention import LastSeen, Present, RetentionSettings, collect_garbage
+from rightsizer.engine.strategies import SizingContext, Strategy
+from rightsizer.engine.strategies.base import UsageState
 from rightsizer.engine.usage import ContainerKey
 from rightsizer.history import checkpoints
-from rightsizer.model.assessment import Assessment, assess, totals
+from rightsizer.model.assessment import Assessment, Totals, assess, totals
 from rightsizer.model.workloads import PolicyInfo, WorkloadInfo
 from rightsizer.names import ConditionType, EventReason
 from rightsizer.policy.spec import (
@@ -163,154 +164,252 @@ def _collect_garbage(
     live = None if pods is None else {(ns, pod) for pod in pods}
     templates = {(ns, w.ref, c.name) for w in workloads for c in w.containers}
     runtime.registry, _ = collect_garbage(
-        runtime.registry, state, runtime.seen, horizon, templates, live,
+        runtime.registry, state, runtime.seen, horizon, Present(templates, live),
         RetentionSettings.of(strategy),
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class ReconcileInput:
+    """What one reconcile of one policy is given, besides its memory and its ports."""
+
+    policy: PolicyInfo
+    generation: int
+    previous_status: Mapping[str, Any]
+    workloads: Sequence[WorkloadInfo]
+    """Every workload of the namespace (the policy's selection is made here)."""
+    limit_ranges: Sequence[LimitRangeItem]
+    others: Sequence[PolicyInfo]
+    """The namespace's policies, to tell which one owns a workload two select."""
+    now_s: float
+
+    @property
+    def namespace(self) -> str:
+        return self.policy.namespace
+
+    @property
+    def previous_conditions(self) -> Sequence[Mapping[str, Any]]:
+        conditions: Sequence[Mapping[str, Any]] = self.previous_status.get("conditions") or []
+        return conditions
+
+
+@dataclass
+class UsageRead:
+    """How this reconcile's reads went. Only an error's fixed ``problem`` is kept: its
+    detail may quote a response body or a header, and all of this ends up where the
+    policy's author can read it."""
+
+    source_error: str | None = None
+    refused: bool = False
+    window_read_s: float = 0.0
+
+    def failed(self, exc: SourceError) -> None:
+        problem = exc.problem.value
+        self.source_error = f"{self.source_error}; {problem}" if self.source_error else problem
+        self.refused = self.refused or isinstance(exc, SourceRefusedError)
+
+
 def reconcile(
-    policy: PolicyInfo,
-    generation: int,
-    previous_status: Mapping[str, Any],
-    workloads: Sequence[WorkloadInfo],
-    limit_ranges: Sequence[LimitRangeItem],
-    namespace_labels: Mapping[str, str],
-    others: Sequence[PolicyInfo],
-    runtime: PolicyRuntime | None,
-    ports: Ports,
-    now_s: float,
+    given: ReconcileInput, runtime: PolicyRuntime | None, ports: Ports
 ) -> tuple[Outcome, PolicyRuntime | None]:
-    ns = policy.namespace
-    prev_conditions: Sequence[Mapping[str, Any]] = previous_status.get("conditions") or []
+    """Read → recommend → annotate → status: what to write, and the policy's memory."""
     try:
-        spec = parse_policy_spec(policy.spec)
+        spec = parse_policy_spec(given.policy.spec)
         strategy, sizing = spec.strategy()
     except PolicyError as exc:
-        status = {
-            "observedGeneration": generation,
-            "conditions": merge_conditions(
-                prev_conditions,
-                [Condition(ConditionType.READY, False, EventReason.INVALID_SPEC, str(exc))],
-                now_s, generation,
-            ),
-        }  # fmt: skip
-        events = []
-        if _condition_status(prev_conditions, ConditionType.READY) != "False":
-            events.append(Event(None, "Warning", EventReason.INVALID_SPEC, str(exc)))
-        return Outcome(status, events=events, invalid=str(exc)), runtime
+        return _invalid(given, str(exc)), runtime
+    runtime = _runtime(given, spec, strategy, runtime, ports)
+    mine, conflicts = owned_workloads(given.policy, spec, given.workloads, given.others)
+    requests, limits = _current_resources(given)
+    read = _read_usage(given, spec, runtime, ports, requests)
+    _collect_garbage(runtime, runtime.state, strategy, given.workloads, ports, given.namespace)
+    context = SizingContext(
+        policy=sizing, current_requests=requests, current_limits=limits,
+        limit_ranges={given.namespace: list(given.limit_ranges)},
+    )  # fmt: skip
+    rows = _assess(
+        given, spec, strategy.recommend(_state(runtime), runtime.registry, context), mine
+    )
+    outcome = Outcome(
+        status={}, window_read_s=read.window_read_s, rows=list(rows),
+        source_error=read.source_error, source_refused=read.refused,
+    )  # fmt: skip
+    last_actions = _annotate(given, spec, rows, mine, outcome)
+    t = totals(rows)
+    merged = _conditions(given, t, len(mine), conflicts, read, outcome)
+    entries, truncated = fit(workload_entries(rows, last_actions), DEFAULT_BUDGET_BYTES)
+    outcome.status = {
+        "observedGeneration": given.generation,
+        "lastReconcileTime": iso(given.now_s),
+        "conditions": merged,
+        "summary": summary(t, len(mine), truncated),
+        "history": _history(given, runtime, outcome),
+        "workloads": entries,
+    }
+    runtime.last_reconcile_s = given.now_s
+    runtime.rows = list(rows)
+    runtime.owned = [w.ref for w in mine]
+    runtime.observed_generation = given.generation
+    runtime.source_ok = read.source_error is None
+    runtime.source_problem = read.source_error
+    return outcome, runtime
 
+
+def _invalid(given: ReconcileInput, problem: str) -> Outcome:
+    """``Ready=False InvalidSpec``, with an Event when Ready was not already False."""
+    status = {
+        "observedGeneration": given.generation,
+        "conditions": merge_conditions(
+            given.previous_conditions,
+            [Condition(ConditionType.READY, False, EventReason.INVALID_SPEC, problem)],
+            given.now_s, given.generation,
+        ),
+    }  # fmt: skip
+    events = []
+    if _condition_status(given.previous_conditions, ConditionType.READY) != "False":
+        events.append(Event(None, "Warning", EventReason.INVALID_SPEC, problem))
+    return Outcome(status, events=events, invalid=problem)
+
+
+def _runtime(
+    given: ReconcileInput, spec: PolicySpec, strategy: Strategy, runtime: PolicyRuntime | None,
+    ports: Ports,
+) -> PolicyRuntime:  # fmt: skip
+    """The policy's memory: kept while the strategy's settings stay; else restored from
+    its checkpoint when that was written with the same settings; else new."""
     signature = _signature(spec)
     if runtime is None or runtime.signature != signature:
         runtime = PolicyRuntime(signature=signature)
+    if runtime.state is None and ports.load_checkpoint is not None:
+        blob = ports.load_checkpoint(given.namespace, checkpoint_name(given.policy.name))
+        if blob is not None:
+            try:
+                restored = checkpoints.decode(blob, strategy)
+            except checkpoints.CheckpointError:
+                restored = None
+            if restored is not None and restored.signature == signature:
+                runtime.registry = restored.registry
+                runtime.state = restored.state
+                runtime.read_until_s = restored.read_until_s
+                runtime.seen = LastSeen.assumed(restored.registry, restored.read_until_s)
+                runtime.bootstrapped = True
+                runtime.restored_from_checkpoint = True
+                runtime.last_checkpoint_s = given.now_s
     if runtime.state is None:
-        if ports.load_checkpoint is not None:
-            blob = ports.load_checkpoint(ns, checkpoint_name(policy.name))
-            if blob is not None:
-                try:
-                    restored = checkpoints.decode(blob, strategy)
-                    if restored.signature == signature:
-                        runtime.registry = restored.registry
-                        runtime.state = restored.state
-                        runtime.read_until_s = restored.read_until_s
-                        runtime.seen = LastSeen.assumed(restored.registry, restored.read_until_s)
-                        runtime.bootstrapped = True
-                        runtime.restored_from_checkpoint = True
-                        runtime.last_checkpoint_s = now_s
-                except checkpoints.CheckpointError:
-                    pass
-        if runtime.state is None:
-            runtime.state = strategy.new_state()
-    state = runtime.state
-    mine, conflicts = owned_workloads(policy, spec, workloads, others)
-    current: dict[str, WorkloadInfo] = {w.ref: w for w in mine}
+        runtime.state = strategy.new_state()
+    return runtime
+
+
+def _state(runtime: PolicyRuntime) -> UsageState:
+    """The usage state ``_runtime`` has made sure of."""
+    if runtime.state is None:
+        raise RuntimeError("the policy's usage state is missing")
+    return runtime.state
+
+
+def _current_resources(
+    given: ReconcileInput,
+) -> tuple[dict[ContainerKey, Resources], dict[ContainerKey, Resources]]:
+    """Every container's requests and limits in the namespace's workloads now."""
+    ns = given.namespace
     requests: dict[ContainerKey, Resources] = {}
     limits: dict[ContainerKey, Resources] = {}
-    for w in workloads:
+    for w in given.workloads:
         for c in w.containers:
             requests[(ns, w.ref, c.name)] = c.requests
             limits[(ns, w.ref, c.name)] = c.limits
+    return requests, limits
 
-    # -- usage -----------------------------------------------------------------------------
-    # Only an error's fixed ``problem`` is kept: its detail may quote a response body or
-    # a header, and everything below ends up where the policy's author can read it.
-    source_error: str | None = None
-    refused = False
-    window_read_s = 0.0
+
+def _read_usage(
+    given: ReconcileInput, spec: PolicySpec, runtime: PolicyRuntime, ports: Ports,
+    requests: Mapping[ContainerKey, Resources],
+) -> UsageRead:  # fmt: skip
+    """Prometheus's history since the last read; metrics-server's samples where there is
+    no Prometheus or it failed."""
+    read = UsageRead()
     if spec.prometheus is not None:
-        src = spec.prometheus
-        start = runtime.read_until_s if runtime.read_until_s is not None else now_s - src.history_s
-        if now_s - start < src.step_s:
-            try:  # nothing new to read yet; still tell whether Prometheus answers
-                probe = ports.prometheus(src, ns)
-                try:
-                    probe.client.check()
-                finally:
-                    probe.client.close()
-            except SourceError as exc:
-                source_error, refused = exc.problem.value, isinstance(exc, SourceRefusedError)
-        else:
-            runtime.catching_up = False
-            try:
-                prom = ports.prometheus(src, ns)
-                try:
-                    if runtime.read_until_s is None:  # first contact: older history coarser
-                        windows = plan_bootstrap(
-                            start + src.step_s / 2, now_s, src.step_s, src.older_step_s,
-                            src.full_resolution_s,
-                        )  # fmt: skip
-                    else:
-                        windows = [HistoryWindow(start + src.step_s / 2, now_s, src.step_s)]
-                    resolver = prom.resolver(ns, now_s, now_s - start + src.step_s)
-
-                    def oom_memory(key: ContainerKey) -> float:
-                        value = requests.get(key, Resources()).memory_bytes
-                        return math.nan if value is None else float(value)
-
-                    # Progress is kept per complete chunk: if Prometheus fails midway, the
-                    # next read resumes after the last chunk added — nothing counted twice,
-                    # nothing skipped.
-                    for window in windows:
-                        chunks = prom.chunks(ns, window, runtime.registry, resolver, oom_memory)
-                        for (_, chunk_end), chunk in zip(plan_chunks(window), chunks, strict=True):
-                            state.add(chunk)
-                            runtime.seen.note(chunk)
-                            runtime.read_until_s = chunk_end
-                            window_read_s = chunk_end - start
-                    runtime.bootstrapped = True
-                finally:
-                    prom.client.close()
-            except QueryBudgetExhaustedError:
-                # Not a failure: what was read is kept, the rest comes next time, soon.
-                runtime.catching_up = True
-            except SourceError as exc:
-                source_error, refused = exc.problem.value, isinstance(exc, SourceRefusedError)
+        _read_prometheus(given, spec.prometheus, runtime, ports, requests, read)
     if (
         spec.metrics_server
         and ports.metrics_poll is not None
-        and (spec.prometheus is None or source_error is not None)
-        and now_s - runtime.last_metrics_poll_s >= METRICS_POLL_INTERVAL_S
+        and (spec.prometheus is None or read.source_error is not None)
+        and given.now_s - runtime.last_metrics_poll_s >= METRICS_POLL_INTERVAL_S
     ):
-        runtime.last_metrics_poll_s = now_s  # at most one poll a minute, failed or not
+        runtime.last_metrics_poll_s = given.now_s  # at most one poll a minute, failed or not
         try:
-            frame = ports.metrics_poll(ns)
+            frame = ports.metrics_poll(given.namespace)
             if len(frame):
                 polled = encode_samples(frame, runtime.registry, cpu_whole_millicores=True)
-                state.add(polled)
+                _state(runtime).add(polled)
                 runtime.seen.note(polled)
                 runtime.read_until_s = max(
                     runtime.read_until_s or 0.0, float(frame["timestamp"].max())
                 )
         except SourceError as exc:
-            source_error = (source_error + "; " if source_error else "") + exc.problem.value
+            read.failed(exc)
+    return read
 
-    _collect_garbage(runtime, state, strategy, workloads, ports, ns)
 
-    # -- recommendations -------------------------------------------------------------------
-    context = SizingContext(
-        policy=sizing, current_requests=requests, current_limits=limits,
-        limit_ranges={ns: list(limit_ranges)},
-    )  # fmt: skip
-    recs = strategy.recommend(state, runtime.registry, context)
+def _read_prometheus(
+    given: ReconcileInput, src: PrometheusSource, runtime: PolicyRuntime, ports: Ports,
+    requests: Mapping[ContainerKey, Resources], read: UsageRead,
+) -> None:  # fmt: skip
+    ns, now_s = given.namespace, given.now_s
+    start = runtime.read_until_s if runtime.read_until_s is not None else now_s - src.history_s
+    if now_s - start < src.step_s:
+        try:  # nothing new to read yet; still tell whether Prometheus answers
+            probe = ports.prometheus(src, ns)
+            try:
+                probe.client.check()
+            finally:
+                probe.client.close()
+        except SourceError as exc:
+            read.failed(exc)
+        return
+    runtime.catching_up = False
+    try:
+        prom = ports.prometheus(src, ns)
+        try:
+            if runtime.read_until_s is None:  # first contact: older history coarser
+                windows = plan_bootstrap(
+                    start + src.step_s / 2, now_s, src.step_s, src.older_step_s,
+                    src.full_resolution_s,
+                )  # fmt: skip
+            else:
+                windows = [HistoryWindow(start + src.step_s / 2, now_s, src.step_s)]
+            resolver = prom.resolver(ns, now_s, now_s - start + src.step_s)
+
+            def oom_memory(key: ContainerKey) -> float:
+                value = requests.get(key, Resources()).memory_bytes
+                return math.nan if value is None else float(value)
+
+            # Progress is kept per complete chunk: if Prometheus fails midway, the next
+            # read resumes after the last chunk added — nothing counted twice, nothing
+            # skipped.
+            for window in windows:
+                chunks = prom.chunks(ns, window, runtime.registry, resolver, oom_memory)
+                for (_, chunk_end), chunk in zip(plan_chunks(window), chunks, strict=True):
+                    _state(runtime).add(chunk)
+                    runtime.seen.note(chunk)
+                    runtime.read_until_s = chunk_end
+                    read.window_read_s = chunk_end - start
+            runtime.bootstrapped = True
+        finally:
+            prom.client.close()
+    except QueryBudgetExhaustedError:
+        # Not a failure: what was read is kept, the rest comes next time, soon.
+        runtime.catching_up = True
+    except SourceError as exc:
+        read.failed(exc)
+
+
+def _assess(
+    given: ReconcileInput, spec: PolicySpec, recs: Sequence[ContainerRecommendation],
+    mine: Sequence[WorkloadInfo],
+) -> list[Assessment]:  # fmt: skip
+    """One row per selected container: its recommendation, or a placeholder without data."""
+    ns = given.namespace
     by_key = {r.key: r for r in recs}
     selected: list[ContainerRecommendation] = []
     for w in mine:
@@ -318,54 +417,64 @@ def reconcile(
             if c.name in spec.targets.exclude_containers:
                 continue
             selected.append(by_key.get((ns, w.ref, c.name)) or _placeholder(w, c.name))
-    rows = assess(
-        selected, {(ns, w.ref): w.replicas for w in mine}, min_history_s=MIN_HISTORY_S,
-        min_samples=MIN_SAMPLES,
+    return list(
+        assess(
+            selected, {(ns, w.ref): w.replicas for w in mine}, min_history_s=MIN_HISTORY_S,
+            min_samples=MIN_SAMPLES,
+        )
     )  # fmt: skip
 
-    # -- annotate ---------------------------------------------------------------------------
-    outcome = Outcome(
-        status={}, window_read_s=window_read_s, rows=list(rows), source_error=source_error,
-        source_refused=refused,
-    )  # fmt: skip
+
+def _annotate(
+    given: ReconcileInput, spec: PolicySpec, rows: Sequence[Assessment],
+    mine: Sequence[WorkloadInfo], outcome: Outcome,
+) -> dict[str, Any]:  # fmt: skip
+    """Annotate and Apply modes: the annotations that changed enough, with an Event each,
+    into ``outcome``; returns every workload's last action (kept, or this one)."""
     last_actions = {
         str(w.get("workload")): w["lastAction"]
-        for w in previous_status.get("workloads") or []
+        for w in given.previous_status.get("workloads") or []
         if isinstance(w, Mapping) and "lastAction" in w
     }
-    if spec.update.mode in (UpdateMode.ANNOTATE, UpdateMode.APPLY):
-        by_workload: dict[str, list[Assessment]] = {}
-        for row in rows:
-            by_workload.setdefault(row.recommendation.workload, []).append(row)
-        for ref, group in by_workload.items():
-            info = current[ref]
-            wanted = wanted_annotations(group, f"{ns}/{policy.name}")
-            if wanted is None:
-                continue
-            update = annotation_update(
-                info.annotations, wanted, spec.update.settings.min_change_percent
+    if spec.update.mode not in (UpdateMode.ANNOTATE, UpdateMode.APPLY):
+        return last_actions
+    current = {w.ref: w for w in mine}
+    by_workload: dict[str, list[Assessment]] = {}
+    for row in rows:
+        by_workload.setdefault(row.recommendation.workload, []).append(row)
+    for ref, group in by_workload.items():
+        info = current[ref]
+        wanted = wanted_annotations(group, f"{given.namespace}/{given.policy.name}")
+        if wanted is None:
+            continue
+        update = annotation_update(
+            info.annotations, wanted, spec.update.settings.min_change_percent
+        )
+        if update is None:
+            continue
+        outcome.annotations.append((info, update))
+        last_actions[ref] = {
+            "type": "Annotated",
+            "reason": "RecommendationChanged",
+            "time": iso(given.now_s),
+            "previous": {k: info.annotations[k] for k in update if k in info.annotations},
+        }
+        outcome.events.append(
+            Event(
+                info.body(), "Normal", EventReason.RECOMMENDATION_ANNOTATED,
+                wanted["rightsizer.dev/summary"],
             )
-            if update is None:
-                continue
-            outcome.annotations.append((info, update))
-            last_actions[ref] = {
-                "type": "Annotated",
-                "reason": "RecommendationChanged",
-                "time": iso(now_s),
-                "previous": {k: info.annotations[k] for k in update if k in info.annotations},
-            }
-            outcome.events.append(
-                Event(
-                    info.body(),
-                    "Normal",
-                    EventReason.RECOMMENDATION_ANNOTATED,
-                    wanted["rightsizer.dev/summary"],
-                )
-            )
+        )  # fmt: skip
+    return last_actions
 
-    # -- status -----------------------------------------------------------------------------
-    t = totals(rows)
-    entries, truncated = fit(workload_entries(rows, last_actions), DEFAULT_BUDGET_BYTES)
+
+def _conditions(
+    given: ReconcileInput, t: Totals, workloads: int, conflicts: Mapping[str, str],
+    read: UsageRead, outcome: Outcome,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The policy's conditions, merged with the previous ones; an Event for each change a
+    person should hear of (source lost or back, a new conflict) into ``outcome``."""
+    source_error, refused = read.source_error, read.refused
     has_data = t.containers > 0
     source_reason = EventReason.SOURCE_REFUSED if refused else "SourceError"
     conditions = [
@@ -389,19 +498,18 @@ def reconcile(
             "SelectedByOlderPolicy" if conflicts else "NoConflict",
             "; ".join(f"{w} belongs to policy {p}" for w, p in sorted(conflicts.items())),
         ),
-    ]  # fmt: skip
-    ready = source_error is None
-    conditions.append(
         Condition(
-            ConditionType.READY, ready,
-            "Reconciled" if ready else ("SourceRefused" if refused else "SourceUnavailable"),
-            f"{len(mine)} workloads, {t.containers} containers with recommendations"
-            if ready else (source_error or ""),
-        )
-    )  # fmt: skip
-    merged = merge_conditions(prev_conditions, conditions, now_s, generation)
+            ConditionType.READY, source_error is None,
+            "Reconciled" if source_error is None
+            else ("SourceRefused" if refused else "SourceUnavailable"),
+            f"{workloads} workloads, {t.containers} containers with recommendations"
+            if source_error is None else source_error,
+        ),
+    ]  # fmt: skip
+    previous = given.previous_conditions
+    merged = merge_conditions(previous, conditions, given.now_s, given.generation)
     for cond in merged:
-        before = _condition_status(prev_conditions, cond["type"])
+        before = _condition_status(previous, cond["type"])
         if cond["type"] == ConditionType.SOURCE_UNAVAILABLE and cond["status"] != before:
             if cond["status"] == "True":
                 reason = EventReason.SOURCE_REFUSED if refused else EventReason.SOURCE_UNAVAILABLE
@@ -412,29 +520,21 @@ def reconcile(
                 )
         if cond["type"] == ConditionType.CONFLICT and cond["status"] == "True" and before != "True":
             outcome.events.append(Event(None, "Warning", EventReason.CONFLICT, cond["message"]))
+    return merged
+
+
+def _history(given: ReconcileInput, runtime: PolicyRuntime, outcome: Outcome) -> dict[str, Any]:
+    """The status's ``history``; the checkpoint to save, when one is due, into ``outcome``."""
     history: dict[str, Any] = {"bootstrapped": runtime.bootstrapped}
     if runtime.read_until_s is not None:
         history["readUntil"] = iso(runtime.read_until_s)
+    state = _state(runtime)
     if checkpoints.supports(state) and runtime.read_until_s is not None:
-        history["checkpoint"] = checkpoint_name(policy.name)
-        if now_s - runtime.last_checkpoint_s >= CHECKPOINT_INTERVAL_S:
+        history["checkpoint"] = checkpoint_name(given.policy.name)
+        if given.now_s - runtime.last_checkpoint_s >= CHECKPOINT_INTERVAL_S:
             outcome.checkpoint = checkpoints.encode(
-                runtime.registry, state, runtime.read_until_s, signature
+                runtime.registry, state, runtime.read_until_s, runtime.signature
             )
-            runtime.last_checkpoint_s = now_s
+            runtime.last_checkpoint_s = given.now_s
         history["lastCheckpointTime"] = iso(runtime.last_checkpoint_s)
-    outcome.status = {
-        "observedGeneration": generation,
-        "lastReconcileTime": iso(now_s),
-        "conditions": merged,
-        "summary": summary(t, len(mine), truncated),
-        "history": history,
-        "workloads": entries,
-    }
-    runtime.last_reconcile_s = now_s
-    runtime.rows = list(rows)
-    runtime.owned = [w.ref for w in mine]
-    runtime.observed_generation = generation
-    runtime.source_ok = source_error is None
-    runtime.source_problem = source_error
-    return outcome, runtime
+    return history

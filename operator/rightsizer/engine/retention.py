@@ -128,28 +128,36 @@ class Forgetting:
         return self.dropped_containers > 0 or self.dropped_instances > 0
 
 
+@dataclass(frozen=True)
+class Present:
+    """What exists in the cluster now."""
+
+    template_containers: Collection[ContainerKey]
+    """The containers that workload templates have now."""
+    live_pods: Collection[tuple[str, str]] | None
+    """(namespace, pod) of the pods in the cluster; ``None`` when unknown (then only
+    idleness counts)."""
+
+
 def plan(
     registry: ContainerRegistry,
     seen: LastSeen,
     now_s: float,
-    template_containers: Collection[ContainerKey],
-    live_pods: Collection[tuple[str, str]] | None,
+    present: Present,
     settings: RetentionSettings,
 ) -> Forgetting:
-    """What to forget at ``now_s`` (how far usage has been read).
-
-    ``template_containers``: the containers that workload templates have now.
-    ``live_pods``: (namespace, pod) of the pods in the cluster; ``None`` when unknown
-    (then only idleness counts). Ids without a time in ``seen`` are kept.
+    """What to forget at ``now_s`` (how far usage has been read), given what is
+    ``present``. Ids without a time in ``seen`` are kept.
     """
     n_c, n_i = len(registry.containers), len(registry.instances)
     container_s = np.nan_to_num(_grown(seen.container_s, n_c)[:n_c], nan=now_s)
     instance_s = np.nan_to_num(_grown(seen.instance_s, n_i)[:n_i], nan=now_s)
     in_template = np.fromiter(
-        (key in template_containers for key in registry.containers), dtype=bool, count=n_c
+        (key in present.template_containers for key in registry.containers), dtype=bool, count=n_c
     )
     keep_c = in_template | (now_s - container_s < settings.container_expiry_s)
     keep_i = now_s - instance_s < settings.pod_idle_s
+    live_pods = present.live_pods
     if live_pods is not None:
         live = np.fromiter(
             ((ns, pod) in live_pods for ns, _, pod, _ in registry.instances), dtype=bool, count=n_i
@@ -192,13 +200,12 @@ def collect_garbage(
     state: object,
     seen: LastSeen,
     now_s: float,
-    template_containers: Collection[ContainerKey],
-    live_pods: Collection[tuple[str, str]] | None,
+    present: Present,
     settings: RetentionSettings,
 ) -> tuple[ContainerRegistry, Forgetting]:
     """Plan and forget in one step; returns the registry to use from now on."""
     seen.cover(len(registry.containers), len(registry.instances), now_s)
-    forgetting = plan(registry, seen, now_s, template_containers, live_pods, settings)
+    forgetting = plan(registry, seen, now_s, present, settings)
     if forgetting.anything:
         registry = forget(registry, state, seen, forgetting)
     return registry, forgetting

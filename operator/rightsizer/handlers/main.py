@@ -34,7 +34,13 @@ from rightsizer.actuation import resources
 from rightsizer.controller import autoapply
 from rightsizer.controller import observability as obs
 from rightsizer.controller.liveness import STALE_INTERVALS, Liveness
-from rightsizer.controller.reconcile import Event, Ports, checkpoint_name, reconcile
+from rightsizer.controller.reconcile import (
+    Event,
+    Ports,
+    ReconcileInput,
+    checkpoint_name,
+    reconcile,
+)
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
@@ -393,10 +399,12 @@ def _reconcile(t: PolicyTick, memo: kopf.Memo, view: NamespaceView) -> dict[str,
         t.namespace, t.name, t.uid, str(t.meta.get("creationTimestamp", "")), dict(t.spec)
     )
     t0 = time.monotonic()
-    outcome, runtime = reconcile(
-        policy, t.generation, dict(t.known), view.workloads, view.limit_ranges, view.labels,
-        view.of_kind("policies", t.namespace), runtime, _ports(memo, t.uid), t.now_s,
+    given = ReconcileInput(
+        policy=policy, generation=t.generation, previous_status=dict(t.known),
+        workloads=view.workloads, limit_ranges=view.limit_ranges,
+        others=view.of_kind("policies", t.namespace), now_s=t.now_s,
     )  # fmt: skip
+    outcome, runtime = reconcile(given, runtime, _ports(memo, t.uid))
     if runtime is not None:
         memo.runtimes[t.uid] = runtime
     obs.RECONCILE_SECONDS.labels(t.namespace).observe(time.monotonic() - t0)
