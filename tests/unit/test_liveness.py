@@ -43,6 +43,16 @@ def test_settings_from_the_environment() -> None:
     assert settings_from_env({}).limits.max_queries == 300
 
 
+def test_the_rollout_watch_is_an_install_setting() -> None:
+    default = settings_from_env({}).rollout_watch
+    assert (default.min_s, default.deadline_margin_s) == (600.0, 120.0)
+    watch = settings_from_env({
+        "RIGHTSIZER_ROLLOUT_WATCH_SECONDS": "30",
+        "RIGHTSIZER_ROLLOUT_DEADLINE_MARGIN_SECONDS": "15",
+    }).rollout_watch  # fmt: skip
+    assert (watch.min_s, watch.deadline_margin_s) == (30.0, 15.0)
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -50,6 +60,8 @@ def test_settings_from_the_environment() -> None:
         ("RIGHTSIZER_RECONCILE_DEADLINE_SECONDS", "-1"),
         ("RIGHTSIZER_QUERIES_PER_RECONCILE", "nan"),
         ("RIGHTSIZER_RECONCILE_WORKERS", "0"),
+        ("RIGHTSIZER_ROLLOUT_WATCH_SECONDS", "ten minutes"),
+        ("RIGHTSIZER_ROLLOUT_DEADLINE_MARGIN_SECONDS", "-5"),
     ],
 )
 def test_bad_settings_name_their_variable(name: str, value: str) -> None:

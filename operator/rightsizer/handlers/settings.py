@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from rightsizer.guardrails.rollout import RolloutWatch
 from rightsizer.sources.limits import SourceLimits
 
 
@@ -18,6 +19,10 @@ class OperatorSettings:
     limits: SourceLimits = field(default_factory=SourceLimits)
     """``RIGHTSIZER_QUERY_TIMEOUT_SECONDS``, ``RIGHTSIZER_MAX_RESPONSE_MIB``,
     ``RIGHTSIZER_QUERIES_PER_RECONCILE``, ``RIGHTSIZER_RECONCILE_DEADLINE_SECONDS``."""
+    rollout_watch: RolloutWatch = field(default_factory=RolloutWatch)
+    """``RIGHTSIZER_ROLLOUT_WATCH_SECONDS`` (at least this long after a write, 600) and
+    ``RIGHTSIZER_ROLLOUT_DEADLINE_MARGIN_SECONDS`` (past a Deployment's progress deadline,
+    120): how long Apply mode watches its writes' rollouts."""
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -50,8 +55,15 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         )
     except ValueError as exc:
         raise ValueError(f"source limits: {exc}") from None
+    watch = RolloutWatch()
     return OperatorSettings(
         reconcile_workers=int(number("RIGHTSIZER_RECONCILE_WORKERS", 8)),
         slow_source_workers=int(number("RIGHTSIZER_SLOW_SOURCE_WORKERS", 2)),
         limits=limits,
+        rollout_watch=RolloutWatch(
+            min_s=number("RIGHTSIZER_ROLLOUT_WATCH_SECONDS", watch.min_s),
+            deadline_margin_s=number(
+                "RIGHTSIZER_ROLLOUT_DEADLINE_MARGIN_SECONDS", watch.deadline_margin_s
+            ),
+        ),
     )
