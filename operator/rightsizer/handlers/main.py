@@ -38,6 +38,7 @@ from rightsizer.controller.reconcile import Event, Ports, checkpoint_name, recon
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
+from rightsizer.guardrails.rollout import RolloutWatch
 from rightsizer.handlers.pools import ReconcilePools
 from rightsizer.handlers.settings import settings_from_env
 from rightsizer.history import store
@@ -99,6 +100,7 @@ def startup(
     memo.runtimes = {}
     memo.unsent = {}
     memo.limits = operator_settings.limits
+    memo.rollout_watch = operator_settings.rollout_watch
     memo.pools = ReconcilePools(
         operator_settings.reconcile_workers, operator_settings.slow_source_workers
     )
@@ -288,6 +290,7 @@ def _reconcile_and_apply(
             new_status = _auto_apply(
                 api, spec, cast(kopf.Status, known), new_status, namespace, name, generation,
                 runtime, workloads, ranges, ns_labels, indexes, now, body, logger,
+                memo.rollout_watch,
             )  # fmt: skip
         return new_status
     except Exception:
@@ -413,12 +416,21 @@ def _post(event: Event, policy: kopf.Body) -> None:
     kopf.event(target, type=event.type, reason=event.reason, message=event.message[:1000])
 
 
+def _events(api: client.ApiClient, namespace: str, reason: str) -> list[dict[str, Any]] | None:
+    """The namespace's Events with ``reason``; None when they cannot be listed now."""
+    try:
+        return list(resources.events_of(api, namespace, reason))
+    except Exception as exc:
+        operator_log.warning(f"Events of {namespace} not listed ({type(exc).__name__})")
+        return None
+
+
 def _auto_apply(
     api: client.ApiClient, spec: kopf.Spec, status: kopf.Status,
     new_status: dict[str, Any] | None, namespace: str, name: str, generation: int,
     runtime: PolicyRuntime, workloads: list[WorkloadInfo], ranges: list[LimitRangeItem],
     ns_labels: dict[str, str], indexes: dict[str, Any], now: float, body: kopf.Body,
-    logger: kopf.Logger,
+    logger: kopf.Logger, watch: RolloutWatch,
 ) -> dict[str, Any] | None:  # fmt: skip
     """Apply mode's pass; returns the status to write (None: nothing changed)."""
     try:
@@ -434,14 +446,17 @@ def _auto_apply(
             namespace_labels=ns_labels, hpas=_all(indexes["hpas"], namespace),
             quotas=_all(indexes["resourcequotas"], namespace), limit_ranges=ranges,
             previous_states=previous_states, now_s=now, source_ok=runtime.source_ok,
+            watch=watch, replay_events=not runtime.events_replayed,
         ),
         ports=autoapply.ApplyPorts(
             write=lambda plan, redecide: resources.write(api, plan, redecide),
             pods=lambda ns: resources.pods_of(api, ns),
             event=lambda event: _post(event, body),
+            events=lambda ns, reason: _events(api, ns, reason),
         ),
         pod_checks=runtime.pod_checks,
     )  # fmt: skip
+    runtime.events_replayed = runtime.events_replayed or result.replayed
     runtime.apply_states.update(result.states)
     for entry in result.states.values():
         if entry.get("state") == "Held":
@@ -449,6 +464,8 @@ def _auto_apply(
     obs.WRITES.labels("resources").inc(result.writes)
     if result.writes:
         logger.info(f"auto-apply: {result.writes} writes, {result.api_requests} API requests")
+    if result.replayed_events:
+        logger.info(f"auto-apply: posted {result.replayed_events} Events a restart had lost")
     return status_after_pass(
         new_status,
         dict(status),
