@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ from tests.sandbox import Prometheus
 
 pytestmark = [pytest.mark.k8s, pytest.mark.prometheus, pytest.mark.slow]
 
-LATE, CRASH = "rollout-late", "events-crash"
+#: Namespaces of their own per run: a kept sandbox's Prometheus still has earlier runs' series.
+RUN = uuid.uuid4().hex[:6]
+LATE, CRASH = f"rollout-late-{RUN}", f"events-crash-{RUN}"
 CRASH_WORKLOADS = ("shrink-a", "shrink-b", "shrink-c", "shrink-d")
 STEP_S = 300
 DAYS = 2
@@ -157,8 +160,6 @@ def cluster(
     prometheus.load_openmetrics(sorted((tmp / "om").glob("*.om")))
     core = client.CoreV1Api(k8s_api)
     _delete_hold(k8s_api)  # what an interrupted run on a kept sandbox may have left
-    wait_for("the namespaces of an earlier run gone", lambda: not {LATE, CRASH} & {
-        n.metadata.name for n in core.list_namespace().items}, 120)  # fmt: skip
     for ns in (LATE, CRASH):
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
             name=ns, labels={"rightsizer.dev/auto-apply": "enabled"})))  # fmt: skip
