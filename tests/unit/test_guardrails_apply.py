@@ -400,6 +400,18 @@ def test_the_watch_lasts_the_progress_deadline_plus_a_margin() -> None:
     assert workload_info("Deployment", body).rollout.progress_deadline_s == 90.0
 
 
+def test_the_watch_follows_the_install_settings() -> None:
+    from rightsizer.guardrails.rollout import RolloutWatch, watch_s, watched
+
+    short = RolloutWatch(min_s=5.0, deadline_margin_s=5.0)
+    assert watch_s(RolloutStatus(progress_deadline_s=15.0), short) == 20.0
+    assert watch_s(RolloutStatus(), short) == 5.0
+    assert watch_s(RolloutStatus(progress_deadline_s=1.0), short) == 6.0
+    assert not watched(RolloutStatus(progress_deadline_s=15.0), 20.0, short)
+    exceeded = RolloutStatus(progress_deadline_s=15.0, deadline_exceeded=True)
+    assert watched(exceeded, 10 * 3600.0, short)  # whatever its age
+
+
 def test_a_healthy_old_write_is_no_longer_watched() -> None:
     info = _deployment_after_our_write(3600.0, deadline_exceeded=False, progress_deadline_s=600.0)
     _, writes = _pass(info)

@@ -65,6 +65,16 @@ def test_every_setting_is_read_once_from_the_environment() -> None:
     assert defaults.allowed_prometheus.endpoints == ()
 
 
+def test_the_rollout_watch_is_an_install_setting() -> None:
+    default = settings_from_env({}).rollout_watch
+    assert (default.min_s, default.deadline_margin_s) == (600.0, 120.0)
+    watch = settings_from_env({
+        "RIGHTSIZER_ROLLOUT_WATCH_SECONDS": "30",
+        "RIGHTSIZER_ROLLOUT_DEADLINE_MARGIN_SECONDS": "15",
+    }).rollout_watch  # fmt: skip
+    assert (watch.min_s, watch.deadline_margin_s) == (30.0, 15.0)
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -76,6 +86,8 @@ def test_every_setting_is_read_once_from_the_environment() -> None:
         ("RIGHTSIZER_WORKERS", "many"),
         ("RIGHTSIZER_PROMETHEUS_ALLOWED_URLS", "http://p:9090/#"),
         ("RIGHTSIZER_METRICS_PORT", "70000"),
+        ("RIGHTSIZER_ROLLOUT_WATCH_SECONDS", "ten minutes"),
+        ("RIGHTSIZER_ROLLOUT_DEADLINE_MARGIN_SECONDS", "-5"),
     ],
 )
 def test_bad_settings_name_their_variable(name: str, value: str) -> None:

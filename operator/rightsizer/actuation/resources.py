@@ -131,6 +131,15 @@ def pods_of(api: ApiClient, namespace: str) -> Sequence[dict[str, Any]]:
     return out
 
 
+def events_of(api: ApiClient, namespace: str, reason: str) -> Sequence[dict[str, Any]]:
+    """The namespace's Events with ``reason`` (plain dicts)."""
+    events = client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=f"reason={reason}", _request_timeout=(5, 30)
+    )
+    out: list[dict[str, Any]] = _plain(api, events).get("items") or []
+    return out
+
+
 def _plain(api: ApiClient, obj: Any) -> dict[str, Any]:
     """An API object as the plain dict the API sent."""
     plain: dict[str, Any] = api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]

@@ -5,7 +5,8 @@ Runs on every tick of a policy in Apply mode, with the recommendations of its la
 reconcile and the workloads as the indexes see them now, so a namespace losing its
 opt-in label, a rollout finishing or a cooldown ending take effect at the next tick.
 For each workload it first watches our own last write (reverting it when the rollout
-fails), then decides whether to write again.
+fails), then decides whether to write again. A policy's first pass in a process also posts
+the Events of its recent writes that a crash lost (``guardrails.events``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,23 @@ from rightsizer.guardrails.apply import (
     applied_record,
     decide,
 )
+from rightsizer.guardrails.events import (
+    PostedEvent,
+    applied_message,
+    failed_message,
+    lacks_event,
+    posted_event,
+    replay_due,
+    write_event,
+)
 from rightsizer.guardrails.record import AppliedRecord, parse_record, record_json, revert_record
-from rightsizer.guardrails.rollout import PodHealth, pod_failure, pod_health, rollout_state
+from rightsizer.guardrails.rollout import (
+    PodHealth,
+    RolloutWatch,
+    pod_failure,
+    pod_health,
+    rollout_state,
+)
 from rightsizer.guardrails.rollout import watched as watched_rollout
 from rightsizer.model.assessment import Assessment
 from rightsizer.model.workloads import WorkloadInfo, workload_info
@@ -64,6 +80,11 @@ class ApplyPorts:
     event: Callable[[Event], None] = field(default=lambda event: None)
     """Posts an Event at once: each write's Event goes out right after the write, so a
     crash later in the pass loses none."""
+    events: Callable[[str, str], Sequence[Mapping[str, Any]] | None] = field(
+        default=lambda namespace, reason: []
+    )
+    """The Events of a namespace with a reason (None: they cannot be listed now), to find
+    the writes whose Event a crash lost."""
 
 
 @dataclass
@@ -76,6 +97,11 @@ class ApplyResult:
     events: list[Event] = field(default_factory=list)
     writes: int = 0
     api_requests: int = 0
+    replayed: bool = False
+    """The lost Events of recent writes were looked for (and posted); not again in this
+    process."""
+    replayed_events: int = 0
+    """How many of them were posted."""
 
 
 def record_of(w: WorkloadInfo) -> AppliedRecord | None:
@@ -157,18 +183,27 @@ class ApplyInput:
     now_s: float
     source_ok: bool = True
     """False while the usage source fails: no writes."""
+    watch: RolloutWatch = field(default_factory=RolloutWatch)
+    """How long our writes' rollouts are watched (install-time settings)."""
+    replay_events: bool = False
+    """The policy's first pass in this process: post the Events of its recent writes that
+    a crash lost (see ``ApplyResult.replayed``)."""
 
 
 def apply_pass(inp: ApplyInput, *, ports: ApplyPorts, pod_checks: dict[str, float]) -> ApplyResult:
     """One pass over the policy's workloads: watch our last writes (revert the failed
     ones), then decide and write. ``pod_checks`` is the caller's memory between passes
     (when the namespace's pods were last listed)."""
+    run = _ApplyRun(inp, ports)
+    if inp.replay_events:
+        run.replay_lost_events()
     if inp.namespace_labels.get(AUTO_APPLY_LABEL) != AUTO_APPLY_ENABLED:
         return ApplyResult(
             Condition(ConditionType.AUTO_APPLY_BLOCKED, True, "NamespaceNotOptedIn",
                       f"label the namespace {AUTO_APPLY_LABEL}=enabled to allow writes"),
+            events=run.result.events, api_requests=run.result.api_requests,
+            replayed=run.result.replayed, replayed_events=run.result.replayed_events,
         )  # fmt: skip
-    run = _ApplyRun(inp, ports)
     run.check_pods(pod_checks)
     for w in sorted(inp.workloads, key=lambda w: w.ref):
         record = run.records[w.ref]
@@ -202,7 +237,9 @@ class _ApplyRun:
             if (r := self.records[w.ref]) and self._ours_applied(w.ref)
         ]
         self.in_flight = sum(1 for w, _ in ours if not rollout_state(w.rollout).complete)
-        self.watched = {w.ref for w, r in ours if watched_rollout(w.rollout, inp.now_s - r.time_s)}
+        self.watched = {
+            w.ref for w, r in ours if watched_rollout(w.rollout, inp.now_s - r.time_s, inp.watch)
+        }
         self.pods: list[PodHealth] | None = None
 
     def _ours_applied(self, ref: str) -> bool:
@@ -220,6 +257,33 @@ class _ApplyRun:
             self.result.api_requests += 1
 
     # -- telling ------------------------------------------------------------------------
+    def replay_lost_events(self) -> None:
+        """Post the Event of each of this policy's recent writes that has none (a crash
+        between a write and its Event's post): one Events list per reason needed."""
+        inp = self.inp
+        due = [
+            (w, record)
+            for w in sorted(inp.workloads, key=lambda w: w.ref)
+            if replay_due(record := self.records[w.ref], inp.policy, inp.now_s)
+            and record is not None
+        ]
+        if not due:
+            self.result.replayed = True
+            return
+        posted: list[PostedEvent] = []
+        for reason in sorted({write_event(record).reason for _, record in due}):
+            events = self.ports.events(due[0][0].namespace, reason)
+            self.result.api_requests += 1
+            if events is None:
+                return  # the next pass looks again
+            posted.extend(posted_event(e) for e in events)
+        for w, record in due:
+            if lacks_event(record, w.kind, w.name, posted):
+                event = write_event(record)
+                self.emit(Event(w.body(), event.type, event.reason, event.message))
+                self.result.replayed_events += 1
+        self.result.replayed = True
+
     def emit(self, event: Event) -> None:
         self.result.events.append(event)
         self.ports.event(event)
@@ -260,11 +324,7 @@ class _ApplyRun:
             return True
         self.result.writes += 1
         self.result.last_actions[w.ref] = last_action(revert)
-        self.emit(
-            Event(w.body(), "Warning", EventReason.ROLLOUT_FAILED,
-                  f"{failure}; reverted to the previous resources and held until the "
-                  f"policy changes")
-        )  # fmt: skip
+        self.emit(Event(w.body(), "Warning", EventReason.ROLLOUT_FAILED, failed_message(failure)))
         self.state(
             w.ref, "Held", Hold(HoldReason.HELD_AFTER_FAILED_ROLLOUT, f"reverted: {failure}")
         )
@@ -322,10 +382,6 @@ class _ApplyRun:
         self.in_flight += 1
         self.result.writes += 1
         self.result.last_actions[w.ref] = last_action(rec_data)
-        changes = "; ".join(c.text() for c in decision.changes)
-        notes = "; ".join(n for n in decision.notes if n)
-        self.emit(
-            Event(w.body(), "Normal", EventReason.RESOURCES_APPLIED,
-                  changes + (f" ({notes})" if notes else "") + f" by policy {self.inp.policy}")
-        )  # fmt: skip
-        self.state(w.ref, "Applied", None, changes)
+        message = applied_message(decision.changes, decision.notes, self.inp.policy)
+        self.emit(Event(w.body(), "Normal", EventReason.RESOURCES_APPLIED, message))
+        self.state(w.ref, "Applied", None, "; ".join(c.text() for c in decision.changes))

@@ -45,3 +45,6 @@ class PolicyRuntime:
     once, not at every checkpoint."""
     pod_checks: dict[str, float] = field(default_factory=dict)
     """When the namespace's pods were last checked for our writes' failures."""
+    events_replayed: bool = False
+    """The Events a crash lost of the policy's recent writes were posted (Apply mode's
+    first pass in this process)."""

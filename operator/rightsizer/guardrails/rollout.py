@@ -45,17 +45,33 @@ MIN_WATCH_S = 600.0
 DEADLINE_MARGIN_S = 120.0
 
 
-def watch_s(r: RolloutStatus) -> float:
+@dataclass(frozen=True)
+class RolloutWatch:
+    """How long our writes' rollouts are watched (install-time settings of the operator:
+    ``RIGHTSIZER_ROLLOUT_WATCH_SECONDS``, ``RIGHTSIZER_ROLLOUT_DEADLINE_MARGIN_SECONDS``)."""
+
+    min_s: float = MIN_WATCH_S
+    """At least this long, whatever the workload's progress deadline (or lack of one)."""
+    deadline_margin_s: float = DEADLINE_MARGIN_S
+    """At least this long past a Deployment's ``progressDeadlineSeconds``."""
+
+
+DEFAULT_WATCH = RolloutWatch()
+
+
+def watch_s(r: RolloutStatus, watch: RolloutWatch = DEFAULT_WATCH) -> float:
     """How long after our write its rollout is watched: at least the workload's progress
     deadline plus a margin (a watch that ends before the deadline never sees it pass)."""
     deadline = r.progress_deadline_s
-    return MIN_WATCH_S if deadline is None else max(MIN_WATCH_S, deadline + DEADLINE_MARGIN_S)
+    if deadline is None:
+        return watch.min_s
+    return max(watch.min_s, deadline + watch.deadline_margin_s)
 
 
-def watched(r: RolloutStatus, since_write_s: float) -> bool:
+def watched(r: RolloutStatus, since_write_s: float, watch: RolloutWatch = DEFAULT_WATCH) -> bool:
     """Is our write's rollout still watched? Within ``watch_s``, and whatever its age while
     the controller reports ``ProgressDeadlineExceeded``."""
-    return r.deadline_exceeded or since_write_s < watch_s(r)
+    return r.deadline_exceeded or since_write_s < watch_s(r, watch)
 
 
 def rollout_state(r: RolloutStatus) -> RolloutState:

@@ -102,6 +102,7 @@ def startup(
     memo.runtimes = {}
     memo.unsent = {}
     memo.limits = operator_settings.limits
+    memo.rollout_watch = operator_settings.rollout_watch
     memo.pools = ReconcilePools(
         operator_settings.reconcile_workers, operator_settings.slow_source_workers
     )
@@ -342,7 +343,7 @@ def _reconcile_and_apply(
         if due and runtime is not None:
             memo.pools.note(t.uid, hit_limit=runtime.source_problem in LIMIT_PROBLEMS)
         if apply_mode and runtime is not None and runtime.rows:
-            new_status = _auto_apply(t, memo.api, view, runtime, new_status)
+            new_status = _auto_apply(t, memo, view, runtime, new_status)
         return new_status
     except Exception:
         # The detail stays in the operator's own log: Kopf would post an exception's text
@@ -469,8 +470,17 @@ def _post(event: Event, policy: kopf.Body) -> None:
     kopf.event(target, type=event.type, reason=event.reason, message=event.message[:1000])
 
 
+def _events(api: client.ApiClient, namespace: str, reason: str) -> list[dict[str, Any]] | None:
+    """The namespace's Events with ``reason``; None when they cannot be listed now."""
+    try:
+        return list(resources.events_of(api, namespace, reason))
+    except Exception as exc:
+        operator_log.warning(f"Events of {namespace} not listed ({type(exc).__name__})")
+        return None
+
+
 def _auto_apply(
-    t: PolicyTick, api: client.ApiClient, view: NamespaceView, runtime: PolicyRuntime,
+    t: PolicyTick, memo: kopf.Memo, view: NamespaceView, runtime: PolicyRuntime,
     new_status: dict[str, Any] | None,
 ) -> dict[str, Any] | None:  # fmt: skip
     """Apply mode's pass; returns the status to write (None: nothing changed)."""
@@ -478,6 +488,7 @@ def _auto_apply(
         settings = parse_policy_spec(dict(t.spec)).update.settings
     except PolicyError:
         return new_status
+    api: client.ApiClient = memo.api
     previous_states = told_states(cast(kopf.Status, t.known), runtime.apply_states)
     owned = set(runtime.owned)
     result = autoapply.apply_pass(
@@ -487,14 +498,17 @@ def _auto_apply(
             namespace_labels=view.labels, hpas=view.of_kind("hpas", t.namespace),
             quotas=view.of_kind("resourcequotas", t.namespace), limit_ranges=view.limit_ranges,
             previous_states=previous_states, now_s=t.now_s, source_ok=runtime.source_ok,
+            watch=memo.rollout_watch, replay_events=not runtime.events_replayed,
         ),
         ports=autoapply.ApplyPorts(
             write=lambda plan, redecide: resources.write(api, plan, redecide),
             pods=lambda ns: resources.pods_of(api, ns),
             event=lambda event: _post(event, t.body),
+            events=lambda ns, reason: _events(api, ns, reason),
         ),
         pod_checks=runtime.pod_checks,
     )  # fmt: skip
+    runtime.events_replayed = runtime.events_replayed or result.replayed
     runtime.apply_states.update(result.states)
     for entry in result.states.values():
         if entry.get("state") == "Held":
@@ -502,6 +516,8 @@ def _auto_apply(
     obs.WRITES.labels("resources").inc(result.writes)
     if result.writes:
         t.logger.info(f"auto-apply: {result.writes} writes, {result.api_requests} API requests")
+    if result.replayed_events:
+        t.logger.info(f"auto-apply: posted {result.replayed_events} Events a restart had lost")
     return status_after_pass(
         new_status,
         dict(t.known),

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rightsizer.controller import observability as obs
+from rightsizer.guardrails.rollout import RolloutWatch
 from rightsizer.sources.endpoints import AllowList, allow_list_from_text
 from rightsizer.sources.limits import SourceLimits
 
@@ -35,6 +36,10 @@ class OperatorSettings:
     metrics: obs.MetricsEndpoint | None = None
     """``RIGHTSIZER_METRICS_PORT`` (0: none) and ``RIGHTSIZER_METRICS_ADDRESS``: where the
     operator serves its Prometheus metrics."""
+    rollout_watch: RolloutWatch = field(default_factory=RolloutWatch)
+    """``RIGHTSIZER_ROLLOUT_WATCH_SECONDS`` (at least this long after a write, 600) and
+    ``RIGHTSIZER_ROLLOUT_DEADLINE_MARGIN_SECONDS`` (past a Deployment's progress deadline,
+    120): how long Apply mode watches its writes' rollouts."""
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -83,6 +88,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         metrics = obs.metrics_endpoint(env)
     except obs.EndpointError as exc:
         raise ValueError(str(exc)) from None
+    watch = RolloutWatch()
     return OperatorSettings(
         tick_s=tick_s_from_env(env),
         kopf_workers=int(_number(env, "RIGHTSIZER_WORKERS", OperatorSettings.kopf_workers)),
@@ -95,4 +101,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         limits=limits,
         allowed_prometheus=allowed,
         metrics=metrics,
+        rollout_watch=RolloutWatch(
+            min_s=_number(env, "RIGHTSIZER_ROLLOUT_WATCH_SECONDS", watch.min_s),
+            deadline_margin_s=_number(
+                env, "RIGHTSIZER_ROLLOUT_DEADLINE_MARGIN_SECONDS", watch.deadline_margin_s
+            ),
+        ),
     )
