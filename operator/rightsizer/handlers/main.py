@@ -38,6 +38,7 @@ from rightsizer.controller.reconcile import Event, Ports, checkpoint_name, recon
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
+from rightsizer.handlers import recommendations as recommendation_objects
 from rightsizer.handlers.pools import ReconcilePools
 from rightsizer.handlers.settings import settings_from_env
 from rightsizer.history import store
@@ -52,6 +53,7 @@ from rightsizer.status.build import (
     Condition,
     merge_conditions,
 )
+from rightsizer.status.recommendation import PolicyRef
 
 GROUP, VERSION, PLURAL = names.GROUP, names.VERSION, names.POLICY_PLURAL
 TICK_S = float(os.environ.get("RIGHTSIZER_TICK_SECONDS", "30"))
@@ -99,6 +101,7 @@ def startup(
     memo.runtimes = {}
     memo.unsent = {}
     memo.limits = operator_settings.limits
+    recommendation_objects.start(memo, operator_settings)
     memo.pools = ReconcilePools(
         operator_settings.reconcile_workers, operator_settings.slow_source_workers
     )
@@ -255,6 +258,11 @@ def _tick(
     if due:
         liveness.finished(uid, time.monotonic())
     _write_status(memo, uid, namespace, name, dict(status), new_status)
+    if due or new_status is not None:
+        recommendation_objects.sync(
+            memo, indexes, PolicyRef(namespace, name, uid), spec, {**known, **(new_status or {})},
+            now,
+        )  # fmt: skip
 
 
 def _reconcile_and_apply(

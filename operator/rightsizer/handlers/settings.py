@@ -15,6 +15,11 @@ class OperatorSettings:
     """``RIGHTSIZER_RECONCILE_WORKERS``: threads for reconciles of well-behaved policies."""
     slow_source_workers: int = 2
     """``RIGHTSIZER_SLOW_SOURCE_WORKERS``: threads for policies whose last read hit a limit."""
+    recommendation_writes_per_second: float = 50.0
+    """``RIGHTSIZER_RECOMMENDATION_WRITES_PER_SECOND``: the pace of writes to
+    RightSizeRecommendation objects, all policies together (a 429 slows it down)."""
+    recommendation_write_burst: int = 100
+    """``RIGHTSIZER_RECOMMENDATION_WRITE_BURST``: writes sent at once before the pace applies."""
     limits: SourceLimits = field(default_factory=SourceLimits)
     """``RIGHTSIZER_QUERY_TIMEOUT_SECONDS``, ``RIGHTSIZER_MAX_RESPONSE_MIB``,
     ``RIGHTSIZER_QUERIES_PER_RECONCILE``, ``RIGHTSIZER_RECONCILE_DEADLINE_SECONDS``."""
@@ -53,5 +58,9 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
     return OperatorSettings(
         reconcile_workers=int(number("RIGHTSIZER_RECONCILE_WORKERS", 8)),
         slow_source_workers=int(number("RIGHTSIZER_SLOW_SOURCE_WORKERS", 2)),
+        recommendation_writes_per_second=number("RIGHTSIZER_RECOMMENDATION_WRITES_PER_SECOND", 50),
+        recommendation_write_burst=max(
+            1, int(number("RIGHTSIZER_RECOMMENDATION_WRITE_BURST", 100))
+        ),
         limits=limits,
     )
