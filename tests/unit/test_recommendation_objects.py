@@ -233,8 +233,17 @@ def schema() -> dict[str, Any]:
     return out
 
 
+KEYWORDS = {
+    "type", "description", "properties", "items", "required", "enum", "format", "nullable",
+    "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-preserve-unknown-fields",
+}  # fmt: skip
+
+
 def undescribed(node: dict[str, Any], path: str) -> list[str]:
+    """Paths without a description, or with a key that is no schema keyword (a comma in
+    an unquoted YAML flow mapping makes one)."""
     missing = [] if "description" in node or path.endswith(".metadata") else [path]
+    missing += [f"{path}: {key}" for key in set(node) - KEYWORDS]
     for name, sub in (node.get("properties") or {}).items():
         missing += undescribed(sub, f"{path}.{name}")
     if "items" in node:
