@@ -147,6 +147,22 @@ def test_the_state_comes_from_the_policy_s_auto_apply_and_last_action(
     assert body["status"]["state"] == state
 
 
+@pytest.mark.parametrize(
+    ("current", "target", "column"),
+    [
+        (2000, 1238, "2000m→1238m"),
+        (2000, 1000, "2→1"),
+        (500, 120, "500m→120m"),
+        (None, 120, "-→120m"),
+    ],
+)
+def test_the_cpu_column_uses_one_unit_on_both_sides(
+    current: int | None, target: int, column: str
+) -> None:
+    (body,) = build([rec(current=Resources(current, MI), target=Resources(target, MI))])
+    assert body["status"]["cpu"] == column
+
+
 def test_too_little_data_shows_no_target() -> None:
     (body,) = build([rec(cpu_samples=3)])
     status = body["status"]

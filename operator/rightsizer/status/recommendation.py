@@ -145,6 +145,8 @@ def _column(rows: Sequence[Assessment], cpu: bool) -> str:
     if cpu:
         now = _sum([r.current_requests.cpu_millicores for r in ready])
         then = _sum([r.target.cpu_millicores for r in ready])
+        if any(v is not None and v % 1000 for v in (now, then)):  # one unit for both sides
+            return "→".join("-" if v is None else f"{v}m" for v in (now, then))
         return f"{readable_cpu(now)}→{readable_cpu(then)}"
     now = _sum([r.current_requests.memory_bytes for r in ready])
     then = _sum([r.target.memory_bytes for r in ready])
