@@ -66,6 +66,11 @@ def history(prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory) ->
 def cluster(k8s_api: ApiClient, kubeconfig: str, history: float) -> Iterator[ApiClient]:
     install_crd(kubeconfig)
     core = client.CoreV1Api(k8s_api)
+    wait_for(  # an earlier run's namespace may still be terminating
+        f"no namespace {NS}",
+        lambda: not core.list_namespace(field_selector=f"metadata.name={NS}").items,
+        120,
+    )
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
     apps = client.AppsV1Api(k8s_api)
     apps.create_namespaced_deployment(NS, deployment_body(NS))
@@ -79,7 +84,9 @@ def operator(
     cluster: ApiClient, kubeconfig: str, prometheus: Prometheus,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Operator]:  # fmt: skip
-    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", prometheus.url)
+    # This namespace only: the write counts below are the API server's, cluster-wide.
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    op = Operator(kubeconfig, log, prometheus.url, namespaces=[NS])
     yield op
     stop_after_deleting_policies(op, cluster, NS)
 
