@@ -52,6 +52,16 @@ def sync(
     """Create, patch or delete the policy's objects after a reconcile (``status``: the
     policy's status as it now is, for each workload's last action and auto-apply state).
     Failures are logged and left to the next reconcile, which plans again."""
+    try:
+        _sync(memo, indexes, policy, spec, status, now_s)
+    except Exception:  # never the tick's end: the next reconcile plans again
+        operator_log.exception(f"recommendation objects of {policy.namespace}/{policy.name}")
+
+
+def _sync(
+    memo: kopf.Memo, indexes: Mapping[str, Any], policy: PolicyRef, spec: Mapping[str, Any],
+    status: Mapping[str, Any], now_s: float,
+) -> None:  # fmt: skip
     runtime: PolicyRuntime | None = memo.runtimes.get(policy.uid)
     if runtime is None or runtime.observed_generation < 0:
         return
@@ -71,11 +81,7 @@ def sync(
     writes = plan_writes(policy, desired, existing, min_change)
     if not writes:
         return
-    try:
-        report = rsr_writes.perform(memo.api, writes, memo.recommendation_writes)
-    except Exception:
-        operator_log.exception(f"recommendation objects of {policy.namespace}/{policy.name}")
-        return
+    report = rsr_writes.perform(memo.api, writes, memo.recommendation_writes)
     for action, count in report.done.items():
         obs.RECOMMENDATION_WRITES.labels(action).inc(count)
     obs.RECOMMENDATION_REJECTIONS.inc(report.rejected)
