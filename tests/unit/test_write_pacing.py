@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rightsizer.actuation.pacing import TokenBucket
+from rightsizer.handlers.settings import settings_from_env
 
 
 class FakeClock:
@@ -54,3 +55,19 @@ def test_the_rate_never_falls_below_its_floor() -> None:
 def test_a_useless_rate_is_refused() -> None:
     with pytest.raises(ValueError, match="positive"):
         bucket(rate=0)
+
+
+def test_the_pace_is_read_from_the_environment() -> None:
+    settings = settings_from_env(
+        {
+            "RIGHTSIZER_RECOMMENDATION_WRITES_PER_SECOND": "5",
+            "RIGHTSIZER_RECOMMENDATION_WRITE_BURST": "7",
+        }
+    )
+    assert (settings.recommendation_writes_per_second, settings.recommendation_write_burst) == (
+        5.0,
+        7,
+    )
+    assert settings_from_env({}).recommendation_writes_per_second == 50.0
+    with pytest.raises(ValueError, match="RIGHTSIZER_RECOMMENDATION_WRITES_PER_SECOND"):
+        settings_from_env({"RIGHTSIZER_RECOMMENDATION_WRITES_PER_SECOND": "0"})
