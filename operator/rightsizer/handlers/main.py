@@ -258,7 +258,7 @@ def _tick(
     if due:
         liveness.finished(uid, time.monotonic())
     _write_status(memo, uid, namespace, name, dict(status), new_status)
-    if due or new_status is not None:
+    if (due or new_status is not None) and not meta.get("deletionTimestamp"):
         recommendation_objects.sync(
             memo, indexes, PolicyRef(namespace, name, uid), spec, {**known, **(new_status or {})},
             now,
