@@ -410,7 +410,8 @@ class Bench:
         """CRD + manifests; returns a kubeconfig with the operator's ServiceAccount token."""
         self.k("apply", "-f", str(ROOT / "crds"))
         self.k("apply", "-k", str(ROOT / "manifests"))
-        self.k("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}")
+        self.k("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}",
+               f"crd/rightsizerecommendations.{GROUP}")  # fmt: skip
         token = self.k("create", "token", SERVICE_ACCOUNT, "-n", OPERATOR_NS,
                        "--duration=4h").strip()  # fmt: skip
         config = {

@@ -58,6 +58,7 @@ from tests.sandbox import (  # noqa: E402
 
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
 CRD = f"{PLURAL}.{GROUP}"
+RECOMMENDATION_CRD = f"rightsizerecommendations.{GROUP}"
 POLICY = "demo"
 DEMO_LABEL = "app.kubernetes.io/created-by"
 DEMO_LABEL_VALUE = "rightsizer-demo"
@@ -359,7 +360,7 @@ class Demo:
     def install_crd(self) -> None:
         self.k("apply", "-f", str(ROOT / "crds"))
         self.k("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD}",
-               capture=True)  # fmt: skip
+               f"crd/{RECOMMENDATION_CRD}", capture=True)  # fmt: skip
 
     def start_operator(self) -> None:
         self.state.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,9 @@ POLICY_KIND = "RightSizePolicy"
 POLICY_PLURAL = "rightsizepolicies"
 API_VERSION = f"{GROUP}/{VERSION}"
 FINALIZER = f"{GROUP}/finalizer"
+#: One per selected workload, in its namespace, owned by the policy that sizes it.
+RECOMMENDATION_KIND = "RightSizeRecommendation"
+RECOMMENDATION_PLURAL = "rightsizerecommendations"
 #: Server-side apply's field manager for the resources Apply mode writes.
 FIELD_MANAGER = "rightsizer"
 
@@ -30,6 +33,11 @@ EXCLUDE_ANNOTATION = f"{GROUP}/exclude"
 #: On a namespace: ``enabled`` opts it in to Apply mode.
 AUTO_APPLY_LABEL = f"{GROUP}/auto-apply"
 AUTO_APPLY_ENABLED = "enabled"
+#: On RightSizeRecommendations: the policy, and the workload's kind and name (label values
+#: longer than 63 characters are cut and end in a short hash: ``status/recommendation.py``).
+POLICY_LABEL = f"{GROUP}/policy"
+WORKLOAD_KIND_LABEL = f"{GROUP}/workload-kind"
+WORKLOAD_NAME_LABEL = f"{GROUP}/workload-name"
 #: On checkpoint ConfigMaps: how many parts, and the digest of the whole.
 CHECKPOINT_PARTS_ANNOTATION = f"{GROUP}/checkpoint-parts"
 CHECKPOINT_DIGEST_ANNOTATION = f"{GROUP}/checkpoint-sha256"
@@ -46,6 +54,23 @@ class ConditionType(StrEnum):
     INSUFFICIENT_DATA = "InsufficientData"
     CONFLICT = "Conflict"
     AUTO_APPLY_BLOCKED = "AutoApplyBlocked"
+
+
+class RecommendationState(StrEnum):
+    """``status.state`` of a RightSizeRecommendation (the State column; Held adds its
+    reason: ``Held (Cooldown)``)."""
+
+    RECOMMENDED = "Recommended"
+    ANNOTATED = "Annotated"
+    APPLIED = "Applied"
+    HELD = "Held"
+    INSUFFICIENT_DATA = "InsufficientData"
+
+
+class RecommendationConditionType(StrEnum):
+    """``status.conditions[].type`` of a RightSizeRecommendation."""
+
+    RECOMMENDATION_AVAILABLE = "RecommendationAvailable"
 
 
 class EventReason(StrEnum):

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.k8s, pytest.mark.prometheus, pytest.mark.slow]
 
 NS = "shop"
 GROUP, VERSION, PLURAL = "rightsizer.dev", "v1alpha1", "rightsizepolicies"
-CRD = Path(__file__).resolve().parents[2] / "crds" / "rightsizepolicies.rightsizer.dev.yaml"
+CRDS = Path(__file__).resolve().parents[2] / "crds"
 
 
 #: The operator as a local process (tests/sandbox/operator.py: the harness the demo and the
@@ -34,10 +34,13 @@ Operator = OperatorProcess
 
 
 def install_crd(kubeconfig: str) -> None:
-    """The RightSizePolicy CRD, applied as users apply it (kubectl)."""
-    kubectl = str(Sandbox().cfg.binary("kubectl"))
-    run = [kubectl, "--kubeconfig", kubeconfig, "apply", "-f", str(CRD)]
-    subprocess.run(run, check=True, capture_output=True)
+    """The project's CRDs (RightSizePolicy, RightSizeRecommendation), applied as users
+    apply them (kubectl), and established before anything uses them."""
+    kubectl = [str(Sandbox().cfg.binary("kubectl")), "--kubeconfig", kubeconfig]
+    subprocess.run([*kubectl, "apply", "-f", str(CRDS)], check=True, capture_output=True)
+    wait = ["wait", "--for=condition=Established", "--timeout=60s"]
+    crds = [f"crd/{p.name.removesuffix('.yaml')}" for p in sorted(CRDS.glob("*.yaml"))]
+    subprocess.run([*kubectl, *wait, *crds], check=True, capture_output=True)
 
 
 def deployment_body(namespace: str = NS) -> dict[str, Any]:

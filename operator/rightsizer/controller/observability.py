@@ -88,6 +88,15 @@ CONTAINERS = Gauge(
 CONTAINER_STATES = ("ok", "info", "warning", "critical", "insufficient_data")
 SKIPS = Counter("rightsizer_skips_total", "Containers or writes held back, by reason.", ["reason"])
 WRITES = Counter("rightsizer_workload_writes_total", "Writes to workloads, by kind.", ["kind"])
+RECOMMENDATION_WRITES = Counter(
+    "rightsizer_recommendation_writes_total",
+    "Writes to RightSizeRecommendation objects the API server accepted, by action.",
+    ["action"],
+)
+RECOMMENDATION_REJECTIONS = Counter(
+    "rightsizer_recommendation_write_rejections_total",
+    "Writes to RightSizeRecommendation objects the API server answered 429 (slowed, retried).",
+)
 
 T = TypeVar("T")
 

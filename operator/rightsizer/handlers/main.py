@@ -44,6 +44,7 @@ from rightsizer.controller.reconcile import (
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
+from rightsizer.handlers import recommendations as recommendation_objects
 from rightsizer.handlers.pools import ReconcilePools
 from rightsizer.handlers.settings import settings_from_env, tick_s_from_env
 from rightsizer.history import store
@@ -58,6 +59,7 @@ from rightsizer.status.build import (
     Condition,
     merge_conditions,
 )
+from rightsizer.status.recommendation import PolicyRef
 
 GROUP, VERSION, PLURAL = names.GROUP, names.VERSION, names.POLICY_PLURAL
 TICK_S = tick_s_from_env()
@@ -103,6 +105,7 @@ def startup(
     memo.unsent = {}
     memo.limits = operator_settings.limits
     memo.rollout_watch = operator_settings.rollout_watch
+    recommendation_objects.start(memo, operator_settings)
     memo.pools = ReconcilePools(
         operator_settings.reconcile_workers, operator_settings.slow_source_workers
     )
@@ -327,6 +330,11 @@ def _tick(
     if due:
         liveness.finished(uid, time.monotonic())
     _write_status(memo, t, new_status)
+    if (due or new_status is not None) and not meta.get("deletionTimestamp"):
+        recommendation_objects.sync(
+            memo, indexes, PolicyRef(namespace, name, uid), spec,
+            {**t.known, **(new_status or {})}, t.now_s,
+        )  # fmt: skip
 
 
 def _reconcile_and_apply(

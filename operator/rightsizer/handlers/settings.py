@@ -27,6 +27,11 @@ class OperatorSettings:
     """``RIGHTSIZER_RECONCILE_WORKERS``: threads for reconciles of well-behaved policies."""
     slow_source_workers: int = 2
     """``RIGHTSIZER_SLOW_SOURCE_WORKERS``: threads for policies whose last read hit a limit."""
+    recommendation_writes_per_second: float = 50.0
+    """``RIGHTSIZER_RECOMMENDATION_WRITES_PER_SECOND``: the pace of writes to
+    RightSizeRecommendation objects, all policies together (a 429 slows it down)."""
+    recommendation_write_burst: int = 100
+    """``RIGHTSIZER_RECOMMENDATION_WRITE_BURST``: writes sent at once before the pace applies."""
     limits: SourceLimits = field(default_factory=SourceLimits)
     """``RIGHTSIZER_QUERY_TIMEOUT_SECONDS``, ``RIGHTSIZER_MAX_RESPONSE_MIB``,
     ``RIGHTSIZER_QUERIES_PER_RECONCILE``, ``RIGHTSIZER_RECONCILE_DEADLINE_SECONDS``."""
@@ -97,6 +102,21 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         ),
         slow_source_workers=int(
             _number(env, "RIGHTSIZER_SLOW_SOURCE_WORKERS", OperatorSettings.slow_source_workers)
+        ),
+        recommendation_writes_per_second=_number(
+            env,
+            "RIGHTSIZER_RECOMMENDATION_WRITES_PER_SECOND",
+            OperatorSettings.recommendation_writes_per_second,
+        ),
+        recommendation_write_burst=max(
+            1,
+            int(
+                _number(
+                    env,
+                    "RIGHTSIZER_RECOMMENDATION_WRITE_BURST",
+                    OperatorSettings.recommendation_write_burst,
+                )
+            ),
         ),
         limits=limits,
         allowed_prometheus=allowed,

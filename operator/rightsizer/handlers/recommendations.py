@@ -1,0 +1,93 @@
+"""RightSizeRecommendation objects: the Kopf index of what the API server has, and the
+step after a reconcile that brings them in line (``handlers/main.py`` calls ``sync``).
+
+Reading the existing objects costs no request per reconcile: Kopf's watch keeps the
+index, as it does for workloads (``docs/design.md``, "Recommendation objects"). The
+decision is pure (``status/recommendation.py``); the writes are the adapter's
+(``actuation/recommendations.py``), paced by one token bucket for the whole operator.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from rightsizer import names
+from rightsizer.actuation import recommendations as rsr_writes
+from rightsizer.actuation.pacing import TokenBucket
+from rightsizer.controller import observability as obs
+from rightsizer.controller.runtime import PolicyRuntime
+from rightsizer.handlers.settings import OperatorSettings
+from rightsizer.model.workloads import WorkloadInfo
+from rightsizer.policy.spec import PolicyError, parse_policy_spec
+from rightsizer.status.recommendation import PolicyRef, Seen, desired_objects, plan_writes, seen
+
+INDEX = "recommendation_objects"
+_KINDS = ("deployments", "statefulsets", "daemonsets")
+operator_log = logging.getLogger("rightsizer.operator")
+
+
+@kopf.index(names.GROUP, names.VERSION, names.RECOMMENDATION_PLURAL, id=INDEX)
+def recommendation_objects(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, Seen]:
+    return {namespace or "": seen(body)}
+
+
+def start(memo: kopf.Memo, settings: OperatorSettings) -> None:
+    memo.recommendation_writes = TokenBucket(
+        rate=settings.recommendation_writes_per_second,
+        burst=settings.recommendation_write_burst,
+        clock=time.monotonic,
+        sleep=time.sleep,
+    )
+
+
+def sync(
+    memo: kopf.Memo, indexes: Mapping[str, Any], policy: PolicyRef, spec: Mapping[str, Any],
+    status: Mapping[str, Any], now_s: float,
+) -> None:  # fmt: skip
+    """Create, patch or delete the policy's objects after a reconcile (``status``: the
+    policy's status as it now is, for each workload's last action and auto-apply state).
+    Failures are logged and left to the next reconcile, which plans again."""
+    try:
+        _sync(memo, indexes, policy, spec, status, now_s)
+    except Exception:  # never the tick's end: the next reconcile plans again
+        operator_log.exception(f"recommendation objects of {policy.namespace}/{policy.name}")
+
+
+def _sync(
+    memo: kopf.Memo, indexes: Mapping[str, Any], policy: PolicyRef, spec: Mapping[str, Any],
+    status: Mapping[str, Any], now_s: float,
+) -> None:  # fmt: skip
+    runtime: PolicyRuntime | None = memo.runtimes.get(policy.uid)
+    if runtime is None or runtime.observed_generation < 0:
+        return
+    try:
+        min_change = parse_policy_spec(dict(spec)).update.settings.min_change_percent
+    except PolicyError:
+        return  # an invalid spec changes nothing: the objects stay as they were
+    owned = set(runtime.owned)
+    workloads: list[WorkloadInfo] = [
+        w for kind in _KINDS for w in indexes[kind].get(policy.namespace, []) if w.ref in owned
+    ]
+    desired = desired_objects(
+        policy, workloads, runtime.rows, status.get("workloads") or [], runtime.read_until_s,
+        now_s,
+    )  # fmt: skip
+    existing = list(indexes[INDEX].get(policy.namespace, []))
+    writes = plan_writes(policy, desired, existing, min_change)
+    if not writes:
+        return
+    report = rsr_writes.perform(memo.api, writes, memo.recommendation_writes)
+    for action, count in report.done.items():
+        obs.RECOMMENDATION_WRITES.labels(action).inc(count)
+    obs.RECOMMENDATION_REJECTIONS.inc(report.rejected)
+    if report.failed:
+        operator_log.warning(
+            f"recommendation objects of {policy.namespace}/{policy.name}: "
+            f"{len(report.failed)} writes left for the next reconcile: "
+            + ", ".join(report.failed[:5])
+        )

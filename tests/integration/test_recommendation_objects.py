@@ -1,0 +1,334 @@
+"""RightSizeRecommendation objects end to end on the sandbox: the real kube-apiserver,
+kube-controller-manager (its garbage collector), kwok, Prometheus holding the example's
+history for this module's own namespace, the real kubectl; the operator as a subprocess.
+
+Each test creates its own policies and removes them (waiting until they are gone), so the
+tests do not depend on each other's order.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from rightsizer.cli.main import main
+from rightsizer.sources.samples_file import read_samples
+from tests.integration.conftest import EXAMPLE, EXAMPLE_STEP_S
+from tests.integration.test_operator_e2e import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Operator,
+    condition,
+    deployment_body,
+    get_policy,
+    install_crd,
+    policy_body,
+    statefulset_body,
+    stop_after_deleting_policies,
+)
+from tests.integration.waiting import wait_for
+from tests.sandbox import Prometheus, Sandbox
+
+pytestmark = [pytest.mark.k8s, pytest.mark.prometheus, pytest.mark.slow]
+
+NS = "rsr-shop"
+RSR = "rightsizerecommendations"
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@pytest.fixture(scope="module")
+def history(prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory) -> float:
+    """The example's ``shop`` namespace as ``rsr-shop``, ending at a recent 5-minute
+    boundary (on the query step grid)."""
+    end_s = math.floor(time.time() / EXAMPLE_STEP_S) * EXAMPLE_STEP_S
+    example = read_samples(str(EXAMPLE))
+    renamed = example[example["namespace"] == "shop"].assign(namespace=NS)
+    samples = tmp_path_factory.mktemp("rsr") / "samples.csv"
+    renamed.to_csv(samples, index=False)
+    out = tmp_path_factory.mktemp("rsr-om")
+    argv = ["dev", "openmetrics", "--samples", str(samples), "--end", str(end_s)]
+    assert main([*argv, "--output", str(out)]) == 0
+    prometheus.load_openmetrics(sorted(out.glob("*.om")))
+    return float(end_s)
+
+
+@pytest.fixture(scope="module")
+def cluster(k8s_api: ApiClient, kubeconfig: str, history: float) -> Iterator[ApiClient]:
+    install_crd(kubeconfig)
+    core = client.CoreV1Api(k8s_api)
+    wait_for(  # an earlier run's namespace may still be terminating
+        f"no namespace {NS}",
+        lambda: not core.list_namespace(field_selector=f"metadata.name={NS}").items,
+        120,
+    )
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+    apps = client.AppsV1Api(k8s_api)
+    apps.create_namespaced_deployment(NS, deployment_body(NS))
+    apps.create_namespaced_stateful_set(NS, statefulset_body(NS))
+    yield k8s_api
+    core.delete_namespace(NS, propagation_policy="Background")
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: ApiClient, kubeconfig: str, prometheus: Prometheus,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Operator]:  # fmt: skip
+    # This namespace only: the write counts below are the API server's, cluster-wide.
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    op = Operator(kubeconfig, log, prometheus.url, namespaces=[NS])
+    yield op
+    stop_after_deleting_policies(op, cluster, NS)
+
+
+# -- helpers --------------------------------------------------------------------------------
+def objects(api: ApiClient, selector: str = "") -> dict[str, dict[str, Any]]:
+    items = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        GROUP, VERSION, NS, RSR, label_selector=selector
+    )["items"]
+    return {o["metadata"]["name"]: o for o in items}
+
+
+def create_policy(api: ApiClient, prometheus: Prometheus, name: str, **spec: Any) -> str:
+    """The policy's uid."""
+    body = policy_body(name, prometheus.url, NS, **spec)
+    created = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, body
+    )
+    return str(created["metadata"]["uid"])
+
+
+def delete_policy(api: ApiClient, name: str) -> None:
+    custom = client.CustomObjectsApi(api)
+    custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
+    wait_for(
+        f"policy {name} gone",
+        lambda: (
+            name
+            not in {
+                p["metadata"]["name"]
+                for p in custom.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL)["items"]
+            }
+        ),
+        60,
+    )
+
+
+def recommended(api: ApiClient, selector: str, names: set[str]) -> dict[str, dict[str, Any]]:
+    """The objects once exactly ``names`` exist for ``selector``, each with a status."""
+    found: dict[str, dict[str, Any]] = wait_for(
+        f"objects {sorted(names)} ({selector})",
+        lambda: (
+            (got := objects(api, selector))
+            and set(got) == names
+            and all(o.get("status", {}).get("state") for o in got.values())
+            and got
+        ),
+    )
+    return found
+
+
+def reconciles(api: ApiClient, policy: str, count: int) -> None:
+    """Wait until the policy has reconciled ``count`` more times."""
+    for _ in range(count):
+        first = get_policy(api, policy, NS)["status"]["lastReconcileTime"]
+        wait_for(
+            f"a reconcile of {policy}",
+            lambda f=first: get_policy(api, policy, NS)["status"]["lastReconcileTime"] > f,  # type: ignore[misc]
+            30,
+        )
+
+
+def apiserver_writes(kubeconfig: str) -> dict[str, float]:
+    """Writes to RightSizeRecommendations (and their status) the API server has served,
+    by verb, from its own ``apiserver_request_total``."""
+    text = kubectl(kubeconfig, "get", "--raw", "/metrics")
+    out = dict.fromkeys(WRITE_VERBS, 0.0)
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{") or f'resource="{RSR}"' not in line:
+            continue
+        verb = re.search(r'verb="([A-Z]+)"', line)
+        if verb and verb.group(1) in out:
+            out[verb.group(1)] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def operator_writes(op: Operator) -> float:
+    """``rightsizer_recommendation_writes_total``, all actions, from the operator."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{op.metrics_port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("rightsizer_recommendation_writes_total{")
+    )
+
+
+def kubectl(kubeconfig: str, *args: str) -> str:
+    binary = str(Sandbox().cfg.binary("kubectl"))
+    done = subprocess.run(
+        [binary, "--kubeconfig", kubeconfig, *args], check=True, capture_output=True, text=True
+    )
+    return done.stdout
+
+
+def container(obj: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in obj["status"]["containers"] if c["name"] == name)
+
+
+# -- the tests ------------------------------------------------------------------------------
+def test_one_object_per_workload_read_with_kubectl_and_no_writes_when_nothing_changes(
+    operator: Operator, cluster: ApiClient, prometheus: Prometheus, kubeconfig: str
+) -> None:
+    uid = create_policy(cluster, prometheus, "objects")
+    try:
+        found = recommended(
+            cluster, "rightsizer.dev/policy=objects", {"deployment-web", "statefulset-db"}
+        )
+        web = found["deployment-web"]
+        assert web["metadata"]["labels"] == {
+            "rightsizer.dev/policy": "objects",
+            "rightsizer.dev/workload-kind": "Deployment",
+            "rightsizer.dev/workload-name": "web",
+        }
+        (owner,) = web["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["uid"]) == ("RightSizePolicy", "objects", uid)
+        workload = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
+        assert web["spec"]["workload"] == workload
+        status = web["status"]
+        assert status["state"] == "Recommended" and status["workload"] == "Deployment/web"
+        assert status["cpu"].startswith("600m→") and status["memory"].startswith("640Mi→")
+        # the same numbers as the policy's status (what the engine recommended)
+        policy = wait_for(
+            "the policy Ready",
+            lambda: (
+                (p := get_policy(cluster, "objects", NS))
+                and condition(p, "Ready").get("status") == "True"
+                and p
+            ),
+        )
+        entry = next(w for w in policy["status"]["workloads"] if w["workload"] == "Deployment/web")
+        for c in entry["containers"]:
+            exact = container(web, c["name"])["exact"]["target"]
+            assert f"{exact['cpuMillicores']}m" == c["target"]["cpu"]
+            assert str(exact["memoryBytes"]) == c["target"]["memory"]
+        assert container(web, "app")["requests"] == {"cpu": "500m", "memory": "512Mi"}
+        assert container(web, "app")["evidence"]["historyHours"] > 24
+
+        # the real kubectl: the columns, by short name, by label and across namespaces
+        table = kubectl(kubeconfig, "get", "rsr", "-n", NS, "-l", "rightsizer.dev/policy=objects")
+        header, *rows = table.strip().splitlines()
+        assert header.split() == ["NAME", "WORKLOAD", "CPU", "MEMORY", "CONFIDENCE", "STATE", "AGE"]
+        row = next(r.split() for r in rows if r.startswith("deployment-web "))
+        assert row[1:6] == [status["workload"], status["cpu"], status["memory"],
+                            status["confidence"], "Recommended"]  # fmt: skip
+        everywhere = kubectl(kubeconfig, "get", "rightsizing", "-A")
+        assert f"{NS}" in everywhere and "deployment-web" in everywhere
+
+        # steady reconciles with nothing new write nothing (the API server's own count)
+        reconciles(cluster, "objects", 1)
+        before, ours = apiserver_writes(kubeconfig), operator_writes(operator)
+        versions = {n: o["metadata"]["resourceVersion"] for n, o in objects(cluster).items()}
+        reconciles(cluster, "objects", 3)
+        assert apiserver_writes(kubeconfig) == before
+        assert operator_writes(operator) == ours
+        after = {n: o["metadata"]["resourceVersion"] for n, o in objects(cluster).items()}
+        assert after == versions
+    finally:
+        delete_policy(cluster, "objects")
+    # the garbage collector removes them with their policy (the operator never deletes
+    # objects of a policy that is gone)
+    wait_for("the objects gone with their policy", lambda: not objects(cluster), 90)
+
+
+def test_objects_follow_their_workloads(
+    operator: Operator, cluster: ApiClient, prometheus: Prometheus
+) -> None:
+    apps = client.AppsV1Api(cluster)
+    create_policy(cluster, prometheus, "follow")
+    extra = deployment_body(NS)
+    extra["metadata"]["name"] = "extra"
+    try:
+        recommended(cluster, "rightsizer.dev/policy=follow", {"deployment-web", "statefulset-db"})
+        # a person changes a request: the object follows
+        patch = {"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "resources": {"requests": {"cpu": "700m"}}}]}}}}  # fmt: skip
+        apps.patch_namespaced_deployment("web", NS, patch)
+        web = wait_for(
+            "the new request in the object",
+            lambda: (
+                (o := objects(cluster).get("deployment-web"))
+                and container(o, "app")["requests"].get("cpu") == "700m"
+                and o
+            ),
+        )
+        assert web["status"]["cpu"].startswith("800m→")
+        # a new workload gets an object; deleted, its object goes
+        apps.create_namespaced_deployment(NS, extra)
+        found = recommended(
+            cluster, "rightsizer.dev/policy=follow",
+            {"deployment-web", "statefulset-db", "deployment-extra"},
+        )  # fmt: skip
+        assert found["deployment-extra"]["status"]["state"] == "InsufficientData"
+        apps.delete_namespaced_deployment("extra", NS)
+        recommended(cluster, "rightsizer.dev/policy=follow", {"deployment-web", "statefulset-db"})
+        # a workload leaving the selection loses its object
+        client.CustomObjectsApi(cluster).patch_namespaced_custom_object(
+            GROUP, VERSION, NS, PLURAL, "follow", {"spec": {"targets": {"kinds": ["Deployment"]}}}
+        )
+        recommended(cluster, "rightsizer.dev/policy=follow", {"deployment-web"})
+    finally:
+        back = {"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "resources": {"requests": {"cpu": "500m"}}}]}}}}  # fmt: skip
+        apps.patch_namespaced_deployment("web", NS, back)
+        if apps.list_namespaced_deployment(NS, field_selector="metadata.name=extra").items:
+            apps.delete_namespaced_deployment("extra", NS)
+        delete_policy(cluster, "follow")
+    wait_for("the objects gone with their policy", lambda: not objects(cluster), 90)
+
+
+def test_a_workload_selected_by_two_policies_has_one_object_owned_by_the_older(
+    operator: Operator, cluster: ApiClient, prometheus: Prometheus
+) -> None:
+    older = create_policy(cluster, prometheus, "older")
+    newer = ""
+    try:
+        recommended(cluster, "rightsizer.dev/policy=older", {"deployment-web", "statefulset-db"})
+        newer = create_policy(cluster, prometheus, "newer")
+        wait_for(
+            "Conflict on the newer policy",
+            lambda: condition(get_policy(cluster, "newer", NS), "Conflict").get("status") == "True",
+        )
+        reconciles(cluster, "newer", 2)
+        found = objects(cluster)
+        assert set(found) == {"deployment-web", "statefulset-db"}
+        for obj in found.values():
+            assert obj["metadata"]["labels"]["rightsizer.dev/policy"] == "older"
+            assert [o["uid"] for o in obj["metadata"]["ownerReferences"]] == [older]
+        # the older policy goes: its objects go with it, and the newer one takes over
+        delete_policy(cluster, "older")
+        taken = recommended(
+            cluster, "rightsizer.dev/policy=newer", {"deployment-web", "statefulset-db"}
+        )
+        for obj in taken.values():
+            assert [o["uid"] for o in obj["metadata"]["ownerReferences"]] == [newer]
+    finally:
+        for name in ("older", "newer"):
+            if name in {
+                p["metadata"]["name"]
+                for p in client.CustomObjectsApi(cluster).list_namespaced_custom_object(
+                    GROUP, VERSION, NS, PLURAL
+                )["items"]
+            }:
+                delete_policy(cluster, name)
+    wait_for("the objects gone with their policies", lambda: not objects(cluster), 90)

@@ -1,0 +1,301 @@
+"""RightSizeRecommendation objects (pure): names, the object built from an assessment, and
+the writes planned against what the API server has — none when nothing a person sees has
+changed. The CRD's schema holds every field the builder writes, each described."""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rightsizer.engine.recommendation import ContainerRecommendation, Resources
+from rightsizer.model.assessment import assess
+from rightsizer.model.workloads import ContainerResources, WorkloadInfo
+from rightsizer.status.recommendation import (
+    Action,
+    PolicyRef,
+    desired_objects,
+    label_value,
+    object_name,
+    plan_writes,
+    readable_cpu,
+    readable_memory,
+    seen,
+)
+
+CRD = Path(__file__).resolve().parents[2] / "crds" / "rightsizerecommendations.rightsizer.dev.yaml"
+POLICY = PolicyRef("shop", "sizing", "uid-1")
+NOW = 1_800_000_000.0
+MI = 2**20
+TARGET, CURRENT = Resources(120, 310 * MI), Resources(500, 1024 * MI)
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+
+
+def workload(name: str = "web", cpu: int = 500, memory: int = 1024 * MI) -> WorkloadInfo:
+    return WorkloadInfo(
+        "Deployment", "shop", name, f"uid-{name}", {}, {}, 2,
+        (ContainerResources("app", Resources(cpu, memory), Resources(1000, memory)),),
+    )  # fmt: skip
+
+
+def rec(
+    name: str = "web", target: Resources = TARGET, cpu_samples: int = 4000,
+    current: Resources = CURRENT,
+) -> ContainerRecommendation:  # fmt: skip
+    return ContainerRecommendation(
+        "shop", f"Deployment/{name}", "app", target, Resources(100, 300 * MI),
+        Resources(200, 400 * MI), target, Resources(None, 400 * MI), cpu_samples, cpu_samples,
+        3.0, current, Resources(1000, 1024 * MI), 350.0 * MI, 1, history_span_s=3 * 86_400.0,
+    )  # fmt: skip
+
+
+def build(
+    recs: list[ContainerRecommendation], entries: list[dict[str, Any]] | None = None,
+    workloads: list[WorkloadInfo] | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    rows = assess(recs, {}, min_history_s=3600, min_samples=30)
+    ws = workloads or [workload(r.workload.split("/")[1]) for r in recs]
+    return desired_objects(POLICY, ws, rows, entries or [], NOW - 60, NOW)
+
+
+def as_stored(body: dict[str, Any]) -> dict[str, Any]:
+    """What the API server keeps (null status fields are removed by a merge patch)."""
+    status = {k: v for k, v in body["status"].items() if v is not None}
+    return copy.deepcopy({**body, "status": status})
+
+
+def test_names_are_deterministic_dns_safe_and_collision_free_when_cut() -> None:
+    assert object_name("Deployment", "web") == "deployment-web"
+    long_a, long_b = "a" * 250 + "x", "a" * 250 + "y"
+    name_a, name_b = object_name("Deployment", long_a), object_name("Deployment", long_b)
+    assert name_a != name_b and len(name_a) <= 253 and len(name_b) <= 253
+    assert object_name("Deployment", long_a) == name_a
+    assert object_name("StatefulSet", long_a) != name_a
+    assert DNS_SUBDOMAIN.match(object_name("Deployment", "a." * 126 + "b"))
+    assert label_value("web") == "web"
+    cut = label_value("x" * 100)
+    assert len(cut) <= 63 and LABEL_VALUE.match(cut) and cut != label_value("x" * 99 + "y")
+
+
+@pytest.mark.parametrize(
+    ("millicores", "text"), [(120, "120m"), (2000, "2"), (1500, "1500m"), (0, "0m"), (None, "-")]
+)
+def test_cpu_reads_as_people_write_it(millicores: int | None, text: str) -> None:
+    assert readable_cpu(millicores) == text
+
+
+@pytest.mark.parametrize(
+    ("num_bytes", "text"),
+    [(310 * MI, "310Mi"), (1536 * MI, "1.5Gi"), (2**30, "1Gi"), (262_144_123, "250Mi"),
+     (500, "500"), (None, "-")],
+)  # fmt: skip
+def test_memory_reads_as_people_write_it(num_bytes: int | None, text: str) -> None:
+    assert readable_memory(num_bytes) == text
+
+
+def test_the_object_names_its_workload_and_policy_and_shows_the_columns() -> None:
+    (body,) = build([rec()])
+    meta = body["metadata"]
+    assert meta["name"] == "deployment-web" and meta["namespace"] == "shop"
+    assert meta["labels"] == {
+        "rightsizer.dev/policy": "sizing",
+        "rightsizer.dev/workload-kind": "Deployment",
+        "rightsizer.dev/workload-name": "web",
+    }
+    (owner,) = meta["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "RightSizePolicy", "sizing", "uid-1", True,
+    )  # fmt: skip
+    assert body["spec"] == {
+        "workload": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "policy": {"name": "sizing"},
+    }
+    status = body["status"]
+    assert (status["workload"], status["cpu"], status["memory"]) == (
+        "Deployment/web", "500m→120m", "1Gi→310Mi",
+    )  # fmt: skip
+    assert (status["confidence"], status["state"]) == ("3.0d", "Recommended")
+    (c,) = status["containers"]
+    assert c["target"] == {"cpu": "120m", "memory": "310Mi"}
+    assert c["recommendedLimits"] == {"memory": "400Mi"}
+    assert c["exact"]["target"] == {"cpuMillicores": 120, "memoryBytes": 310 * MI}
+    assert c["evidence"] == {
+        "historyHours": 72.0, "oomKills": 1, "peakMemory": "350Mi", "peakMemoryBytes": 350 * MI,
+    }  # fmt: skip
+    assert status["conditions"][0]["status"] == "True"
+
+
+@pytest.mark.parametrize(
+    ("entry", "state"),
+    [
+        ({"autoApply": {"state": "Held", "reason": "Cooldown"}}, "Held (Cooldown)"),
+        ({"autoApply": {"state": "Applied", "reason": "Applied"}}, "Applied"),
+        ({"lastAction": {"type": "Annotated"}}, "Annotated"),
+        ({}, "Recommended"),
+    ],
+)
+def test_the_state_comes_from_the_policy_s_auto_apply_and_last_action(
+    entry: dict[str, Any], state: str
+) -> None:
+    (body,) = build([rec()], [{"workload": "Deployment/web", **entry}])
+    assert body["status"]["state"] == state
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "column"),
+    [
+        (2000, 1238, "2000m→1238m"),
+        (2000, 1000, "2→1"),
+        (500, 120, "500m→120m"),
+        (None, 120, "-→120m"),
+    ],
+)
+def test_the_cpu_column_uses_one_unit_on_both_sides(
+    current: int | None, target: int, column: str
+) -> None:
+    (body,) = build([rec(current=Resources(current, MI), target=Resources(target, MI))])
+    assert body["status"]["cpu"] == column
+
+
+def test_too_little_data_shows_no_target() -> None:
+    (body,) = build([rec(cpu_samples=3)])
+    status = body["status"]
+    assert status["state"] == "InsufficientData" and status["confidence"] == "-"
+    (c,) = status["containers"]
+    assert "target" not in c and "3 CPU samples" in c["insufficientData"]
+    assert status["conditions"][0]["status"] == "False"
+
+
+def test_first_contact_creates_then_writes_the_status() -> None:
+    (body,) = build([rec()])
+    writes = plan_writes(POLICY, [body], [], 10)
+    assert [w.action for w in writes] == [Action.CREATE, Action.PATCH_STATUS]
+    assert "status" not in writes[0].body  # type: ignore[operator]
+
+
+def test_nothing_new_writes_nothing() -> None:
+    (body,) = build([rec()])
+    assert plan_writes(POLICY, [body], [seen(as_stored(body))], 10) == []
+    # a later reconcile: new times, more samples, the same sizes
+    (later,) = build([replace(rec(), cpu_samples=5000)])
+    later["status"]["conditions"][0]["lastTransitionTime"] = "2030-01-01T00:00:00Z"
+    assert plan_writes(POLICY, [later], [seen(as_stored(body))], 10) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "writes"),
+    [
+        ({"target": Resources(129, 310 * MI)}, 0),  # 7.5 % < 10 %
+        ({"target": Resources(132, 310 * MI)}, 1),  # 10 % — at least the threshold
+        ({"target": Resources(120, 400 * MI)}, 1),
+        ({"current": Resources(600, 1024 * MI)}, 1),  # a person changed the request
+        ({"cpu_samples": 3}, 1),  # the state changes
+    ],
+)
+def test_a_patch_only_when_something_a_person_sees_changes(
+    change: dict[str, Any], writes: int
+) -> None:
+    (before,) = build([rec()])
+    (after,) = build([rec(**change)])
+    planned = plan_writes(POLICY, [after], [seen(as_stored(before))], 10)
+    assert [w.action for w in planned] == [Action.PATCH_STATUS] * writes
+
+
+def test_a_kept_condition_keeps_its_transition_time_and_removed_fields_are_nulled() -> None:
+    (before,) = build(
+        [rec()], [{"workload": "Deployment/web", "lastAction": {"type": "Annotated"}}]
+    )
+    stored = as_stored(before)
+    stored["status"]["conditions"][0]["lastTransitionTime"] = "2020-01-01T00:00:00Z"
+    (after,) = build([rec(target=Resources(500, 310 * MI))])
+    (write,) = plan_writes(POLICY, [after], [seen(stored)], 10)
+    status = write.body["status"]  # type: ignore[index]
+    assert status["conditions"][0]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
+    assert status["lastAction"] is None
+
+
+def test_objects_of_workloads_gone_are_deleted_and_other_policies_objects_kept() -> None:
+    (web,) = build([rec()])
+    gone = as_stored(build([rec("old")])[0])
+    other = as_stored(build([rec("api")])[0])
+    other["metadata"]["labels"]["rightsizer.dev/policy"] = "other"
+    other["metadata"]["ownerReferences"][0]["uid"] = "uid-2"
+    existing = [seen(as_stored(web)), seen(gone), seen(other)]
+    writes = plan_writes(POLICY, [web], existing, 10)
+    assert [(w.action, w.name) for w in writes] == [(Action.DELETE, "deployment-old")]
+
+
+def test_an_object_changing_hands_gets_the_new_owner() -> None:
+    (body,) = build([rec()])
+    stored = as_stored(body)
+    stored["metadata"]["labels"]["rightsizer.dev/policy"] = "older"
+    stored["metadata"]["ownerReferences"][0]["uid"] = "uid-0"
+    (write,) = plan_writes(POLICY, [body], [seen(stored)], 10)
+    assert write.action is Action.PATCH
+    assert write.body["metadata"]["ownerReferences"][0]["uid"] == "uid-1"  # type: ignore[index]
+
+
+# -- the CRD --------------------------------------------------------------------------------
+def schema() -> dict[str, Any]:
+    crd = yaml.safe_load(CRD.read_text())
+    (version,) = crd["spec"]["versions"]
+    out: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return out
+
+
+KEYWORDS = {
+    "type", "description", "properties", "items", "required", "enum", "format", "nullable",
+    "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-preserve-unknown-fields",
+}  # fmt: skip
+
+
+def undescribed(node: dict[str, Any], path: str) -> list[str]:
+    """Paths without a description, or with a key that is no schema keyword (a comma in
+    an unquoted YAML flow mapping makes one)."""
+    missing = [] if "description" in node or path.endswith(".metadata") else [path]
+    missing += [f"{path}: {key}" for key in set(node) - KEYWORDS]
+    for name, sub in (node.get("properties") or {}).items():
+        missing += undescribed(sub, f"{path}.{name}")
+    if "items" in node:
+        missing += undescribed(node["items"], f"{path}[]")
+    return missing
+
+
+def unknown_fields(value: Any, node: dict[str, Any], path: str) -> list[str]:
+    """Fields the API server would prune (not in the structural schema)."""
+    if node.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if isinstance(value, dict):
+        props = node.get("properties") or {}
+        out = []
+        for key, sub in value.items():
+            if key not in props:
+                out.append(f"{path}.{key}")
+            else:
+                out += unknown_fields(sub, props[key], f"{path}.{key}")
+        return out
+    if isinstance(value, list):
+        return [m for i, v in enumerate(value) for m in unknown_fields(v, node["items"], path)]
+    return []
+
+
+def test_every_field_of_the_schema_is_described() -> None:
+    assert undescribed(schema(), "") == []
+
+
+def test_the_schema_holds_every_field_the_operator_writes() -> None:
+    entry = {
+        "workload": "Deployment/web",
+        "autoApply": {"state": "Held", "reason": "Cooldown", "message": "m"},
+        "lastAction": {"type": "Applied", "reason": "r", "time": "t", "previous": {"app": {}}},
+    }
+    for body in (build([rec()], [entry])[0], build([rec(cpu_samples=1)])[0]):
+        skipped = {"metadata"}
+        data = {k: v for k, v in body.items() if k not in skipped}
+        assert unknown_fields(data, schema(), "") == []
