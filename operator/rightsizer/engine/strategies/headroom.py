@@ -36,6 +36,11 @@ CPU (compressible: a miss is slowness under contention, never a kill):
 * **censored usage**: when at least ``saturation_share`` of the (weighted) samples sit at
   or above ``saturation_fraction`` of the current CPU limit, demand is unknown (usage
   cannot exceed the limit), so the request never goes below the current request.
+
+Floors are per container and fit small containers and sidecars: CPU request ≥ 2m,
+memory request ≥ 4 MiB, memory limit ≥ peak + 8 MiB (``docs/design.md``). Profiles
+(``PROFILES``) are named sets of these settings, points on the savings-versus-risk
+frontier of the backtest.
 """
 
 from __future__ import annotations
@@ -435,3 +440,25 @@ SETTINGS = [
             "memory limit ≥ peak + this, per container (default 8Mi)"),
 ]  # fmt: skip
 """``--set`` keys of this strategy (the sizing-policy keys are added by the registry)."""
+
+#: The profiles (``spec.strategy.profile``, ``--profile``): named parameter sets of this
+#: strategy, each a measured point on the savings-versus-risk frontier of the Bitbrains
+#: backtest (``bench/bench_profiles.py``, ``docs/quality.md``). ``Balanced`` is the
+#: defaults. Explicit settings override a profile's.
+PROFILES: dict[str, dict[str, str]] = {
+    "Conservative": {
+        "cpu_percentile": "98",
+        "memory_margin": "0.3",
+        "memory_confidence_margin": "2",
+        "memory_request_percentile": "100",
+    },
+    "Balanced": {},
+    "Economical": {
+        "cpu_percentile": "90",
+        "cpu_step": "10m",
+        "memory_margin": "0.05",
+        "memory_confidence_margin": "0.5",
+        "memory_request_percentile": "50",
+    },
+}
+DEFAULT_PROFILE = "Balanced"
