@@ -192,7 +192,7 @@ def plot_frontier(
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3, sharey=True)
     labels = ("OOM container-days (%)", "CPU samples above the request (%)",
-              "memory used above requests at the worst moment (% of all requests)")  # fmt: skip
+              "peak fleet memory above requests (% of requests)")  # fmt: skip
     for which, (ax, label) in enumerate(zip(axes, labels, strict=True)):
         ax.scatter([100 * c[2 + which] for c in cloud], [100 * c[1] for c in cloud], s=10,
                    color="#c7c7c7", zorder=2, label="headroom, other parameter sets")  # fmt: skip
