@@ -210,7 +210,8 @@ def policy_manifest(namespace: str, prometheus_url: str, days: float) -> dict[st
                 "prometheus": {"url": prometheus_url, "history": f"{days:g}d", "step": "1m"},
                 "metricsServer": {"enabled": True},
             },
-            "strategy": {"name": "vpa"},
+            # The default strategy and profile (headroom, Balanced), as a newcomer gets them.
+            "strategy": {"name": "headroom", "profile": "Balanced"},
             "update": {"mode": "Recommend"},
             "reconcileInterval": "1m",
         },

@@ -321,6 +321,9 @@ def test_annotate_mode_writes_metadata_only_and_no_storm(
     [
         ({"update": {"mode": "Auto"}}, 'Unsupported value: "Auto"'),
         ({"strategy": {"cpuPercentile": 150}}, "cpuPercentile must be within 1–100"),
+        ({"strategy": {"profile": "Aggressive"}}, 'Unsupported value: "Aggressive"'),
+        ({"strategy": {"name": "vpa", "profile": "Economical"}},
+         "strategy.profile Conservative and Economical are settings of the headroom strategy"),
         ({"resources": {"memory": {"minAllowed": "2Gi", "maxAllowed": "1Gi"}}},
          "minAllowed must not exceed maxAllowed"),
         ({"reconcileInterval": "0s"}, "positive duration"),

@@ -30,6 +30,11 @@ Rules (stated in ``docs/quality.md`` too):
   the share of transitions where a request or limit in force moved by more than
   ``CHURN_FRACTION`` (or was set or unset). The values in force on a day are those at
   its first row (with daily steps they hold all day).
+* **floor cost**: the part of each request in force that only the strategy's own floor
+  asked for (its minimum request or per-pod minimum: the target minus what the same
+  recommendation would have been without the floor, at most the request) × duration, over
+  the rows whose original request is known — the core-hours and GiB-hours that floors
+  reserve.
 * **fleet excess**: per time bin (the trace's usual sampling period), the usage above
   requests summed over all containers, and the requests summed likewise. Memory above a
   request is not reserved on the node: this is what the nodes must have free at that
@@ -89,6 +94,10 @@ class RowResources:
     cpu_limit: FloatArray
     memory_request: FloatArray
     memory_limit: FloatArray
+    cpu_floor: FloatArray | None = None
+    """Of each CPU request, the cores only the strategy's floor asked for (None: 0)."""
+    memory_floor: FloatArray | None = None
+    """Of each memory request, the bytes only the strategy's floor asked for (None: 0)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,10 @@ class Ledger:
     """Memory limit (or request where none) × duration over rows with an original size."""
     day_transitions: IntArray = field(default_factory=_izeros)
     day_transitions_moved: IntArray = field(default_factory=_izeros)
+    cpu_floor_core_s: FloatArray = field(default_factory=_zeros)
+    """Requested core-seconds that only the strategy's floor asked for (comparable rows)."""
+    memory_floor_byte_s: FloatArray = field(default_factory=_zeros)
+    """Requested byte-seconds that only the strategy's floor asked for (comparable rows)."""
     # running state per container (not totals)
     last_day: IntArray = field(default_factory=_izeros, metadata=_NONE_YET)
     last_oom_day: IntArray = field(default_factory=_izeros, metadata=_NONE_YET)
@@ -275,6 +288,11 @@ def _count_reserved(add: _Adder, rows: IntervalRows, res: RowResources) -> None:
     add(totals.memory_requested_byte_s, everything, mem_req)
     add(totals.cpu_comparable_core_s, np.isfinite(rows.original_cpu_request), cpu_req)
     add(totals.memory_comparable_byte_s, np.isfinite(rows.original_memory_request), mem_req)
+    if res.cpu_floor is not None:
+        add(totals.cpu_floor_core_s, np.isfinite(rows.original_cpu_request), res.cpu_floor)
+    if res.memory_floor is not None:
+        add(totals.memory_floor_byte_s, np.isfinite(rows.original_memory_request),
+            res.memory_floor)  # fmt: skip
     original_size = np.where(
         np.isfinite(rows.original_memory_limit),
         rows.original_memory_limit,

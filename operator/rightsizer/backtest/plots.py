@@ -175,3 +175,40 @@ def plot_savings_vs_risk(
                  fontsize=11)  # fmt: skip
     fig.savefig(path, dpi=DPI)
     return path
+
+
+#: (label, share of the original cost reserved, OOM container-days, CPU samples > request,
+#: peak fleet memory above requests)
+FrontierPoint = tuple[str, float, float, float, float]
+PROFILE_COLOR = "#2ca02c"
+
+
+def plot_frontier(
+    points: list[FrontierPoint], cloud: list[FrontierPoint], profiles: list[str], path: Path
+) -> Path:
+    """Cost reserved against each risk: every candidate parameter set (grey), the
+    profiles (green) and the baselines (their own colours). Down and left is better."""
+    fig = Figure(figsize=(15, 5), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3, sharey=True)
+    labels = ("OOM container-days (%)", "CPU samples above the request (%)",
+              "peak fleet memory above requests (% of requests)")  # fmt: skip
+    for which, (ax, label) in enumerate(zip(axes, labels, strict=True)):
+        ax.scatter([100 * c[2 + which] for c in cloud], [100 * c[1] for c in cloud], s=10,
+                   color="#c7c7c7", zorder=2, label="headroom, other parameter sets")  # fmt: skip
+        for index, (name, cost, *risks) in enumerate(points):
+            color = PROFILE_COLOR if name in profiles else _color(name.split(" ")[0], index)
+            marker = "o" if name in profiles else "s"
+            x, y = 100 * risks[which], 100 * cost
+            ax.scatter([x], [y], s=70, color=color, marker=marker, zorder=3)
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 5), fontsize=9,
+                        color=color)  # fmt: skip
+        ax.set_xlabel(label, fontsize=9)
+        ax.set_xlim(left=0)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("cost reserved (% of the original requests)")
+    axes[0].legend(loc="upper right", fontsize=8, frameon=False)
+    fig.suptitle("Savings vs risk: the headroom profiles (green) and the baselines; "
+                 "down and left is better", fontsize=11)  # fmt: skip
+    fig.savefig(path, dpi=DPI)
+    return path

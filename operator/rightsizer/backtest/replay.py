@@ -168,6 +168,10 @@ class _Run:
         self.cpu_limit = np.full(n, np.nan)
         self.memory_request = np.full(n, np.nan)
         self.memory_limit = np.full(n, np.nan)
+        self.cpu_floor = np.zeros(n)
+        """Cores of the CPU request in force that only the strategy's floor asked for."""
+        self.memory_floor = np.zeros(n)
+        """Bytes of the memory request in force that only the strategy's floor asked for."""
         self.ledger = Ledger.for_containers(n, trace.bins)
         self._decided: list[tuple[IntArray, float, tuple[FloatArray, ...]]] = []
 
@@ -240,15 +244,28 @@ def _bytes(value: float) -> int | None:
     return None if not math.isfinite(value) else math.ceil(value)
 
 
-def _recommendation_arrays(
-    recs: list[ContainerRecommendation], trace: ReplayTrace
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray, BoolArray]:
-    """New (cpu req, cpu lim, mem req, mem lim) per container, and which containers have
-    a CPU / memory figure at all."""
+@dataclass
+class _Recommended:
+    """A step's recommendations as arrays per container (cores, bytes; NaN = unset)."""
+
+    cpu_request: FloatArray
+    cpu_limit: FloatArray
+    memory_request: FloatArray
+    memory_limit: FloatArray
+    has_cpu: BoolArray
+    has_memory: BoolArray
+    cpu_floor: FloatArray
+    memory_floor: FloatArray
+
+
+def _recommendation_arrays(recs: list[ContainerRecommendation], trace: ReplayTrace) -> _Recommended:
+    """New values per container, which containers have a CPU / memory figure at all, and
+    how much of each request only the strategy's floor asked for."""
     n = trace.containers
     cpu_req, cpu_lim = np.full(n, np.nan), np.full(n, np.nan)
     mem_req, mem_lim = np.full(n, np.nan), np.full(n, np.nan)
     has_cpu, has_mem = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    cpu_floor, mem_floor = np.zeros(n), np.zeros(n)
     for rec in recs:
         cid = trace.registry.find_container(rec.key)
         if cid is None:
@@ -256,14 +273,17 @@ def _recommendation_arrays(
         if rec.target.cpu_millicores:
             has_cpu[cid] = True
             cpu_req[cid] = rec.target.cpu_millicores / 1000.0
+            added = min(rec.floor_added.cpu_millicores or 0, rec.target.cpu_millicores)
+            cpu_floor[cid] = added / 1000.0
             if rec.limits.cpu_millicores is not None:
                 cpu_lim[cid] = rec.limits.cpu_millicores / 1000.0
         if rec.target.memory_bytes:
             has_mem[cid] = True
             mem_req[cid] = float(rec.target.memory_bytes)
+            mem_floor[cid] = float(min(rec.floor_added.memory_bytes or 0, rec.target.memory_bytes))
             if rec.limits.memory_bytes is not None:
                 mem_lim[cid] = float(rec.limits.memory_bytes)
-    return cpu_req, cpu_lim, mem_req, mem_lim, has_cpu, has_mem
+    return _Recommended(cpu_req, cpu_lim, mem_req, mem_lim, has_cpu, has_mem, cpu_floor, mem_floor)
 
 
 def _apply(
@@ -275,7 +295,8 @@ def _apply(
     fraction: float,
 ) -> BoolArray:
     """Roll out what passes the rules; returns which containers got new values."""
-    cpu_req, cpu_lim, mem_req, mem_lim, has_cpu, has_mem = _recommendation_arrays(recs, trace)
+    r = _recommendation_arrays(recs, trace)
+    has_cpu, has_mem = r.has_cpu, r.has_memory
     in_force = [
         np.where(run.adopted, mine, orig)
         for mine, orig in (
@@ -286,10 +307,10 @@ def _apply(
         )
     ]
     new = [
-        np.where(has_cpu, cpu_req, in_force[0]),
-        np.where(has_cpu, cpu_lim, in_force[1]),
-        np.where(has_mem, mem_req, in_force[2]),
-        np.where(has_mem, mem_lim, in_force[3]),
+        np.where(has_cpu, r.cpu_request, in_force[0]),
+        np.where(has_cpu, r.cpu_limit, in_force[1]),
+        np.where(has_mem, r.memory_request, in_force[2]),
+        np.where(has_mem, r.memory_limit, in_force[3]),
     ]
     eligible = ready & (has_cpu | has_mem)
     adopt = eligible & ~run.adopted
@@ -302,6 +323,8 @@ def _apply(
         (run.cpu_request, run.cpu_limit, run.memory_request, run.memory_limit), new, strict=True
     ):
         mine[take] = fresh[take]
+    run.cpu_floor[take & has_cpu] = r.cpu_floor[take & has_cpu]
+    run.memory_floor[take & has_mem] = r.memory_floor[take & has_mem]
     run.adopted |= adopt
     run.ledger.adoptions += adopt
     run.ledger.changes += change
@@ -344,6 +367,8 @@ def _row_resources(run: _Run | None, trace: ReplayTrace, rows: slice) -> RowReso
         np.where(mine, run.cpu_limit[cid], orig.cpu_limit),
         np.where(mine, run.memory_request[cid], orig.memory_request),
         np.where(mine, run.memory_limit[cid], orig.memory_limit),
+        cpu_floor=np.where(mine, run.cpu_floor[cid], 0.0),
+        memory_floor=np.where(mine, run.memory_floor[cid], 0.0),
     )
 
 

@@ -78,6 +78,14 @@ class StrategySummary:
     """Share of container-day transitions where a request or limit moved by > 10 %."""
     container_days: int
     oom_days: int
+    cpu_floor_core_hours: float = 0.0
+    """Requested core-hours that only the strategy's floors asked for."""
+    memory_floor_gib_hours: float = 0.0
+    """Requested GiB-hours that only the strategy's floors asked for."""
+    cpu_floor_share: float | None = None
+    """``cpu_floor_core_hours`` as a share of the original requests' core-hours."""
+    memory_floor_share: float | None = None
+    """``memory_floor_gib_hours`` as a share of the original requests' GiB-hours."""
 
 
 def _fraction(part: float, whole: float) -> float:
@@ -152,6 +160,10 @@ def summarize(result: BacktestResult, prices: Prices | None = None) -> list[Stra
                 churn=_fraction(led.total("day_transitions_moved"), led.total("day_transitions")),
                 container_days=int(led.total("container_days")),
                 oom_days=int(led.total("oom_container_days")),
+                cpu_floor_core_hours=led.total("cpu_floor_core_s") / HOUR_S,
+                memory_floor_gib_hours=led.total("memory_floor_byte_s") / HOUR_S / GIB,
+                cpu_floor_share=_share(led.total("cpu_floor_core_s"), orig_cpu),
+                memory_floor_share=_share(led.total("memory_floor_byte_s"), orig_mem),
             )
         )
     return summaries
@@ -209,6 +221,8 @@ _COLUMNS = (
     ("GIB-H REQ", "GiB-hours by request"),
     ("GIB-H LIMIT", "GiB-hours by limit"),
     ("CHURN", "churn (day transitions > 10 %)"),
+    ("FLOOR CORE-H", "floor core-hours"),
+    ("FLOOR GIB-H", "floor GiB-hours"),
 )
 
 
@@ -238,6 +252,8 @@ def _cells(s: StrategySummary) -> list[str]:
         _pct(s.memory_reserved_by_request),
         _pct(s.memory_reserved_by_limit),
         _pct(s.churn),
+        f"{s.cpu_floor_core_hours:.1f} ({_pct(s.cpu_floor_share, 2)})",
+        f"{s.memory_floor_gib_hours:.1f} ({_pct(s.memory_floor_share, 2)})",
     ]
 
 

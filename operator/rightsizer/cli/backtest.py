@@ -38,7 +38,7 @@ from rightsizer.backtest.summary import (
 )
 from rightsizer.backtest.trace import build_trace
 from rightsizer.engine.settings import SettingsError, parse_assignments, parse_duration_s
-from rightsizer.engine.strategies import STRATEGY_NAMES, build_strategy, settings_table
+from rightsizer.engine.strategies import PROFILES, STRATEGY_NAMES, build_strategy, settings_table
 from rightsizer.quantity import DAY_S
 from rightsizer.samples.frame import SamplesError
 from rightsizer.sources.bitbrains import read_bitbrains
@@ -124,6 +124,13 @@ def add_backtest_parser(sub: Any) -> None:
         help="a setting for every tested strategy that has KEY (or only for STRATEGY)",
     )
     bt.add_argument(
+        "--profile",
+        choices=tuple(PROFILES),
+        default=None,
+        help="headroom's point on the savings-versus-risk frontier (default: Balanced); "
+        "per strategy: --strategy headroom:profile=Economical",
+    )
+    bt.add_argument(
         "--history",
         default="14d",
         help="percentile's trailing window, or 'all' (default: 14d, as KRR)",
@@ -203,8 +210,11 @@ def _settings(args: argparse.Namespace) -> BacktestSettings:
         raise BacktestInputError(str(exc)) from None
 
 
-def contenders(specs: list[str] | None, sets: list[str] | None) -> list[Contender]:
-    """Parse ``--strategy`` specs and ``--set`` items into strategies under test."""
+def contenders(
+    specs: list[str] | None, sets: list[str] | None, profile: str | None = None
+) -> list[Contender]:
+    """Parse ``--strategy`` specs and ``--set`` items into strategies under test; a spec's
+    own ``profile=`` wins over ``profile`` (``--profile``, for headroom only)."""
     chosen = specs or list(STRATEGY_NAMES)
     try:
         common = parse_assignments(sets or [])
@@ -235,8 +245,9 @@ def contenders(specs: list[str] | None, sets: list[str] | None) -> list[Contende
                 overrides[bare] = value
                 used.add(key)
         overrides.update(own)
+        chosen_profile = overrides.pop("profile", profile if name == "headroom" else None)
         try:
-            strategy, policy = build_strategy(name, overrides)
+            strategy, policy = build_strategy(name, overrides, profile=chosen_profile)
         except (SettingsError, ValueError) as exc:
             raise BacktestInputError(f"{label}: {exc}") from None
         result.append(Contender(label, strategy, policy))
@@ -321,7 +332,7 @@ def _write_decisions(result: BacktestResult, path: str, labels: list[str]) -> li
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     settings = _settings(args)
-    tested = contenders(args.strategy, args.set)
+    tested = contenders(args.strategy, args.set, args.profile)
     if args.plot_containers < 0:
         raise BacktestInputError("--plot-containers must not be negative")
     prices = Prices(cpu_core_hour=args.price_cpu, memory_gib_hour=args.price_memory)

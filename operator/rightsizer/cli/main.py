@@ -25,7 +25,7 @@ from rightsizer.cli.export import (
 from rightsizer.cli.report import EXIT_SOURCE_FAILED, add_report_parser
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_assignments
-from rightsizer.engine.strategies import STRATEGY_NAMES, build_strategy, settings_table
+from rightsizer.engine.strategies import PROFILES, STRATEGY_NAMES, build_strategy, settings_table
 from rightsizer.model.assessment import assess
 from rightsizer.quantity import QuantityError
 from rightsizer.recommend import recommend_frame
@@ -74,7 +74,7 @@ def _read_limit_ranges(path: str) -> dict[str, list[LimitRangeItem]]:
 def cmd_recommend(args: argparse.Namespace) -> int:
     try:
         overrides = parse_assignments(args.set or [])
-        strategy, policy = build_strategy(args.strategy, overrides)
+        strategy, policy = build_strategy(args.strategy, overrides, profile=args.profile)
     except (SettingsError, ValueError) as exc:
         raise BadInputError(str(exc)) from None
     if args.format == "jsonpatch":
@@ -153,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="headroom: rightsizer's own (the best on the backtests, docs/quality.md); "
         "vpa: upstream VPA's recommender; percentile: p95 CPU, peak memory × 1.15 "
         "(default: %(default)s)",
+    )
+    rec.add_argument(
+        "--profile",
+        choices=tuple(PROFILES),
+        default=None,
+        help="headroom's point on the savings-versus-risk frontier (docs/quality.md): "
+        "Conservative, Balanced (the default) or Economical; --set overrides its settings",
     )
     rec.add_argument(
         "--format",

@@ -21,7 +21,7 @@ from rightsizer.cli.export import (
 from rightsizer.cli.progress import Progress
 from rightsizer.engine.policy import SizingPolicy
 from rightsizer.engine.settings import SettingsError, parse_assignments, parse_duration_s
-from rightsizer.engine.strategies import STRATEGY_NAMES, Strategy, build_strategy
+from rightsizer.engine.strategies import PROFILES, STRATEGY_NAMES, Strategy, build_strategy
 from rightsizer.export.patches import TemplateContainer, Templates
 from rightsizer.guardrails.apply import ApplySettings
 from rightsizer.model.assessment import assess, totals
@@ -106,6 +106,9 @@ def add_report_parser(sub: Any, bad_input: type[Exception]) -> None:
     )
     p.add_argument("--end", default="now", help="end of the history: now or Unix seconds")
     p.add_argument("--strategy", choices=STRATEGY_NAMES, default="headroom")
+    p.add_argument("--profile", choices=tuple(PROFILES), default=None,
+                   help="headroom's savings-versus-risk point (default Balanced; "
+                   "docs/quality.md); --set overrides its settings")  # fmt: skip
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="strategy/sizing setting (see `rightsizer recommend --help`)")  # fmt: skip
     p.add_argument("--min-history", default="24h",
@@ -203,7 +206,9 @@ def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
 
 def _plan(args: argparse.Namespace, bad_input: type[Exception]) -> ReportPlan:
     try:
-        sizing = build_strategy(args.strategy, parse_assignments(args.set or []))
+        sizing = build_strategy(
+            args.strategy, parse_assignments(args.set or []), profile=args.profile
+        )
         history_s = parse_duration_s(args.history)
         step_s = parse_duration_s(args.step)
         min_history_s = parse_duration_s(args.min_history)

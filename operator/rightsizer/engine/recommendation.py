@@ -36,6 +36,9 @@ class ContainerRecommendation:
     oom_kills: int
     history_span_s: float = 0.0
     """Time between the first and the last CPU sample."""
+    floor_added: Resources = Resources(0, 0)
+    """How far the strategy's own floors (a minimum request, a per-pod minimum) raised the
+    target above what usage asked for, before rounding and the policy's bounds."""
 
     @property
     def key(self) -> tuple[str, str, str]:

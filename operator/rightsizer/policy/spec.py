@@ -15,7 +15,12 @@ from typing import Any
 
 from rightsizer.engine.policy import SizingPolicy
 from rightsizer.engine.settings import SettingsError, parse_duration_s
-from rightsizer.engine.strategies import Strategy, build_strategy
+from rightsizer.engine.strategies import (
+    DEFAULT_PROFILE,
+    Strategy,
+    build_strategy,
+    profile_overrides,
+)
 from rightsizer.guardrails.apply import ApplySettings
 from rightsizer.policy.matchers import validate_matchers
 
@@ -98,8 +103,10 @@ class PolicySpec:
     metrics_server: bool
     strategy_name: str
     strategy_overrides: Mapping[str, str]
+    """The profile's settings, then the explicit ones (which win)."""
     update: UpdatePolicy
     reconcile_interval_s: float
+    strategy_profile: str = DEFAULT_PROFILE
 
     def strategy(self) -> tuple[Strategy, SizingPolicy]:
         try:
@@ -143,7 +150,11 @@ def _strategy_overrides(
     strategy: Mapping[str, Any], resources: Mapping[str, Any]
 ) -> dict[str, str]:
     name = str(strategy.get("name", "headroom"))
-    overrides = {str(k): str(v) for k, v in (strategy.get("parameters") or {}).items()}
+    try:
+        overrides = profile_overrides(name, str(strategy.get("profile", DEFAULT_PROFILE)))
+    except ValueError as exc:
+        raise PolicyError(f"spec.strategy.profile: {exc}") from None
+    overrides.update({str(k): str(v) for k, v in (strategy.get("parameters") or {}).items()})
     for res, field_name in (("cpu", "cpuPercentile"), ("memory", "memoryPercentile")):
         if field_name in strategy:
             key = _PERCENTILE_KEYS.get((name, res))
@@ -252,6 +263,7 @@ def parse_policy_spec(spec: Mapping[str, Any]) -> PolicySpec:
         reconcile_interval_s=_duration(
             spec.get("reconcileInterval"), "spec.reconcileInterval", 300.0
         ),
+        strategy_profile=str((spec.get("strategy") or {}).get("profile", DEFAULT_PROFILE)),
     )
     parsed.strategy()  # fail now, with the field named, rather than at reconcile time
     return parsed

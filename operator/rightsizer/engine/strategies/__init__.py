@@ -29,9 +29,20 @@ from rightsizer.engine.strategies.base import SizingContext, Strategy
 from rightsizer.engine.strategies.percentile import PercentileSettings, PercentileStrategy
 from rightsizer.engine.strategies.vpa import VpaStrategy
 
-__all__ = ["STRATEGY_NAMES", "SizingContext", "Strategy", "build_strategy", "settings_table"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "PROFILES",
+    "STRATEGY_NAMES",
+    "SizingContext",
+    "Strategy",
+    "build_strategy",
+    "profile_overrides",
+    "settings_table",
+]
 
 STRATEGY_NAMES = ("vpa", "percentile", "headroom")
+PROFILES = headroom.PROFILES
+DEFAULT_PROFILE = headroom.DEFAULT_PROFILE
 
 
 POLICY_SETTINGS = [
@@ -124,12 +135,31 @@ def settings_table(name: str) -> list[Setting]:
     raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGY_NAMES)}")
 
 
+def profile_overrides(name: str, profile: str | None) -> dict[str, str]:
+    """The settings a profile stands for. Profiles are points of the default strategy,
+    ``headroom``; the others accept only ``Balanced`` (their own defaults), so that a
+    policy with the CRD's default profile works with every strategy."""
+    if profile is None:
+        return {}
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    if name != "headroom":
+        if profile == DEFAULT_PROFILE:
+            return {}
+        raise ValueError(
+            f"profile {profile} is a setting of the headroom strategy; "
+            f"{name} has its own settings (use {DEFAULT_PROFILE} or leave it out)"
+        )
+    return dict(PROFILES[profile])
+
+
 def build_strategy(
-    name: str, overrides: Mapping[str, str] | None = None
+    name: str, overrides: Mapping[str, str] | None = None, profile: str | None = None
 ) -> tuple[Strategy, SizingPolicy]:
-    """The named strategy and its sizing policy, with ``overrides`` applied."""
+    """The named strategy and its sizing policy: its defaults, then the ``profile``'s
+    settings, then ``overrides`` (explicit settings win over the profile's)."""
     table = settings_table(name)
-    overrides = overrides or {}
+    overrides = {**profile_overrides(name, profile), **(overrides or {})}
     if name == "vpa":
         objs = apply_overrides(
             {

@@ -93,6 +93,9 @@ class RawRecommendations:
     peak_memory_bytes: FloatArray
     oom_kills: IntArray
     history_span_s: FloatArray | None = None
+    unfloored_target: tuple[IntArray, IntArray] | None = None
+    """(CPU millicores, memory bytes): the targets before the strategy's own floors (its
+    minimum request or per-pod minimum), to count what floors cost; None: no floors."""
 
 
 def finalize(
@@ -127,6 +130,13 @@ def _container(
     cpu = sized("cpu", raw.cpu, (req.cpu_millicores, lim.cpu_millicores))
     mem = sized("memory", raw.memory, (req.memory_bytes, lim.memory_bytes))
     span = raw.history_span_s
+    floor_added = Resources(0, 0)
+    if raw.unfloored_target is not None:
+        free_cpu, free_mem = raw.unfloored_target
+        floor_added = Resources(
+            max(0, int(raw.cpu.target[cid]) - int(free_cpu[cid])),
+            max(0, int(raw.memory.target[cid]) - int(free_mem[cid])),
+        )
     return ContainerRecommendation(
         namespace=ns, workload=workload, container=container,
         target=Resources(cpu.target, mem.target),
@@ -137,7 +147,7 @@ def _container(
         cpu_samples=int(raw.cpu_samples[cid]), memory_samples=int(raw.memory_samples[cid]),
         confidence=float(raw.confidence[cid]), current_requests=req, current_limits=lim,
         peak_memory_bytes=float(raw.peak_memory_bytes[cid]), oom_kills=int(raw.oom_kills[cid]),
-        history_span_s=0.0 if span is None else float(span[cid]),
+        history_span_s=0.0 if span is None else float(span[cid]), floor_added=floor_added,
     )  # fmt: skip
 
 

@@ -36,6 +36,11 @@ CPU (compressible: a miss is slowness under contention, never a kill):
 * **censored usage**: when at least ``saturation_share`` of the (weighted) samples sit at
   or above ``saturation_fraction`` of the current CPU limit, demand is unknown (usage
   cannot exceed the limit), so the request never goes below the current request.
+
+Floors are per container and fit small containers and sidecars: CPU request ≥ 2m,
+memory request ≥ 4 MiB, memory limit ≥ peak + 8 MiB (``docs/design.md``). Profiles
+(``PROFILES``) are named sets of these settings, points on the savings-versus-risk
+frontier of the backtest.
 """
 
 from __future__ import annotations
@@ -116,8 +121,15 @@ class HeadroomSettings:
     """…and at least the kill line + this."""
     memory_request_percentile: float = 0.9
     """Memory request = this percentile of the daily peaks (1.0: request = limit)."""
-    min_cpu_millicores: int = 10
-    min_memory_bytes: int = 100 * MIB
+    min_cpu_millicores: int = 2
+    """CPU request floor, per container: the smallest request the kernel tells apart
+    (Kubernetes turns a request into at least 2 CPU shares, i.e. 2m)."""
+    min_memory_bytes: int = 4 * MIB
+    """Memory request floor, per container: only keeps a request from being 0."""
+    min_memory_headroom_bytes: int = 8 * MIB
+    """The memory limit is at least the peak + this, per container: a small container's
+    relative buffer is a few MiB, less than one allocation burst (below ≈ 53 MiB of peak
+    this is the larger of the two; above, the relative buffer is)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.memory_request_percentile <= 1:
@@ -142,7 +154,7 @@ class HeadroomSettings:
             raise ValueError("saturation_fraction and saturation_share must be in (0, 1]")
         if self.oom_bump_up_ratio < 1 or self.max_oom_steps < 0:
             raise ValueError("oom_bump_up_ratio must be ≥ 1 and max_oom_steps ≥ 0")
-        if self.min_cpu_millicores < 0 or self.min_memory_bytes < 0:
+        if min(self.min_cpu_millicores, self.min_memory_bytes, self.min_memory_headroom_bytes) < 0:
             raise ValueError("floors must not be negative")
 
     @property
@@ -347,7 +359,8 @@ class HeadroomStrategy:
         cpu_cores = np.where(censored, np.fmax(cpu_cores, current_req), cpu_cores)
         has_cpu = state.cpu_samples > 0
         floor_m = s.min_cpu_millicores
-        cpu_m = np.where(has_cpu, np.maximum(_amounts(cpu_cores * 1000.0), floor_m), 0)
+        cpu_free = np.where(has_cpu, _amounts(cpu_cores * 1000.0), 0)
+        cpu_m = np.where(has_cpu, np.maximum(cpu_free, floor_m), 0)
         p50_m = np.maximum(_amounts(state.cpu.percentile(0.5) * 1000.0), floor_m)
         max_m = np.maximum(_amounts(state.cpu.percentile(1.0) * 1000.0), cpu_m)
         cpu_lo = np.where(has_cpu, np.minimum(p50_m, cpu_m), 0)
@@ -359,10 +372,14 @@ class HeadroomStrategy:
         factor = (1.0 + s.memory_margin + confidence) * np.power(1.0 + s.oom_margin, ooms)
         has_mem = peak > 0
         floor_b = s.min_memory_bytes
-        line = np.where(has_mem, np.maximum(_amounts(peak * factor), floor_b), 0)
-        typical = state.days.percentile(s.memory_request_percentile)
-        request = np.where(has_mem, np.maximum(_amounts(typical), floor_b), 0)
+        buffered = np.maximum(_amounts(peak * factor), _amounts(peak + s.min_memory_headroom_bytes))
+        line = np.where(has_mem, np.maximum(buffered, floor_b), 0)
+        typical = _amounts(state.days.percentile(s.memory_request_percentile))
+        request = np.where(has_mem, np.maximum(typical, floor_b), 0)
         request = line if s.memory_request_percentile >= 1 else np.minimum(request, line)
+        mem_free = np.where(
+            has_mem, buffered if s.memory_request_percentile >= 1 else np.minimum(typical, line), 0
+        )
         median = np.maximum(_amounts(state.days.percentile(0.5)), floor_b)
         return RawRecommendations(
             cpu=Estimates(cpu_m, cpu_lo, cpu_hi),
@@ -373,6 +390,7 @@ class HeadroomStrategy:
             peak_memory_bytes=state.peak_memory_bytes,
             oom_kills=state.oom_kills.astype(np.int64),
             history_span_s=days * DAY_S,
+            unfloored_target=(cpu_free, mem_free),
         )
 
     def recommend(
@@ -426,8 +444,37 @@ SETTINGS = [
     Setting("oom_min_bump_up", "settings", "oom_min_bump_up_bytes",
             lambda t: float(parse_memory_bytes(t)), "…and ≥ kill line + this (default 100Mi)"),
     Setting("min_cpu_request", "settings", "min_cpu_millicores", parse_cpu_millicores,
-            "CPU request floor (default 10m)"),
+            "CPU request floor per container (default 2m)"),
     Setting("min_memory_request", "settings", "min_memory_bytes", parse_memory_bytes,
-            "memory request floor (default 100Mi)"),
+            "memory request floor per container (default 4Mi)"),
+    Setting("min_memory_headroom", "settings", "min_memory_headroom_bytes", parse_memory_bytes,
+            "memory limit ≥ peak + this, per container (default 8Mi)"),
 ]  # fmt: skip
 """``--set`` keys of this strategy (the sizing-policy keys are added by the registry)."""
+
+#: The profiles (``spec.strategy.profile``, ``--profile``): named parameter sets of this
+#: strategy, each a measured point on the savings-versus-risk frontier of the Bitbrains
+#: backtest (``bench/bench_profiles.py``, ``docs/quality.md``). ``Balanced`` is the
+#: defaults. Explicit settings override a profile's.
+PROFILES: dict[str, dict[str, str]] = {
+    # as safe as the grid of 405 sets gets (within 10 % of its lowest OOM container-days,
+    # CPU samples above request and fleet memory exposure), at the least cost:
+    # Guaranteed memory with a wide line, CPU up the ladder to p99.5/max
+    "Conservative": {
+        "cpu_percentile": "98",
+        "cpu_step": "50m",
+        "memory_margin": "0.3",
+        "memory_confidence_margin": "2",
+        "memory_request_percentile": "100",
+    },
+    "Balanced": {},
+    # the cheapest set that reserves no more than Balanced on any cost and is no riskier
+    # than upstream VPA's defaults on any risk: memory request p80, a thin line
+    "Economical": {
+        "cpu_percentile": "90",
+        "cpu_step": "50m",
+        "memory_margin": "0.05",
+        "memory_request_percentile": "80",
+    },
+}
+DEFAULT_PROFILE = "Balanced"

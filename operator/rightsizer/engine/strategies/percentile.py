@@ -159,8 +159,8 @@ class PercentileStrategy:
         state.grow(len(registry.containers))
         cpu_m = np.ceil(state.cpu.percentile(s.cpu_percentile) * 1000.0 - 1e-9)
         cpu = np.where(state.cpu_samples > 0, np.maximum(cpu_m, s.min_cpu_millicores), 0)
-        mem = np.ceil(state.peak_memory_bytes * s.memory_buffer_ratio - 1e-6)
-        mem = np.where(state.memory_samples > 0, np.maximum(mem, s.min_memory_bytes), 0)
+        mem_free = np.ceil(state.peak_memory_bytes * s.memory_buffer_ratio - 1e-6)
+        mem = np.where(state.memory_samples > 0, np.maximum(mem_free, s.min_memory_bytes), 0)
         cpu_i = cpu.astype(np.int64)
         mem_i = mem.astype(np.int64)
         span_s = np.nan_to_num(state.last_s - state.first_s, nan=0.0)
@@ -174,6 +174,10 @@ class PercentileStrategy:
             peak_memory_bytes=state.peak_memory_bytes,
             oom_kills=state.oom_kills,
             history_span_s=span_s,
+            unfloored_target=(
+                np.where(state.cpu_samples > 0, cpu_m, 0).astype(np.int64),
+                np.where(state.memory_samples > 0, mem_free, 0).astype(np.int64),
+            ),
         )
 
     def recommend(

@@ -13,6 +13,7 @@ from rightsizer.engine.estimators import (
     estimate,
     pod_minimum,
     truncate_amounts,
+    with_margin,
 )
 from rightsizer.engine.recommendation import ContainerRecommendation
 from rightsizer.engine.strategies.base import (
@@ -64,6 +65,13 @@ class VpaStrategy:
             pod_minimum(e.pod_min_memory_bytes, n_in_pod),
             e,
         )
+        unfloored = (
+            with_margin(cpu_millis(e.target_cpu_percentile), e.safety_margin_fraction),
+            with_margin(
+                truncate_amounts(memory.percentile(e.target_memory_percentile)),
+                e.safety_margin_fraction,
+            ),
+        )
         return RawRecommendations(
             cpu=cpu,
             memory=mem,
@@ -73,6 +81,7 @@ class VpaStrategy:
             peak_memory_bytes=state.peak_memory_bytes,
             oom_kills=state.oom_count,
             history_span_s=span,
+            unfloored_target=unfloored,
         )
 
     def recommend(
