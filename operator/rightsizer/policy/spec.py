@@ -198,72 +198,77 @@ def _history(value: Any, where: str) -> float:
 
 def parse_policy_spec(spec: Mapping[str, Any]) -> PolicySpec:
     """The spec with the CRD's defaults filled in; raises ``PolicyError``."""
-    targets = spec.get("targets") or {}
     source = spec.get("source") or {}
-    update = spec.get("update") or {}
-    prom = source.get("prometheus")
-    prometheus = None
-    if prom:
-        url = str(prom.get("url", ""))
-        if not url.startswith(("http://", "https://")):
-            raise PolicyError("spec.source.prometheus.url must start with http:// or https://")
-        where = "spec.source.prometheus"
-        bootstrap = prom.get("bootstrap") or {}
-        step_s = _duration(prom.get("step"), f"{where}.step", 60.0)
-        # An olderStep at or below step reads everything at step (no coarse part).
-        older_step_s = max(
-            step_s, _duration(bootstrap.get("olderStep"), f"{where}.bootstrap.olderStep", 300.0)
-        )
-        if not math.isclose(older_step_s / step_s, round(older_step_s / step_s)):
-            raise PolicyError(
-                f"{where}.bootstrap.olderStep must be a whole multiple of {where}.step"
-            )
-        prometheus = PrometheusSource(
-            url=url,
-            auth_secret=(prom.get("authSecretRef") or {}).get("name"),
-            label_matchers=_matchers(prom.get("labelMatchers", ""), where),
-            history_s=_history(prom.get("history"), where),
-            step_s=step_s,
-            full_resolution_s=_duration(
-                bootstrap.get("fullResolution"), f"{where}.bootstrap.fullResolution", 86400.0
-            ),
-            older_step_s=older_step_s,
-        )
+    strategy = spec.get("strategy") or {}
+    parsed = PolicySpec(
+        targets=_targets(spec.get("targets") or {}),
+        prometheus=_prometheus(source.get("prometheus")),
+        metrics_server=bool((source.get("metricsServer") or {}).get("enabled", True)),
+        strategy_name=str(strategy.get("name", "headroom")),
+        strategy_overrides=_strategy_overrides(strategy, spec.get("resources") or {}),
+        update=_update(spec.get("update") or {}),
+        reconcile_interval_s=_duration(
+            spec.get("reconcileInterval"), "spec.reconcileInterval", 300.0
+        ),
+        strategy_profile=str(strategy.get("profile", DEFAULT_PROFILE)),
+    )
+    parsed.strategy()  # fail now, with the field named, rather than at reconcile time
+    return parsed
+
+
+def _targets(targets: Mapping[str, Any]) -> Targets:
+    return Targets(
+        kinds=tuple(targets.get("kinds") or ("Deployment", "StatefulSet", "DaemonSet")),
+        selector=_selector(targets.get("selector")),
+        names=frozenset(targets.get("names") or ()),
+        exclude_containers=frozenset(targets.get("excludeContainers") or ()),
+    )
+
+
+def _prometheus(prom: Mapping[str, Any] | None) -> PrometheusSource | None:
+    if not prom:
+        return None
+    url = str(prom.get("url", ""))
+    if not url.startswith(("http://", "https://")):
+        raise PolicyError("spec.source.prometheus.url must start with http:// or https://")
+    where = "spec.source.prometheus"
+    bootstrap = prom.get("bootstrap") or {}
+    step_s = _duration(prom.get("step"), f"{where}.step", 60.0)
+    # An olderStep at or below step reads everything at step (no coarse part).
+    older_step_s = max(
+        step_s, _duration(bootstrap.get("olderStep"), f"{where}.bootstrap.olderStep", 300.0)
+    )
+    if not math.isclose(older_step_s / step_s, round(older_step_s / step_s)):
+        raise PolicyError(f"{where}.bootstrap.olderStep must be a whole multiple of {where}.step")
+    return PrometheusSource(
+        url=url,
+        auth_secret=(prom.get("authSecretRef") or {}).get("name"),
+        label_matchers=_matchers(prom.get("labelMatchers", ""), where),
+        history_s=_history(prom.get("history"), where),
+        step_s=step_s,
+        full_resolution_s=_duration(
+            bootstrap.get("fullResolution"), f"{where}.bootstrap.fullResolution", 86400.0
+        ),
+        older_step_s=older_step_s,
+    )
+
+
+def _update(update: Mapping[str, Any]) -> UpdatePolicy:
     mode = update.get("mode", "Recommend")
     try:
         update_mode = UpdateMode(mode)
     except ValueError:
         raise PolicyError(f"spec.update.mode: unknown mode {mode!r}") from None
-    parsed = PolicySpec(
-        targets=Targets(
-            kinds=tuple(targets.get("kinds") or ("Deployment", "StatefulSet", "DaemonSet")),
-            selector=_selector(targets.get("selector")),
-            names=frozenset(targets.get("names") or ()),
-            exclude_containers=frozenset(targets.get("excludeContainers") or ()),
+    return UpdatePolicy(
+        mode=update_mode,
+        settings=ApplySettings(
+            min_change_percent=float(update.get("minChangePercent", 10)),
+            cooldown_s=_duration(update.get("cooldown"), "spec.update.cooldown", 86400.0),
+            max_step_down_percent=float(update.get("maxStepDownPercent", 50)),
+            min_confidence=float(update.get("minConfidence", 1)),
+            memory_peak_margin_percent=float(update.get("memoryPeakMarginPercent", 10)),
+            max_concurrent_rollouts=max(1, int(update.get("maxConcurrentRollouts", 2))),
+            allow_gitops_managed=bool(update.get("allowGitOpsManaged", False)),
+            hpa_resources=str(update.get("hpaResources", "Skip")),
         ),
-        prometheus=prometheus,
-        metrics_server=bool((source.get("metricsServer") or {}).get("enabled", True)),
-        strategy_name=str((spec.get("strategy") or {}).get("name", "headroom")),
-        strategy_overrides=_strategy_overrides(
-            spec.get("strategy") or {}, spec.get("resources") or {}
-        ),
-        update=UpdatePolicy(
-            mode=update_mode,
-            settings=ApplySettings(
-                min_change_percent=float(update.get("minChangePercent", 10)),
-                cooldown_s=_duration(update.get("cooldown"), "spec.update.cooldown", 86400.0),
-                max_step_down_percent=float(update.get("maxStepDownPercent", 50)),
-                min_confidence=float(update.get("minConfidence", 1)),
-                memory_peak_margin_percent=float(update.get("memoryPeakMarginPercent", 10)),
-                max_concurrent_rollouts=max(1, int(update.get("maxConcurrentRollouts", 2))),
-                allow_gitops_managed=bool(update.get("allowGitOpsManaged", False)),
-                hpa_resources=str(update.get("hpaResources", "Skip")),
-            ),
-        ),
-        reconcile_interval_s=_duration(
-            spec.get("reconcileInterval"), "spec.reconcileInterval", 300.0
-        ),
-        strategy_profile=str((spec.get("strategy") or {}).get("profile", DEFAULT_PROFILE)),
     )
-    parsed.strategy()  # fail now, with the field named, rather than at reconcile time
-    return parsed
