@@ -46,6 +46,7 @@ from rightsizer.sources.limits import (
     read_capped,
     track_sockets,
 )
+from rightsizer.sources.matrix import decode_matrix
 
 #: Prometheus refuses range queries with more points per series than this.
 MAX_POINTS_PER_SERIES = 11_000
@@ -177,7 +178,7 @@ class PrometheusClient:
             resp, raw = self._send_watched(transport, path, data, allowed_s)
         finally:
             self._release(transport)
-        return self._check(resp, raw, data.get("query", ""))
+        return self._check(resp, raw, data.get("query", ""), path.endswith("/query_range"))
 
     def _send_watched(
         self, transport: _Transport, path: str, data: dict[str, str], allowed_s: float
@@ -282,7 +283,7 @@ class PrometheusClient:
         a credential is left."""
         return self._redact(raw[:4096].decode("utf-8", "replace"))[:200]
 
-    def _check(self, resp: requests.Response, raw: bytes, query: str) -> Any:
+    def _check(self, resp: requests.Response, raw: bytes, query: str, matrix: bool = False) -> Any:
         code = resp.status_code
         rejected = SourceRejectedError
         if code in (401, 403):
@@ -301,7 +302,11 @@ class PrometheusClient:
                 SourceProblem.REDIRECT,
             )
         try:
-            body = orjson.loads(raw)
+            # range answers: values straight into arrays where the body has Prometheus's
+            # canonical form (matrix.py), else (and for everything else) the ordinary way
+            body = decode_matrix(raw) if matrix and code == 200 else None
+            if body is None:
+                body = orjson.loads(raw)
         except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
             body = None
         timed_out = isinstance(body, dict) and body.get("errorType") == "timeout"
