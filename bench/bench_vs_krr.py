@@ -12,7 +12,8 @@ Everything heavy is built once into a cache directory outside the repository
 Then, for each round, KRR and every ``report`` variant are run alternately, Prometheus
 restarted before each run (the kit's ``bench.py run``), and the medians are printed with
 their ratios to KRR's. A variant is a name and extra ``report`` arguments, e.g.
-``--variant 'gzip=--prometheus-compression gzip'``; the default variant adds nothing.
+``--variant 'gzip=--compress'`` or ``--variant 'before=bin:/path/to/rightsizer'``; the
+default variant adds nothing.
 
     python bench/bench_vs_krr.py [--containers 1000] [--days 7] [--rounds 3]
         [--variant NAME=ARGS ...] [--no-krr] [--kit DIR]
@@ -85,9 +86,13 @@ def ensure_data(kit: Path, cache: Path, containers: int, days: int) -> Path:
 
 
 def rs_wrapper(outdir: Path, name: str, extra: str) -> Path:
-    """The kit's runner calls ``$RS_BIN report …``: a variant's arguments ride on a wrapper."""
+    """The kit's runner calls ``$RS_BIN report …``: a variant's arguments ride on a wrapper.
+    ``extra`` may start with ``bin:PATH`` to run another build (e.g. the main branch's)."""
     path = outdir / f"rs-{name}.sh"
     rs = ROOT / ".venv" / "bin" / "rightsizer"
+    if extra.startswith("bin:"):
+        binary, _, extra = extra[4:].partition(" ")
+        rs = Path(binary)
     path.write_text(f'#!/bin/sh\nexec {shlex.quote(str(rs))} "$@" {extra}\n')
     path.chmod(0o755)
     return path
