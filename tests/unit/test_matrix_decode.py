@@ -80,6 +80,13 @@ def test_labels_that_look_like_values_are_only_labels() -> None:
         b'"values":[[1,"zzz"]]}]}}',
         b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},'
         b'"values":[[1,2]]}]}}',
+        # JSON literals or numbers JSON does not allow, hidden in the pairs
+        b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},'
+        b'"values":[[1,"true"],[2,"null"]]}]}}',
+        b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},'
+        b'"values":[[01,"2"]]}]}}',
+        b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},'
+        b'"values":[[1,""]]}]}}',
         # values outside the result, or a series without them
         b'{"status":"success","values":[[1,"2"]],"data":{"resultType":"matrix","result":[]}}',
         b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{}}],'

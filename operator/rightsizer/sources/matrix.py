@@ -20,9 +20,10 @@ import numpy as np
 import orjson
 
 _VALUES = re.compile(rb'"values":\[')
-#: One or more ``[timestamp,"value"]`` pairs, nothing else (no quote, backslash, bracket or
-#: comma inside a value string).
-_PAIRS = re.compile(rb'\[[0-9.eE+-]+,"[^"\\\[\],]*"\](?:,\[[0-9.eE+-]+,"[^"\\\[\],]*"\])*')
+#: One or more ``[timestamp,"value"]`` pairs, nothing else: numbers, and values made of
+#: the characters of numbers, ``NaN`` and ``±Inf`` (so no JSON literal can hide in one).
+_PAIR = rb'\[[0-9.eE+-]+,"[0-9.eE+\-NaIfn]*"\]'
+_PAIRS = re.compile(_PAIR + rb"(?:," + _PAIR + rb")*")
 _NOT_NUMBERS = b'[]"'
 
 
@@ -73,8 +74,10 @@ def _pairs(text: bytes) -> np.ndarray | None:
     numbers = text.translate(None, _NOT_NUMBERS)
     try:  # one float object per number, no list or string per point
         flat = np.array(orjson.loads(b"[" + numbers + b"]"), dtype=np.float64)
-    except (orjson.JSONDecodeError, TypeError, ValueError):  # NaN, ±Inf, "1." …
-        try:
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        if b"N" not in numbers and b"I" not in numbers:
+            return None  # not JSON numbers: the ordinary decode judges ("01", "1.", …)
+        try:  # NaN, ±Inf: as the ordinary decode reads them
             flat = np.array(numbers.split(b","), dtype=np.float64)
         except ValueError:
             return None
