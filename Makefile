@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test unit lint fmt image bench bench-soak bench-operator bench-apply bench-report components sandbox-up sandbox-down clean
+.PHONY: help setup demo test unit lint fmt image bench bench-soak bench-operator bench-apply bench-report bench-vs-krr components sandbox-up sandbox-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,6 +56,10 @@ bench-apply: setup components  ## auto-apply at scale: 1,000 opted-in Deployment
 
 bench-report: setup components  ## report vs bare PromQL fetches on 1,000 containers × 7 days
 	$(BIN)/python bench/bench_report.py
+
+BENCH_KRR_ARGS ?=
+bench-vs-krr: setup  ## report vs KRR side by side (issue 17); cache in $$RIGHTSIZER_BENCH_KRR_DIR; args in BENCH_KRR_ARGS
+	$(BIN)/python bench/bench_vs_krr.py $(BENCH_KRR_ARGS)
 
 sandbox-up: setup components  ## start the local control plane + Prometheus
 	scripts/sandbox up

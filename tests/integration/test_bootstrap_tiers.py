@@ -5,6 +5,8 @@ stay those of a full-resolution read."""
 from __future__ import annotations
 
 import json
+import math
+import time
 
 import pytest
 
@@ -61,4 +63,85 @@ def test_tiered_bootstrap_keeps_memory_exact_and_cpu_close(
         # the full-resolution day depends on the end time's place on the coarse grid).
         for resource in ("cpu", "memory"):
             assert abs(got["samples"][resource] - ref["samples"][resource]) <= 2 * weight, key
+        assert got["confidence"] == pytest.approx(ref["confidence"], rel=0.01), key
+
+
+MINUTE_NAMESPACES = "tiers-1m-a|tiers-1m-b"
+
+
+@pytest.fixture(scope="module")
+def minute_history(prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory) -> float:
+    """Three days at 1-minute resolution (the report's default step) of six containers in
+    two namespaces: a daily CPU cycle with lognormal noise (a long tail, so percentiles move
+    if samples are lost), memory with rare one-minute spikes (lost unless every raw peak is
+    kept), one pod replaced midway (a series that ends: no phantom samples after it).
+    Returns the end (a 5-minute boundary, so both grids line up)."""
+    import numpy as np
+    import pandas as pd
+
+    end_s = math.floor(time.time() / 300) * 300
+    t = end_s - np.arange(3 * 1440)[::-1] * 60.0
+    rng = np.random.default_rng(17)
+    frames = []
+    for i in range(6):
+        ns = ("tiers-1m-a", "tiers-1m-b")[i % 2]
+        base = 0.05 + 0.1 * i
+        cpu = base * (1 + 0.5 * np.sin(2 * np.pi * t / 86400)) * rng.lognormal(0, 0.4, t.size)
+        mem = 150e6 * (1 + i) * (1 + 0.1 * np.sin(2 * np.pi * t / 86400))
+        spikes = rng.random(t.size) < 0.002
+        mem = np.where(spikes, mem * 1.8, mem)
+        pod = np.where(t < t[t.size // 2], f"w{i}-5d9f7c6b8-aaaaa", f"w{i}-5d9f7c6b8-bbbbb")
+        frames.append(pd.DataFrame({
+            "timestamp": t.astype(np.int64), "namespace": ns, "workload": f"Deployment/w{i}",
+            "pod": pod, "container": "app", "cpu": np.round(cpu, 5), "memory": np.round(mem),
+            "cpu_request": 0.5, "cpu_limit": np.nan, "memory_request": 1e9, "memory_limit": 1e9,
+        }))  # fmt: skip
+    samples = tmp_path_factory.mktemp("tiers-1m") / "samples.csv"
+    pd.concat(frames).sort_values("timestamp", kind="stable").to_csv(samples, index=False)
+    out = tmp_path_factory.mktemp("tiers-1m-om")
+    argv = ["dev", "openmetrics", "--samples", str(samples), "--end", str(end_s)]
+    assert main([*argv, "--output", str(out)]) == 0
+    prometheus.load_openmetrics(sorted(out.glob("*.om")))
+    return float(end_s)
+
+
+def _minute_report(
+    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, end: float, *extra: str
+) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    code = main(
+        ["report", "--prometheus", prometheus.url, "--history", "3d", "--end", str(end),
+         "--format", "json", "--min-history", "1h", "-n", MINUTE_NAMESPACES, *extra]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    recs = {(r["namespace"], r["workload"], r["container"]): r for r in doc["recommendations"]}
+    return recs, doc["source"]
+
+
+@pytest.mark.parametrize("strategy", ["headroom", "percentile", "vpa"])
+def test_report_reads_tiered_by_default_within_the_stated_tolerance(
+    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, minute_history: float,
+    strategy: str,
+) -> None:  # fmt: skip
+    """The report's default (1m step, older than a day at 5m, weighted ×5, two queries in
+    flight) against a full-resolution read of 1-minute data, one query at a time: memory
+    targets identical (every raw peak counted), CPU targets within CPU_TOLERANCE, sample
+    counts within two coarse samples, confidence within 1 %."""
+    tiered, source = _minute_report(capsys, prometheus, minute_history, "--strategy", strategy)
+    full, full_source = _minute_report(
+        capsys, prometheus, minute_history, "--strategy", strategy, "--older-step", "1m",
+        "--in-flight", "1",
+    )  # fmt: skip
+    assert source["history"]["olderStep"] == 300 and "olderStep" not in full_source["history"]
+    assert source["queries"] < full_source["queries"]
+    assert tiered.keys() == full.keys() and len(full) == 6
+    for key, ref in full.items():
+        got = tiered[key]
+        assert got["target"]["memory"] == ref["target"]["memory"], key
+        want_cpu = float(parse_quantity(ref["target"]["cpu"]))
+        got_cpu = float(parse_quantity(got["target"]["cpu"]))
+        assert abs(got_cpu - want_cpu) <= CPU_TOLERANCE * want_cpu, (key, want_cpu, got_cpu)
+        for resource in ("cpu", "memory"):
+            assert abs(got["samples"][resource] - ref["samples"][resource]) <= 2 * 5, key
         assert got["confidence"] == pytest.approx(ref["confidence"], rel=0.01), key

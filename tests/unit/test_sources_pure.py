@@ -176,9 +176,13 @@ def test_bootstrap_plan_is_contiguous_and_weighted(
     gaps = np.diff(times)
     weights = np.array([w for _, w in points])[1:]
     assert np.allclose(gaps, weights * step)
+    # as many points per query at either step: the coarse part needs fewer queries
+    for w in windows:
+        assert all(round((b - a) / w.step_s) + 1 <= 360 for a, b in plan_chunks(w))
     if len(windows) == 2:
         assert windows[1].start_s >= end - full_h * 3600 - factor * step
         assert windows[0].sample_weight == factor and windows[0].rate_window == 1.5 * step
+        assert windows[0].chunk_s == factor * windows[1].chunk_s
     else:
         assert windows[0].step_s == step and span_h * 3600 <= (full_h + factor / 60) * 3600
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,7 +39,6 @@ from rightsizer.backtest.ledger import (
     differs,
     measure,
 )
-from rightsizer.backtest.trace import ReplayTrace
 from rightsizer.backtest.windowed import WindowedPercentileUsage
 from rightsizer.engine.buckets import BoolArray, FloatArray, IntArray
 from rightsizer.engine.policy import SizingPolicy
@@ -48,6 +48,9 @@ from rightsizer.engine.strategies.base import UsageState
 from rightsizer.engine.strategies.percentile import PercentileStrategy
 from rightsizer.engine.usage import ContainerKey, UsageChunk
 from rightsizer.quantity import DAY_S
+
+if TYPE_CHECKING:  # the trace (and pandas) are imported when a backtest runs
+    from rightsizer.backtest.trace import ReplayTrace
 
 ORIGINAL = "original"
 

@@ -16,9 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rightsizer.backtest.replay import (
     BacktestResult,
@@ -36,13 +34,14 @@ from rightsizer.backtest.summary import (
     summarize,
     worst_containers,
 )
-from rightsizer.backtest.trace import build_trace
 from rightsizer.engine.settings import SettingsError, parse_assignments, parse_duration_s
 from rightsizer.engine.strategies import PROFILES, STRATEGY_NAMES, build_strategy, settings_table
 from rightsizer.quantity import DAY_S
-from rightsizer.samples.frame import SamplesError
-from rightsizer.sources.bitbrains import read_bitbrains
+from rightsizer.samples.errors import SamplesError
 from rightsizer.sources.samples_file import add_max_input_argument, read_samples
+
+if TYPE_CHECKING:  # pandas is imported when a backtest runs, not by every command
+    import pandas as pd
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -284,6 +283,8 @@ def _note(stream: TextIO, text: str) -> None:
 
 
 def _read(args: argparse.Namespace) -> pd.DataFrame:
+    from rightsizer.sources.bitbrains import read_bitbrains
+
     limit = args.max_input_mib * 2**20
     reader: Callable[[str], pd.DataFrame] = (
         read_bitbrains
@@ -331,6 +332,8 @@ def _write_decisions(result: BacktestResult, path: str, labels: list[str]) -> li
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from rightsizer.backtest.trace import build_trace
+
     settings = _settings(args)
     tested = contenders(args.strategy, args.set, args.profile)
     if args.plot_containers < 0:

@@ -28,9 +28,8 @@ from rightsizer.engine.settings import SettingsError, parse_assignments
 from rightsizer.engine.strategies import PROFILES, STRATEGY_NAMES, build_strategy, settings_table
 from rightsizer.model.assessment import assess
 from rightsizer.quantity import QuantityError
-from rightsizer.recommend import recommend_frame
 from rightsizer.report.recommendations import FORMATS, render
-from rightsizer.samples.frame import SamplesError
+from rightsizer.samples.errors import SamplesError
 from rightsizer.sources.errors import SourceError
 from rightsizer.sources.samples_file import add_max_input_argument, read_samples
 
@@ -72,6 +71,8 @@ def _read_limit_ranges(path: str) -> dict[str, list[LimitRangeItem]]:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    from rightsizer.recommend import recommend_frame  # pandas: only for this command
+
     try:
         overrides = parse_assignments(args.set or [])
         strategy, policy = build_strategy(args.strategy, overrides, profile=args.profile)

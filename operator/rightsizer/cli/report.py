@@ -38,6 +38,7 @@ from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig
 from rightsizer.sources.prometheus_history import HistoryWindow, PrometheusHistory, plan_bootstrap
 
 EXIT_SOURCE_FAILED = 3
+DEFAULT_OLDER_STEP = "5m"
 
 EPILOG = """\
 credentials (never on the command line):
@@ -81,6 +82,11 @@ def add_report_parser(sub: Any, bad_input: type[Exception]) -> None:
                    help="largest answer read per query, after decompression (default 64); "
                         "a larger one fails the report (exit 3)")  # fmt: skip
     p.add_argument("--retries", type=int, default=3, help="retries per query (default 3)")
+    p.add_argument("--compress", action="store_true",
+                   help="ask for gzip answers: less on the wire, about twice Prometheus's "
+                        "CPU (for slow links; default: uncompressed)")  # fmt: skip
+    p.add_argument("--in-flight", type=int, default=2, metavar="N",
+                   help="queries in flight at once, 1-8 (default 2)")  # fmt: skip
     p.add_argument("--kube", action="store_true",
                    help="also use the current kube context: owner references, LimitRanges, "
                         "--selector")  # fmt: skip
@@ -96,7 +102,8 @@ def add_report_parser(sub: Any, bad_input: type[Exception]) -> None:
         "--older-step",
         metavar="DURATION",
         help="read history older than --full-resolution at this coarser step, each "
-        "sample weighted as older-step/step samples (default: all at --step)",
+        f"sample weighted as older-step/step samples (default {DEFAULT_OLDER_STEP} when "
+        "that is a coarser whole multiple of --step; = --step reads all at full resolution)",
     )
     p.add_argument(
         "--full-resolution",
@@ -152,6 +159,8 @@ def _config(args: argparse.Namespace, bad_input: type[Exception]) -> PrometheusC
             timeout_s=parse_duration_s(args.timeout),
             retries=args.retries,
             max_response_bytes=int(args.max_response_mib * 1024 * 1024),
+            compression=args.compress,
+            in_flight=args.in_flight,
         )
     except (ValueError, SettingsError) as exc:
         raise bad_input(str(exc)) from None
@@ -213,7 +222,7 @@ def _plan(args: argparse.Namespace, bad_input: type[Exception]) -> ReportPlan:
         step_s = parse_duration_s(args.step)
         min_history_s = parse_duration_s(args.min_history)
         end_s = time.time() if args.end == "now" else float(args.end)
-        older_step_s = parse_duration_s(args.older_step) if args.older_step else step_s
+        older_step_s = _older_step_s(args.older_step, step_s)
         if older_step_s > step_s and not math.isclose(
             older_step_s / step_s, round(older_step_s / step_s)
         ):
@@ -235,6 +244,16 @@ def _plan(args: argparse.Namespace, bad_input: type[Exception]) -> ReportPlan:
             apply_settings(args, bad_input) if args.format in PATCH_FORMATS else None
         ),
     )  # fmt: skip
+
+
+def _older_step_s(older_step: str | None, step_s: float) -> float:
+    """``--older-step``, or by default 5m where that is a coarser whole multiple of the step
+    (the tiered read, as the operator's first contact), else the step itself."""
+    if older_step:
+        return parse_duration_s(older_step)
+    default_s = parse_duration_s(DEFAULT_OLDER_STEP)
+    ratio = default_s / step_s
+    return default_s if ratio > 1 and math.isclose(ratio, round(ratio)) else step_s
 
 
 def _read(

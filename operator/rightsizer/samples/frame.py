@@ -9,10 +9,13 @@ Normalised columns: ``timestamp`` (float Unix seconds), ``namespace``, ``workloa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from rightsizer.samples.errors import SamplesError
+
+__all__ = ["SamplesError"]
 
 KEY_COLUMNS = ("namespace", "workload", "pod", "container")
 REQUIRED_COLUMNS = ("timestamp", *KEY_COLUMNS)
@@ -36,24 +39,6 @@ _PHYSICAL_MAXIMA = {
     "memory_limit": (MAX_MEMORY_BYTES, "more than 100 TiB for one container"),
 }
 _KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-
-
-@dataclass
-class SamplesError(ValueError):
-    """Bad samples input, located as precisely as possible."""
-
-    source: str
-    message: str
-    line: int | None = None
-    column: str | None = None
-
-    def __str__(self) -> str:
-        where = self.source
-        if self.line is not None:
-            where += f", line {self.line}"
-        if self.column is not None:
-            where += f", column {self.column!r}"
-        return f"{where}: {self.message}"
 
 
 def empty_samples() -> pd.DataFrame:

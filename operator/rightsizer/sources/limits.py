@@ -36,8 +36,9 @@ class SourceLimits:
     """Per answer, after decompression: 32 MiB of JSON is ~3,000 series of a 6 h chunk at
     1 m, and stays far from the operator's 1 GiB memory limit even parsed."""
     max_queries: int = 300
-    """Per reconcile: a 90 d first read at 5 m (older) and 1 m (last day) steps takes
-    about 3 × 360 + 12 queries; more than this resumes at the next reconcile."""
+    """Per reconcile: a 90 d first read at 5 m (older, in 30 h queries) and 1 m (last day,
+    in 6 h queries) steps takes about 3 × (72 + 4) + 4 queries; more than this resumes at
+    the next reconcile."""
     reconcile_deadline_s: float = 120.0
     """All reads of one reconcile together, whatever the servers do."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -79,14 +79,17 @@ def plan_bootstrap(
     before each coarse point): a subsample of the same distribution, not an average that
     would flatten its tail. Memory is the peak of every raw sample within each coarse step,
     so no peak is lost. Contiguous: the fine part starts one step after the coarse part's
-    last point.
+    last point. The coarse part's queries span ``older_step_s / step_s`` times as long, so
+    every answer holds as many points per series as a full-resolution one (fewer requests,
+    the same memory per answer).
     """
     if older_step_s <= step_s or end_s - start_s <= full_resolution_s + older_step_s:
         return [HistoryWindow(start_s, end_s, step_s)]
     boundary = math.floor((end_s - full_resolution_s) / older_step_s) * older_step_s
+    weight = older_step_s / step_s
     older = HistoryWindow(
         start_s, boundary, older_step_s, rate_window_s=1.5 * step_s,
-        sample_weight=older_step_s / step_s,
+        chunk_s=HistoryWindow.chunk_s * weight, sample_weight=weight,
     )  # fmt: skip
     return [older, HistoryWindow(boundary + step_s / 2, end_s, step_s)]
 
@@ -215,26 +218,33 @@ class PrometheusHistory:
         def fetch(job: tuple[float, float, str, str]) -> Result:
             return self.client.query_range(job[3], job[0], job[1], window.step_s)
 
-        # One query in flight while the previous answer is encoded: Prometheus computes
-        # while we parse. Each answer becomes arrays at once, so at most two are alive.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prometheus") as pool:
-            pending = pool.submit(fetch, jobs[0]) if jobs else None
-            parts: list[_Part] = []
-            for i, job in enumerate(jobs):
-                assert pending is not None
-                result = pending.result()
-                pending = pool.submit(fetch, jobs[i + 1]) if i + 1 < len(jobs) else None
-                with _well_formed(job[3]):
-                    parts.extend(
-                        _encode_part(
-                            registry, resolver, result, job[2], memory_request,
-                            window.sample_weight,
-                        )
-                    )  # fmt: skip
-                del result
-                if job[2] == exprs[-1][0]:
-                    yield _concat(parts)
-                    parts = []
+        # Up to ``in_flight`` queries run while the oldest answer is encoded (Prometheus
+        # evaluates one query on one core); answers are taken in order and each becomes
+        # arrays at once, so at most in_flight + 1 are alive. Chunks are yielded in time
+        # order, whole: a failure ends the stream before a partial chunk is ever yielded.
+        in_flight = self.client.config.in_flight
+        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="prometheus") as pool:
+            pending = deque(pool.submit(fetch, job) for job in jobs[:in_flight])
+            try:
+                parts: list[_Part] = []
+                for i, job in enumerate(jobs):
+                    result = pending.popleft().result()
+                    if i + in_flight < len(jobs):
+                        pending.append(pool.submit(fetch, jobs[i + in_flight]))
+                    with _well_formed(job[3]):
+                        parts.extend(
+                            _encode_part(
+                                registry, resolver, result, job[2], memory_request,
+                                window.sample_weight,
+                            )
+                        )  # fmt: skip
+                    del result
+                    if job[2] == exprs[-1][0]:
+                        yield _concat(parts)
+                        parts = []
+            finally:
+                for future in pending:  # not started yet: never sent
+                    future.cancel()
 
 
 _Part = tuple[np.ndarray, ...]

@@ -8,10 +8,12 @@ import io
 import re
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from rightsizer.samples.errors import SamplesError
 
-from rightsizer.samples.frame import SamplesError, validate_samples
+if TYPE_CHECKING:  # pandas is imported when a file is read, not by every command
+    import pandas as pd
 
 #: The most a samples file may hold once decompressed (a CSV this large already takes
 #: several GiB in memory; use Parquet or split the file for more).
@@ -68,6 +70,8 @@ def _check_decompressed_size(path: Path, limit: int) -> None:
 
 
 def _read_csv(stream: _Bounded) -> pd.DataFrame:
+    import pandas as pd
+
     # header=None: every line, the header too, must have the header's number of fields
     # (else pandas silently takes a longer first row's first field for an index).
     table = pd.read_csv(
@@ -82,6 +86,10 @@ def _read_csv(stream: _Bounded) -> pd.DataFrame:
 def read_samples(path: str | Path, max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> pd.DataFrame:
     """The whole file, validated; raises ``SamplesError`` (nothing half-read) on bad input,
     and on a file larger than ``max_input_bytes`` once decompressed."""
+    import pandas as pd
+
+    from rightsizer.samples.frame import validate_samples
+
     p = Path(path)
     source = str(p)
     if not p.exists():
