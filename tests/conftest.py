@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
@@ -37,6 +38,11 @@ from kubernetes.client import ApiClient
 from tests.sandbox import KubeAccess, MissingBinaryError, NotReadyError, Prometheus, Sandbox
 
 _USED: dict[str, Sandbox] = {}
+
+# Property tests are specifications, not benchmarks: no per-example deadline (Hypothesis's
+# default 200 ms failed on a loaded machine), and the same examples on every run.
+hypothesis_settings.register_profile("rightsizer", deadline=None, derandomize=True)
+hypothesis_settings.load_profile("rightsizer")
 
 
 def pytest_configure(config: pytest.Config) -> None:
