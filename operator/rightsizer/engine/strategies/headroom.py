@@ -135,6 +135,11 @@ class HeadroomSettings:
     recommendation is kept (``KeepBand``; the minimum change still applies)."""
     keep_above: float = 0.0
     """Hysteresis: a value in force up to this fraction above the recommendation is kept."""
+    keep_limit_below: float | None = None
+    """Hysteresis of the memory limit (the OOM line) below the recommended one (None: as
+    ``keep_below``); never below the peak + ``min_memory_headroom``."""
+    keep_limit_above: float | None = None
+    """…and above it (None: as ``keep_above``)."""
     keep_cpu_millicores: float = 5.0
     """With hysteresis on, the band is at least this wide on each side for CPU…"""
     keep_memory_bytes: float = 8.0 * MIB
@@ -169,8 +174,12 @@ class HeadroomSettings:
             raise ValueError("oom_bump_up_ratio must be ≥ 1 and max_oom_steps ≥ 0")
         if min(self.min_cpu_millicores, self.min_memory_bytes, self.min_memory_headroom_bytes) < 0:
             raise ValueError("floors must not be negative")
-        if self.keep_below >= 1:
-            raise ValueError("keep_below must be a fraction below 1")
+        for name in ("keep_limit_below", "keep_limit_above"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number ≥ 0")
+        if max(self.keep_below, self.keep_limit_below or 0.0) >= 1:
+            raise ValueError("keep_below and keep_limit_below must be fractions below 1")
 
     @property
     def hysteresis(self) -> bool:
@@ -435,15 +444,18 @@ def _band(
 
 def keep_band(rec: ContainerRecommendation, s: HeadroomSettings) -> KeepBand:
     """Hysteresis: the band around each recommended value that a value in force may stay
-    in — ``keep_below`` under it, ``keep_above`` over it, at least ``keep_cpu_millicores``
-    / ``keep_memory_bytes`` wide each side. A memory limit in force is never kept below
+    in — ``keep_below`` under it, ``keep_above`` over it (the memory limit:
+    ``keep_limit_below`` / ``keep_limit_above``), at least ``keep_cpu_millicores`` /
+    ``keep_memory_bytes`` wide each side. A memory limit in force is never kept below
     the peak + ``min_memory_headroom`` (it would be an OOM kill waiting to happen)."""
     lo, hi = s.keep_below, s.keep_above
     cpu_req = _band(rec.target.cpu_millicores, lo, hi, s.keep_cpu_millicores)
     cpu_lim = _band(rec.limits.cpu_millicores, lo, hi, s.keep_cpu_millicores)
     mem_req = _band(rec.target.memory_bytes, lo, hi, s.keep_memory_bytes)
     peak_line = rec.peak_memory_bytes + s.min_memory_headroom_bytes
-    mem_lim = _band(rec.limits.memory_bytes, lo, hi, s.keep_memory_bytes, peak_line)
+    lim_lo = lo if s.keep_limit_below is None else s.keep_limit_below
+    lim_hi = hi if s.keep_limit_above is None else s.keep_limit_above
+    mem_lim = _band(rec.limits.memory_bytes, lim_lo, lim_hi, s.keep_memory_bytes, peak_line)
     return KeepBand(
         request_low=Resources(cpu_req[0], mem_req[0]),
         request_high=Resources(cpu_req[1], mem_req[1]),
@@ -502,6 +514,10 @@ SETTINGS = [
             "hysteresis: keep a value in force down to this fraction below the target"),
     Setting("keep_above", "settings", "keep_above", parse_non_negative,
             "hysteresis: keep a value in force up to this fraction above the target"),
+    Setting("keep_limit_below", "settings", "keep_limit_below", parse_non_negative,
+            "hysteresis of the memory limit below its target (default: keep_below)"),
+    Setting("keep_limit_above", "settings", "keep_limit_above", parse_non_negative,
+            "hysteresis of the memory limit above its target (default: keep_above)"),
     Setting("keep_cpu", "settings", "keep_cpu_millicores",
             lambda t: float(parse_cpu_millicores(t)),
             "hysteresis: the CPU band is at least this wide each side (default 5m)"),
