@@ -123,8 +123,9 @@ def main() -> None:
     if not args.held_out:
         return
     finals: list[Contender] = [*baselines(), default, *extras]
-    if pick is not None:
-        finals.append(contender(pick.label, "headroom", dict(candidates())[pick.label]))
+    grid_sets = dict(candidates())
+    if pick is not None and pick.label in grid_sets and not args.no_grid:
+        finals.append(contender(pick.label, "headroom", grid_sets[pick.label]))
     halves = [(f"held out ({len(held_out)} VMs, never searched on)", held_out)]
     if args.all:
         halves.append((f"all {len(chosen) + len(held_out)} VMs", chosen | held_out))
