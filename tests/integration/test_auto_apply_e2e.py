@@ -26,6 +26,9 @@ from tests.sandbox import Prometheus
 pytestmark = [pytest.mark.k8s, pytest.mark.prometheus, pytest.mark.slow]
 
 ON, OFF, QUOTA = "autoapply", "autoapply-off", "autoapply-quota"
+BAND = "autoapply-band"
+"""A policy with ``headroom``'s hysteresis band on (issue 18 item 2)."""
+BAND_PARAMETERS = {"keep_below": "0.2", "keep_above": "0.5", "keep_limit_below": "0.3"}
 STEP_S = 300
 DAYS = 2
 MI = 2**20
@@ -39,13 +42,15 @@ def usage_frame(end_s: float) -> pd.DataFrame:
         (ON, "helm", 0.1, 200, DAYS * 24), (ON, "scaled", 0.1, 200, DAYS * 24),
         (ON, "young", 0.1, 200, 2), (ON, "grows", 40.0, 200, DAYS * 24),
         (OFF, "shrink", 0.1, 200, DAYS * 24), (QUOTA, "grows", 1.5, 200, DAYS * 24),
+        (BAND, "steady", 0.7, 800, DAYS * 24), (BAND, "drops", 0.1, 200, DAYS * 24),
     ]  # fmt: skip
     frames = []
     for ns, name, cpu, mem_mi, hours in specs:
         n = int(hours * 3600 / STEP_S)
         t = end_s - (n - 1 - np.arange(n)) * STEP_S
         mem = np.full(n, mem_mi * MI, dtype=float)
-        mem[n // 2] = 1.5 * mem_mi * MI  # one peak: memory never goes below it (+ margin)
+        if ns != BAND:
+            mem[n // 2] = 1.5 * mem_mi * MI  # one peak: memory never goes below it (+ margin)
         frames.append(pd.DataFrame({
             "timestamp": t.astype(np.int64), "namespace": ns, "workload": f"Deployment/{name}",
             "pod": f"{name}-6d4cf56db6-x2x7k", "container": "app",
@@ -74,6 +79,7 @@ def deployment(ns: str, name: str, *, replicas: int = 1, cpu: str = "1", **meta:
 
 
 def policy(ns: str, prometheus_url: str, **update: Any) -> dict[str, Any]:
+    strategy = {"strategy": {"parameters": BAND_PARAMETERS}} if ns == BAND else {}
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "RightSizePolicy",
         "metadata": {"name": "rightsize", "namespace": ns},
@@ -83,6 +89,7 @@ def policy(ns: str, prometheus_url: str, **update: Any) -> dict[str, Any]:
                                       "step": f"{STEP_S}s"}, "metricsServer": {"enabled": False}},
             "update": {"mode": "Apply", "maxConcurrentRollouts": 2, **update},
             "reconcileInterval": "5s",
+            **strategy,
         },
     }  # fmt: skip
 
@@ -152,7 +159,7 @@ def cluster(
 
     core, apps = client.CoreV1Api(k8s_api), client.AppsV1Api(k8s_api)
     opted = {"rightsizer.dev/auto-apply": "enabled"}
-    for ns, labels in ((ON, opted), (OFF, {}), (QUOTA, opted)):
+    for ns, labels in ((ON, opted), (OFF, {}), (QUOTA, opted), (BAND, opted)):
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
             name=ns, labels=labels)))  # fmt: skip
     core.create_namespaced_resource_quota(QUOTA, {
@@ -163,6 +170,7 @@ def cluster(
         deployment(ON, "helm", labels={"app.kubernetes.io/managed-by": "Helm"}),
         deployment(ON, "scaled"), deployment(ON, "young"), deployment(ON, "grows"),
         deployment(OFF, "shrink"), deployment(QUOTA, "grows", replicas=2, cpu="500m"),
+        deployment(BAND, "steady"), deployment(BAND, "drops"),
     ):  # fmt: skip
         apps.create_namespaced_deployment(body["metadata"]["namespace"], body)
     client.AutoscalingV2Api(k8s_api).create_namespaced_horizontal_pod_autoscaler(ON, {
@@ -178,18 +186,18 @@ def cluster(
         for ns, n in ((ON, "shrink"), (OFF, "shrink"), (QUOTA, "grows"))), 60)  # fmt: skip
     cl = Cluster(k8s_api, kubeconfig, tmp / "operator.log", prometheus.url)
     custom = client.CustomObjectsApi(k8s_api)
-    for ns in (ON, OFF, QUOTA):
+    for ns in (ON, OFF, QUOTA, BAND):
         custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL,
                                                policy(ns, prometheus.url))  # fmt: skip
     yield cl
     # Uninstall order: policies first, while the operator can release their finalizers.
-    for ns in (ON, OFF, QUOTA):
+    for ns in (ON, OFF, QUOTA, BAND):
         custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "rightsize")
     wait_for("the policies gone", lambda: not any(
         custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
-        for ns in (ON, OFF, QUOTA)), 60)  # fmt: skip
+        for ns in (ON, OFF, QUOTA, BAND)), 60)  # fmt: skip
     cl.operator.stop()
-    for ns in (ON, OFF, QUOTA):
+    for ns in (ON, OFF, QUOTA, BAND):
         core.delete_namespace(ns, propagation_policy="Background")
 
 
@@ -251,6 +259,23 @@ def test_guardrails_hold_with_a_reason_and_an_event(
         r == reason for _, r, _ in cluster.events(ns, name)), 30)  # fmt: skip
     assert cluster.requests(ns, name)["cpu"] in (1, parse_quantity("500m"))  # untouched
     assert RECORD_ANNOTATION not in cluster.deployment(ns, name)["metadata"]["annotations"]
+
+
+def test_requests_inside_the_hysteresis_band_stay_and_those_outside_move(
+    cluster: Cluster,
+) -> None:
+    """headroom with a band (keep 20 % below / 50 % above the target): steady (1 core /
+    1Gi in force, ~0.77 core / 800Mi recommended — both more than 10 % lower, inside the
+    band) is held below the minimum change; drops (~0.1 core recommended, far below)
+    is written. Without the band steady would be written too (the unit tests pin that)."""
+    wait_for("drops applied", lambda: cluster.requests(BAND, "drops")["cpu"] < 1, 90)
+    wait_for("steady held", lambda: cluster.hold(BAND, "steady") == "BelowMinimumChange", 90)
+    target = cluster.entry(BAND, "steady")["containers"][0]
+    assert parse_quantity(target["target"]["cpu"]) < parse_quantity("900m"), target
+    assert parse_quantity(target["target"]["memory"]) < 900 * MI, target
+    time.sleep(3)  # a few more ticks
+    assert cluster.requests(BAND, "steady") == {"cpu": 1, "memory": 1024 * MI}
+    assert RECORD_ANNOTATION not in cluster.deployment(BAND, "steady")["metadata"]["annotations"]
 
 
 def test_resources_an_hpa_scales_on_are_left_alone(cluster: Cluster) -> None:

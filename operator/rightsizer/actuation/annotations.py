@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rightsizer.model.assessment import Assessment
-from rightsizer.model.change import moved_enough
+from rightsizer.model.change import must_move
 from rightsizer.names import RECOMMENDATION_ANNOTATION as RECOMMENDATION
 from rightsizer.names import SUMMARY_ANNOTATION as SUMMARY
 from rightsizer.quantity import human_cpu, human_memory, quantities
@@ -61,15 +61,40 @@ def _targets(value: str | None) -> dict[tuple[str, str], float]:
         return {}
 
 
+Band = tuple[float | None, float | None]
+
+
+def annotation_bands(rows: Sequence[Assessment]) -> dict[tuple[str, str], Band]:
+    """The strategy's hysteresis bands of the requests, by (container, resource), in the
+    annotation's units (millicores, bytes); empty when the strategy gives none."""
+    bands: dict[tuple[str, str], Band] = {}
+    for row in rows:
+        band = row.recommendation.keep
+        if not row.enough_data or band is None:
+            continue
+        name = row.recommendation.container
+        bands[(name, "cpu")] = (band.request_low.cpu_millicores, band.request_high.cpu_millicores)
+        bands[(name, "memory")] = (band.request_low.memory_bytes, band.request_high.memory_bytes)
+    return bands
+
+
 def annotation_update(
-    current: Mapping[str, str], wanted: Mapping[str, str], min_change_percent: float
+    current: Mapping[str, str],
+    wanted: Mapping[str, str],
+    min_change_percent: float,
+    bands: Mapping[tuple[str, str], Band] | None = None,
 ) -> dict[str, str] | None:
-    """The annotations to write, or None when what is there is close enough."""
+    """The annotations to write, or None when what is there is close enough: no target
+    moved by the minimum change, or — with the strategy's hysteresis ``bands`` — every
+    annotated target that did is still inside its band (the rule Apply mode uses)."""
     if all(current.get(k) == v for k, v in wanted.items()):
         return None
     old, new = _targets(current.get(RECOMMENDATION)), _targets(wanted.get(RECOMMENDATION))
     if old.keys() == new.keys() and current.get(RECOMMENDATION):
-        moved = any(moved_enough(old[k], new[k], min_change_percent) for k in new)
+        bands = bands or {}
+        moved = any(
+            must_move(old[k], new[k], min_change_percent, *bands.get(k, (None, None))) for k in new
+        )
         if not moved:
             return None
     return dict(wanted)

@@ -13,8 +13,11 @@ Rules:
 * **warm-up**: a container keeps its original requests and limits until its first sample
   is at least ``warmup_s`` old at a boundary; without originals it has none until then.
 * **min change**: a recommendation replaces the one in force only when a request or
-  limit moves by more than ``min_change_fraction`` of it (or is set/unset); the first
-  switch from the originals is an *adoption*, every later one a *change* (a rollout).
+  limit moves by more than ``min_change_fraction`` of it (or is set/unset) and — where
+  the strategy gives a hysteresis band (``ContainerRecommendation.keep``) — the value in
+  force is outside its band (``model/change.py``, the rule Apply and Annotate use); the
+  first switch from the originals is an *adoption* (no band: the originals are not the
+  strategy's), every later one a *change* (a rollout).
 * a resource a strategy has no figure for (no samples of it) stays as it is.
 * **history**: ``percentile`` sees only the last ``history_s`` (KRR's history window,
   kept in a ring of steps); ``vpa`` and strategies with their own decay see everything
@@ -47,6 +50,7 @@ from rightsizer.engine.strategies import SizingContext, Strategy
 from rightsizer.engine.strategies.base import UsageState
 from rightsizer.engine.strategies.percentile import PercentileStrategy
 from rightsizer.engine.usage import ContainerKey, UsageChunk
+from rightsizer.model.change import must_move_array
 from rightsizer.quantity import DAY_S
 
 if TYPE_CHECKING:  # the trace (and pandas) are imported when a backtest runs
@@ -259,6 +263,37 @@ class _Recommended:
     has_memory: BoolArray
     cpu_floor: FloatArray
     memory_floor: FloatArray
+    keep_low: tuple[FloatArray, FloatArray, FloatArray, FloatArray]
+    """Per value (CPU request, CPU limit, memory request, memory limit): the low end of
+    the band the value in force may stay in (hysteresis; NaN: none)."""
+    keep_high: tuple[FloatArray, FloatArray, FloatArray, FloatArray]
+
+
+def _keep_bands(
+    recs: list[ContainerRecommendation], trace: ReplayTrace
+) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
+    """The strategy's hysteresis bands as arrays (cores, bytes; NaN: no bound)."""
+    n = trace.containers
+    low = tuple(np.full(n, np.nan) for _ in range(4))
+    high = tuple(np.full(n, np.nan) for _ in range(4))
+    for rec in recs:
+        band = rec.keep
+        cid = trace.registry.find_container(rec.key)
+        if band is None or cid is None:
+            continue
+        for i, (res, attr, scale) in enumerate(
+            (
+                ("request", "cpu_millicores", 1000.0),
+                ("limit", "cpu_millicores", 1000.0),
+                ("request", "memory_bytes", 1.0),
+                ("limit", "memory_bytes", 1.0),
+            )
+        ):
+            lo = getattr(getattr(band, f"{res}_low"), attr)
+            hi = getattr(getattr(band, f"{res}_high"), attr)
+            low[i][cid] = np.nan if lo is None else lo / scale
+            high[i][cid] = np.nan if hi is None else hi / scale
+    return low, high
 
 
 def _recommendation_arrays(recs: list[ContainerRecommendation], trace: ReplayTrace) -> _Recommended:
@@ -286,7 +321,11 @@ def _recommendation_arrays(recs: list[ContainerRecommendation], trace: ReplayTra
             mem_floor[cid] = float(min(rec.floor_added.memory_bytes or 0, rec.target.memory_bytes))
             if rec.limits.memory_bytes is not None:
                 mem_lim[cid] = float(rec.limits.memory_bytes)
-    return _Recommended(cpu_req, cpu_lim, mem_req, mem_lim, has_cpu, has_mem, cpu_floor, mem_floor)
+    low, high = _keep_bands(recs, trace)
+    return _Recommended(
+        cpu_req, cpu_lim, mem_req, mem_lim, has_cpu, has_mem, cpu_floor, mem_floor,
+        (low[0], low[1], low[2], low[3]), (high[0], high[1], high[2], high[3]),
+    )  # fmt: skip
 
 
 def _apply(
@@ -318,8 +357,8 @@ def _apply(
     eligible = ready & (has_cpu | has_mem)
     adopt = eligible & ~run.adopted
     moved = np.zeros(trace.containers, dtype=bool)
-    for old, fresh in zip(in_force, new, strict=True):
-        moved |= differs(old, fresh, fraction)
+    for old, fresh, low, high in zip(in_force, new, r.keep_low, r.keep_high, strict=True):
+        moved |= must_move_array(differs(old, fresh, fraction), old, low, high)
     change = eligible & run.adopted & moved
     take = adopt | change
     for mine, fresh in zip(

@@ -15,7 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from rightsizer.actuation.annotations import annotation_update, wanted_annotations
+from rightsizer.actuation.annotations import (
+    annotation_bands,
+    annotation_update,
+    wanted_annotations,
+)
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import ContainerRecommendation, Resources
@@ -448,8 +452,9 @@ def _annotate(
         if wanted is None:
             continue
         update = annotation_update(
-            info.annotations, wanted, spec.update.settings.min_change_percent
-        )
+            info.annotations, wanted, spec.update.settings.min_change_percent,
+            annotation_bands(group),
+        )  # fmt: skip
         if update is None:
             continue
         outcome.annotations.append((info, update))

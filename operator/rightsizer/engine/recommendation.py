@@ -14,6 +14,19 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class KeepBand:
+    """Hysteresis: values in force inside these bands are kept as they are, as VPA's
+    updater keeps a request between its lower and upper bound. Only a value that leaves
+    its band (and moves by the minimum change) makes a write, and the write moves every
+    value to the recommendation. ``None`` in a bound: no band on that side."""
+
+    request_low: Resources = Resources()
+    request_high: Resources = Resources()
+    limit_low: Resources = Resources()
+    limit_high: Resources = Resources()
+
+
+@dataclass(frozen=True)
 class ContainerRecommendation:
     """The recommendation for one (namespace, workload, container)."""
 
@@ -39,6 +52,9 @@ class ContainerRecommendation:
     floor_added: Resources = Resources(0, 0)
     """How far the strategy's own floors (a minimum request, a per-pod minimum) raised the
     target above what usage asked for, before rounding and the policy's bounds."""
+    keep: KeepBand | None = None
+    """Where the values in force may stay (hysteresis); None: the minimum change alone
+    decides (``model/change.py``)."""
 
     @property
     def key(self) -> tuple[str, str, str]:

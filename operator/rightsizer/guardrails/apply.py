@@ -14,7 +14,9 @@ ends the decision; every hold has a CamelCase reason for status and Events):
    minimum) keeps that container as it is; resources an HPA scales on are left alone.
    New values: increases at once; decreases at most ``maxStepDownPercent`` per write and
    never below the observed memory peak plus margin; limits never below requests.
-7. ``BelowMinimumChange``: no request moves by at least ``minChangePercent``.
+7. ``BelowMinimumChange``: no request moves by at least ``minChangePercent`` — and, where
+   the strategy gives a hysteresis band (``ContainerRecommendation.keep``), none in
+   force has left its band and no limit in force has left its own (``model/change.py``).
 8. ``LimitRangeViolation``: a new value is outside the namespace's LimitRange.
 9. ``QuotaExceeded``: the increase × pods (surge pods included) does not fit the
    ResourceQuota's remaining room.
@@ -29,11 +31,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from rightsizer.engine.policy import LimitRangeItem
-from rightsizer.engine.recommendation import Resources
+from rightsizer.engine.recommendation import KeepBand, Resources
 from rightsizer.guardrails.record import AppliedRecord
 from rightsizer.guardrails.rollout import RolloutState
 from rightsizer.model.assessment import Assessment
-from rightsizer.model.change import moved_enough
+from rightsizer.model.change import moved_enough, must_move
 from rightsizer.model.workloads import WorkloadInfo
 from rightsizer.names import EXCLUDE_ANNOTATION, HoldReason
 from rightsizer.quantity import DAY_S, human_cpu, human_memory
@@ -227,6 +229,25 @@ def _new_value(
     return _lowered(target, current, floor if res == "memory" else 0, s.max_step_down_percent)
 
 
+def _must_write(
+    band: KeepBand | None,
+    attr: str,
+    request: tuple[int | None, int | None],
+    limit: tuple[int | None, int | None],
+    s: ApplySettings,
+) -> bool:
+    """The shared rule (``model/change.py``): a request that moves by the minimum change;
+    with the strategy's hysteresis band, only once the request in force has left its
+    band — or the limit in force has left its own (a memory limit below the OOM line)."""
+    if band is None:
+        return moved_enough(request[0], request[1], s.min_change_percent)
+    low, high = getattr(band.request_low, attr), getattr(band.request_high, attr)
+    if must_move(request[0], request[1], s.min_change_percent, low, high):
+        return True
+    low, high = getattr(band.limit_low, attr), getattr(band.limit_high, attr)
+    return low is not None and must_move(limit[0], limit[1], s.min_change_percent, low, high)
+
+
 def container_change(
     row: Assessment, ctx: ApplyContext, current: tuple[Resources, Resources] | None = None
 ) -> ContainerOutcome:
@@ -255,7 +276,7 @@ def container_change(
         if new_lim is not None and new_req is not None and new_lim < new_req:
             new_lim = new_req  # a limit below the request is invalid
         requests[attr], limits[attr] = new_req, new_lim
-        moved = moved or moved_enough(cur_req, new_req, s.min_change_percent)
+        moved = moved or _must_write(r.keep, attr, (cur_req, new_req), (cur_lim, new_lim), s)
     outcome = ContainerOutcome(r.container, left_alone=tuple(left_alone))
     if not moved:
         return outcome
