@@ -30,14 +30,8 @@ def example_history(prometheus: Prometheus, tmp_path_factory: pytest.TempPathFac
     """The bundled example, loaded so that it ends at a recent 5-minute boundary (which
     keeps sample times on the query step grid). Returns that end time."""
     end_s = math.floor(time.time() / EXAMPLE_STEP_S) * EXAMPLE_STEP_S
-    out = tmp_path_factory.mktemp("om")
-    code = main(
-        ["dev", "openmetrics", "--samples", str(EXAMPLE), "--end", str(end_s), "--output", str(out)]
-    )
-    assert code == 0
-    files = sorted(out.glob("*.om"))
+    files = prometheus.load_samples(EXAMPLE, end_s, tmp_path_factory.mktemp("om"))
     assert len(files) >= 2  # split per UTC day
-    prometheus.load_openmetrics(files)
     return float(end_s)
 
 

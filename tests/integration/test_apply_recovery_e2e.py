@@ -24,7 +24,6 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from rightsizer.cli.main import main
 from rightsizer.guardrails.rollout import RolloutWatch, watch_s
 from rightsizer.model.workloads import workload_info
 from rightsizer.names import RECORD_ANNOTATION
@@ -155,9 +154,7 @@ def cluster(
     tmp = tmp_path_factory.mktemp("recovery")
     end_s = float(int(time.time() // STEP_S) * STEP_S)
     usage_frame(end_s).to_csv(tmp / "samples.csv", index=False)
-    assert main(["dev", "openmetrics", "--samples", str(tmp / "samples.csv"), "--end",
-                 str(end_s), "--output", str(tmp / "om")]) == 0  # fmt: skip
-    prometheus.load_openmetrics(sorted((tmp / "om").glob("*.om")))
+    prometheus.load_samples(tmp / "samples.csv", end_s, tmp / "om")
     core = client.CoreV1Api(k8s_api)
     _delete_hold(k8s_api)  # what an interrupted run on a kept sandbox may have left
     for ns in (LATE, CRASH):

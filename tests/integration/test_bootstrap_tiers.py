@@ -98,10 +98,7 @@ def minute_history(prometheus: Prometheus, tmp_path_factory: pytest.TempPathFact
         }))  # fmt: skip
     samples = tmp_path_factory.mktemp("tiers-1m") / "samples.csv"
     pd.concat(frames).sort_values("timestamp", kind="stable").to_csv(samples, index=False)
-    out = tmp_path_factory.mktemp("tiers-1m-om")
-    argv = ["dev", "openmetrics", "--samples", str(samples), "--end", str(end_s)]
-    assert main([*argv, "--output", str(out)]) == 0
-    prometheus.load_openmetrics(sorted(out.glob("*.om")))
+    prometheus.load_samples(samples, end_s, tmp_path_factory.mktemp("tiers-1m-om"))
     return float(end_s)
 
 

@@ -28,7 +28,6 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from rightsizer.cli.main import main as rightsizer_cli
 from tests.integration.test_auto_apply_e2e import deployment
 from tests.integration.test_deploy_manifests import GROUP, PLURAL, VERSION, Operator, policies
 from tests.integration.waiting import free_port, wait_for
@@ -196,9 +195,7 @@ def running(
 ) -> Iterator[tuple[Operator, Scraper]]:  # fmt: skip
     end_s = float(int(time.time() // STEP_S) * STEP_S)
     usage(namespace, end_s).to_csv(tmp_path / "samples.csv", index=False)
-    argv = ["dev", "openmetrics", "--samples", str(tmp_path / "samples.csv"), "--end", str(end_s)]
-    assert rightsizer_cli([*argv, "--output", str(tmp_path / "om")]) == 0
-    prometheus.load_openmetrics(sorted((tmp_path / "om").glob("*.om")))
+    prometheus.load_samples(tmp_path / "samples.csv", end_s, tmp_path / "om")
 
     core, apps = client.CoreV1Api(k8s_api), client.AppsV1Api(k8s_api)
     custom: Any = client.CustomObjectsApi(k8s_api)

@@ -29,7 +29,6 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from rightsizer.cli.main import main as rightsizer_cli
 from rightsizer.dev.synthetic import MI, ContainerProfile, profile_frame
 from tests.integration.waiting import wait_for
 from tests.sandbox import KubeAccess, OperatorProcess, Prometheus, Sandbox
@@ -477,10 +476,7 @@ def load_history(prometheus: Prometheus, namespace: str, out: Path) -> None:
     profile_frame((profile,), start_s=end_s - 2 * 86400, days=2, step_s=60).to_csv(
         samples, index=False
     )
-    om = out / "openmetrics"
-    argv = ["dev", "openmetrics", "--samples", str(samples), "--end", str(end_s)]
-    assert rightsizer_cli([*argv, "--output", str(om)]) == 0
-    prometheus.load_openmetrics(sorted(om.glob("*.om")))
+    prometheus.load_samples(samples, end_s, out / "openmetrics")
 
 
 def web_deployment(namespace: str) -> dict[str, Any]:

@@ -190,10 +190,7 @@ def test_report_kube_jsonpatch_end_to_end(
     csv = tmp_path / "samples.csv"
     frame.to_csv(csv, index=False)
     end_s = math.floor(time.time() / 300) * 300
-    out_dir = tmp_path / "om"
-    assert main(["dev", "openmetrics", "--samples", str(csv), "--end", str(end_s),
-                 "--output", str(out_dir)]) == 0  # fmt: skip
-    prometheus.load_openmetrics(sorted(out_dir.glob("*.om")))
+    prometheus.load_samples(csv, end_s, tmp_path / "om")
     capsys.readouterr()
     body = deployment(namespace, "web", ("proxy", "app"))
     for c in body["spec"]["template"]["spec"]["containers"]:
