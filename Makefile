@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test unit lint fmt image bench bench-soak bench-operator bench-apply bench-report bench-vs-krr components sandbox-up sandbox-down clean
+.PHONY: help setup demo test unit lint fmt image bench bench-soak bench-operator bench-scale bench-apply bench-report bench-vs-krr components sandbox-up sandbox-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,6 +50,9 @@ bench-soak: setup  ## 90 simulated days of daily rollouts + CronJob churn throug
 
 bench-operator: setup components  ## operator at scale: 1,000 Deployments on kwok nodes, time to status, API requests, peak RSS
 	$(BIN)/python bench/bench_operator_scale.py
+
+bench-scale: setup components  ## recommendation objects at scale: 2,000 Deployments in 20 namespaces, one policy each (SCALE_ARGS="--deployments 10000 ...")
+	$(BIN)/python bench/bench_scale.py $(SCALE_ARGS)
 
 bench-apply: setup components  ## auto-apply at scale: 1,000 opted-in Deployments, time until all are applied under the rollout limit, API requests per apply
 	$(BIN)/python bench/bench_auto_apply.py

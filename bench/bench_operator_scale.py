@@ -158,15 +158,21 @@ class Fleet:
     names: list[str]
     cpu_cores: np.ndarray
     memory_bytes: np.ndarray
+    #: Each Deployment's namespace (all in NAMESPACE unless ``make`` spreads them).
+    namespaces: list[str]
 
     @staticmethod
-    def make(count: int, seed: int = 5) -> Fleet:
+    def make(count: int, seed: int = 5, spaces: int = 1) -> Fleet:
+        """``spaces`` > 1: Deployment i in namespace ``bench-{i % spaces:02d}``."""
         rng = np.random.default_rng(seed)
         width = len(str(count - 1))
         return Fleet(
             names=[f"svc-{i:0{width}d}" for i in range(count)],
             cpu_cores=rng.lognormal(-2.3, 0.8, count),
             memory_bytes=rng.lognormal(np.log(200e6), 0.6, count),
+            namespaces=[
+                NAMESPACE if spaces == 1 else f"{NAMESPACE}-{i % spaces:02d}" for i in range(count)
+            ],
         )
 
     def deployment(self, i: int) -> dict[str, Any]:
@@ -176,7 +182,7 @@ class Fleet:
         return {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
+            "metadata": {"name": name, "namespace": self.namespaces[i], "labels": {"app": name}},
             "spec": {
                 "replicas": 1,
                 "selector": {"matchLabels": {"app": name}},
@@ -210,11 +216,12 @@ class Fleet:
         phase = np.sin(2 * np.pi * (t % 86400) / 86400)
         frames = []
         for i, name in enumerate(self.names):
-            pod = f"{replicaset_name(NAMESPACE, name)}-" + "".join(rng.choice(list(SAFE), 5))
+            ns = self.namespaces[i]
+            pod = f"{replicaset_name(ns, name)}-" + "".join(rng.choice(list(SAFE), 5))
             cpu = self.cpu_cores[i] * (1 + 0.5 * phase) * rng.lognormal(0, 0.25, n)
             mem = self.memory_bytes[i] * (1 + 0.05 * phase) * rng.normal(1, 0.01, n)
             frames.append(pd.DataFrame({
-                "timestamp": t, "namespace": NAMESPACE, "workload": f"Deployment/{name}",
+                "timestamp": t, "namespace": ns, "workload": f"Deployment/{name}",
                 "pod": pod, "container": "app", "cpu": np.round(np.clip(cpu, 0, None), 5),
                 "memory": np.round(mem), "cpu_request": 0.25, "cpu_limit": np.nan,
                 "memory_request": 256.0 * MI, "memory_limit": 512.0 * MI, "oom": False,

@@ -68,6 +68,6 @@ def test_the_pace_is_read_from_the_environment() -> None:
         5.0,
         7,
     )
-    assert settings_from_env({}).recommendation_writes_per_second == 50.0
+    assert settings_from_env({}).recommendation_writes_per_second == 200.0
     with pytest.raises(ValueError, match="RIGHTSIZER_RECOMMENDATION_WRITES_PER_SECOND"):
         settings_from_env({"RIGHTSIZER_RECOMMENDATION_WRITES_PER_SECOND": "0"})

@@ -27,10 +27,10 @@ class OperatorSettings:
     """``RIGHTSIZER_RECONCILE_WORKERS``: threads for reconciles of well-behaved policies."""
     slow_source_workers: int = 2
     """``RIGHTSIZER_SLOW_SOURCE_WORKERS``: threads for policies whose last read hit a limit."""
-    recommendation_writes_per_second: float = 50.0
+    recommendation_writes_per_second: float = 200.0
     """``RIGHTSIZER_RECOMMENDATION_WRITES_PER_SECOND``: the pace of writes to
     RightSizeRecommendation objects, all policies together (a 429 slows it down)."""
-    recommendation_write_burst: int = 100
+    recommendation_write_burst: int = 200
     """``RIGHTSIZER_RECOMMENDATION_WRITE_BURST``: writes sent at once before the pace applies."""
     limits: SourceLimits = field(default_factory=SourceLimits)
     """``RIGHTSIZER_QUERY_TIMEOUT_SECONDS``, ``RIGHTSIZER_MAX_RESPONSE_MIB``,
