@@ -550,14 +550,7 @@ def main() -> None:
     args = parser.parse_args()
     args.profile = None  # the base's py-spy option: not offered here
     # Own state and ports, whatever the environment says: never the base benchmark's.
-    os.environ["RIGHTSIZER_SANDBOX_DIR"] = STATE_DIR
-    for var, port in PORTS.items():
-        os.environ[var] = str(port)
-    bench = ApplyBench(args)
-    try:
-        bench.run()
-    finally:
-        bench.stop()
+    base.run_in_sandbox(ApplyBench, args, STATE_DIR, PORTS, own=True)
 
 
 if __name__ == "__main__":

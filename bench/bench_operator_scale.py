@@ -953,10 +953,23 @@ def main() -> None:
                         help="py-spy samples per second (default 100)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
     args = parser.parse_args()
-    os.environ.setdefault("RIGHTSIZER_SANDBOX_DIR", STATE_DIR)
-    for var, port in PORTS.items():
-        os.environ.setdefault(var, str(port))
-    bench = Bench(args)
+    run_in_sandbox(Bench, args, STATE_DIR, PORTS)
+
+
+def run_in_sandbox(
+    bench_class: Any, args: argparse.Namespace, state_dir: str, ports: dict[str, int],
+    *, own: bool = False,
+) -> None:  # fmt: skip
+    """Run a benchmark in its sandbox (state dir and ports: those of the environment, or
+    these; ``own``: these whatever the environment says), and stop what it started."""
+    if own:
+        os.environ["RIGHTSIZER_SANDBOX_DIR"] = state_dir
+        os.environ.update({var: str(port) for var, port in ports.items()})
+    else:
+        os.environ.setdefault("RIGHTSIZER_SANDBOX_DIR", state_dir)
+        for var, port in ports.items():
+            os.environ.setdefault(var, str(port))
+    bench = bench_class(args)
     try:
         bench.run()
     finally:

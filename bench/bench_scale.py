@@ -46,6 +46,7 @@ from bench_operator_scale import (
     parse_metrics,
     prometheus_cpu,
     queries,
+    run_in_sandbox,
     total,
     wait_for,
 )
@@ -321,14 +322,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
     args = parser.parse_args()
     args.no_metrics_server, args.profile = True, None
-    os.environ.setdefault("RIGHTSIZER_SANDBOX_DIR", STATE_DIR)
-    for var, port in PORTS.items():
-        os.environ.setdefault(var, str(port))
-    bench = ScaleBench(args)
-    try:
-        bench.run()
-    finally:
-        bench.stop()
+    run_in_sandbox(ScaleBench, args, STATE_DIR, PORTS)
 
 
 if __name__ == "__main__":

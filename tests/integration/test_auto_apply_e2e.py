@@ -16,7 +16,6 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from rightsizer.cli.main import main
 from rightsizer.names import RECORD_ANNOTATION
 from rightsizer.quantity import parse_quantity
 from tests.integration.test_operator_e2e import GROUP, PLURAL, VERSION, Operator, install_crd
@@ -153,9 +152,7 @@ def cluster(
     tmp = tmp_path_factory.mktemp("autoapply")
     end_s = float(int(time.time() // STEP_S) * STEP_S)
     usage_frame(end_s).to_csv(tmp / "samples.csv", index=False)
-    assert main(["dev", "openmetrics", "--samples", str(tmp / "samples.csv"), "--end",
-                 str(end_s), "--output", str(tmp / "om")]) == 0  # fmt: skip
-    prometheus.load_openmetrics(sorted((tmp / "om").glob("*.om")))
+    prometheus.load_samples(tmp / "samples.csv", end_s, tmp / "om")
 
     core, apps = client.CoreV1Api(k8s_api), client.AppsV1Api(k8s_api)
     opted = {"rightsizer.dev/auto-apply": "enabled"}

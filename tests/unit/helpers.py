@@ -26,3 +26,16 @@ def chunk(
         memory_bytes=np.asarray([r[3] for r in rows], dtype=np.float64),
         oom=np.asarray([bool(r[4]) if len(r) > 4 else False for r in rows]),  # type: ignore[misc]
     )
+
+
+class FakeClock:
+    """A clock for code that takes ``clock`` and ``sleep`` callables: sleeping moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds

@@ -16,17 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from rightsizer.actuation import recommendations as adapter
 from rightsizer.actuation.pacing import TokenBucket
 from rightsizer.status.recommendation import Action, Write
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.unit.helpers import FakeClock as Clock
 
 
 def answers(monkeypatch: pytest.MonkeyPatch, statuses: list[int | None]) -> list[Write]:

@@ -6,17 +6,7 @@ import pytest
 
 from rightsizer.actuation.pacing import TokenBucket
 from rightsizer.handlers.settings import settings_from_env
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.unit.helpers import FakeClock
 
 
 def bucket(rate: float = 10.0, burst: float = 5.0) -> tuple[TokenBucket, FakeClock]:
