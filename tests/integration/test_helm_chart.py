@@ -156,6 +156,8 @@ def test_values_reach_their_objects() -> None:
         "--set", "tickSeconds=10", "--set", "metrics.serviceMonitor.enabled=true",
         "--set", "metrics.serviceMonitor.labels.release=kps",
         "--set", "admissionPolicy.enabled=false", "--set", "networkPolicy.enabled=false",
+        "--set", "rolloutWatch.minSeconds=900",
+        "--set", "rolloutWatch.deadlineMarginSeconds=60",
     )  # fmt: skip
     c = container(objects)
     assert c["image"] == "registry.example/rs:1.2.3"
@@ -170,6 +172,8 @@ def test_values_reach_their_objects() -> None:
         "http://a.example:9090,https://b.example/prom"
     )
     assert env["RIGHTSIZER_TICK_SECONDS"] == "10"
+    assert env["RIGHTSIZER_ROLLOUT_WATCH_SECONDS"] == "900"
+    assert env["RIGHTSIZER_ROLLOUT_DEADLINE_MARGIN_SECONDS"] == "60"
     assert c["resources"]["requests"]["cpu"] == "250m"
     assert only(objects, "Deployment")["spec"]["replicas"] == 0
     monitor = only(objects, "ServiceMonitor")
@@ -193,6 +197,7 @@ def test_values_reach_their_objects() -> None:
         ["--set", "prometheus.allowedURLs={http://user:pw@prom:9090}"],
         ["--set", "watchNamespaces={Not_A_Namespace}"],
         ["--set", "image.digest=latest"],
+        ["--set", "rolloutWatch.minSeconds=0"],
     ],
 )
 def test_unsafe_values_are_refused(values: list[str]) -> None:
