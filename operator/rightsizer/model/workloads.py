@@ -91,7 +91,8 @@ class WorkloadInfo:
         }
 
 
-def _resources(data: Mapping[str, Any] | None) -> Resources:
+def parse_resources(data: Mapping[str, Any] | None) -> Resources:
+    """A ``requests`` or ``limits`` map as a CPU/memory pair (unreadable quantities: unset)."""
     data = data or {}
     try:
         cpu = cpu_millicores(data["cpu"]) if "cpu" in data else None
@@ -113,8 +114,8 @@ def workload_info(kind: str, body: Mapping[str, Any]) -> WorkloadInfo:
     containers = tuple(
         ContainerResources(
             c.get("name", ""),
-            _resources((c.get("resources") or {}).get("requests")),
-            _resources((c.get("resources") or {}).get("limits")),
+            parse_resources((c.get("resources") or {}).get("requests")),
+            parse_resources((c.get("resources") or {}).get("limits")),
         )
         for c in template.get("containers") or []
     )
