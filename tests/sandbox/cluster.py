@@ -56,6 +56,9 @@ BINARIES: dict[str, tuple[str, ...]] = {
     "prometheus": ("prometheus", "promtool"),
 }
 
+#: Stages of this project, in the repository (read their headers for what they emulate).
+KWOK_STAGES = Path(__file__).parent / "kwok"
+
 KWOK_CONFIG_FILES = (
     "node-initialize.yaml",
     "node-heartbeat-with-lease.yaml",
@@ -505,6 +508,9 @@ class Sandbox:
                 raise MissingBinaryError(
                     f"kwok configuration {path} is missing: run `bash scripts/build-components.sh`"
                 )
+            parts.append(f"# from {path}\n" + path.read_text().strip() + "\n")
+        # The project's own stages (the kubelet's side of in-place resize).
+        for path in sorted(KWOK_STAGES.glob("*.yaml")):
             parts.append(f"# from {path}\n" + path.read_text().strip() + "\n")
         conf = self.cfg.data_dir("kwok") / "kwok.yaml"
         conf.parent.mkdir(parents=True, exist_ok=True)
