@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
 
+from rightsizer.actuation.pods import ResizeConflictError, resize_pod, serves_resize
+from rightsizer.actuation.resources import WriteRejectedError
 from rightsizer.engine.recommendation import Resources
-from rightsizer.model.pods import QosClass, ResizeState, plan_resize, pod_info, resize_patch
+from rightsizer.model.pods import QosClass, ResizeState, plan_resize, pod_info
 from rightsizer.model.workloads import ContainerResources, parse_resources
 from tests.integration.waiting import wait_for
 
@@ -83,7 +84,14 @@ def test_a_pod_is_resized_in_place_without_a_restart(
     decision = plan_resize(before, {"app": app})
     assert decision.needed and decision.restarts == ()
 
-    core.patch_namespaced_pod_resize(running_pod, namespace, resize_patch(decision.resize))
+    assert serves_resize(k8s_api)
+    stale = read(core, namespace, running_pod)["metadata"]["resourceVersion"]
+    core.patch_namespaced_pod(running_pod, namespace, {"metadata": {"labels": {"x": "y"}}})
+    with pytest.raises(ResizeConflictError):  # someone changed the pod since it was read
+        resize_pod(k8s_api, namespace, running_pod, decision.resize, resource_version=stale)
+    fresh = read(core, namespace, running_pod)["metadata"]["resourceVersion"]
+    stored = resize_pod(k8s_api, namespace, running_pod, decision.resize, resource_version=fresh)
+    assert pod_info(stored).containers[0].wanted == app
 
     def resized() -> Any:
         info = pod_info(read(core, namespace, running_pod))
@@ -119,10 +127,8 @@ def test_the_api_server_refuses_what_the_model_refuses(
     decision = plan_resize(info, {"app": burstable})
     assert not decision.needed
     assert "QoS class would change" in decision.refused
-    with pytest.raises(ApiException) as refused:
-        core.patch_namespaced_pod_resize("db-0", namespace, resize_patch(decision.resize))
-    assert refused.value.status == 422
-    assert "QOS Class may not change" in str(refused.value.body)
+    with pytest.raises(WriteRejectedError, match=r"HTTP 422: .*QOS Class may not change"):
+        resize_pod(k8s_api, namespace, "db-0", decision.resize)
 
     both = ContainerResources("app", Resources(250, 256 * MI), Resources(250, 256 * MI))
     assert plan_resize(info, {"app": both}).needed
@@ -137,7 +143,7 @@ def test_pending_resizes_are_reported_and_a_deferred_one_completes(
         running_pod, namespace, {"metadata": {"annotations": {ANNOTATION: outcome}}}
     )
     app = ContainerResources("app", Resources(700, 512 * MI), Resources(None, 1024 * MI))
-    core.patch_namespaced_pod_resize(running_pod, namespace, resize_patch([app]))
+    resize_pod(k8s_api, namespace, running_pod, [app])
 
     def pending() -> Any:
         info = pod_info(read(core, namespace, running_pod))

@@ -77,7 +77,8 @@ def apply_configuration(write: ResourcesWrite) -> dict[str, Any]:
     }
 
 
-def _message(exc: ApiException) -> str:
+def api_message(exc: ApiException) -> str:
+    """The message of an API error (its Status), or its HTTP reason."""
     try:
         return str(json.loads(exc.body or "{}").get("message") or exc.reason)
     except (ValueError, AttributeError):
@@ -112,7 +113,7 @@ def write(
             return current, requests
         except ApiException as exc:
             if exc.status != 409 or redecide is None:
-                raise WriteRejectedError(f"HTTP {exc.status}: {_message(exc)}") from None
+                raise WriteRejectedError(f"HTTP {exc.status}: {api_message(exc)}") from None
         requests += 1
         time.sleep(RETRY_PAUSE_S * attempt)
         fresh = _plain(
