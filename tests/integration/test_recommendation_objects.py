@@ -35,6 +35,7 @@ from tests.integration.test_operator_e2e import (
     policy_body,
     statefulset_body,
     stop_after_deleting_policies,
+    wait_reconciles,
 )
 from tests.integration.waiting import wait_for
 from tests.sandbox import Prometheus, Sandbox
@@ -138,17 +139,6 @@ def recommended(api: ApiClient, selector: str, names: set[str]) -> dict[str, dic
     return found
 
 
-def reconciles(api: ApiClient, policy: str, count: int) -> None:
-    """Wait until the policy has reconciled ``count`` more times."""
-    for _ in range(count):
-        first = get_policy(api, policy, NS)["status"]["lastReconcileTime"]
-        wait_for(
-            f"a reconcile of {policy}",
-            lambda f=first: get_policy(api, policy, NS)["status"]["lastReconcileTime"] > f,  # type: ignore[misc]
-            30,
-        )
-
-
 def apiserver_writes(kubeconfig: str) -> dict[str, float]:
     """Writes to RightSizeRecommendations (and their status) the API server has served,
     by verb, from its own ``apiserver_request_total``."""
@@ -208,20 +198,27 @@ def test_one_object_per_workload_read_with_kubectl_and_no_writes_when_nothing_ch
         status = web["status"]
         assert status["state"] == "Recommended" and status["workload"] == "Deployment/web"
         assert status["cpu"].startswith("600m→") and status["memory"].startswith("640Mi→")
-        # the same numbers as the policy's status (what the engine recommended)
+        # the policy's status sums the objects up and says how to list them
         policy = wait_for(
-            "the policy Ready",
+            "the policy Ready with its totals",
             lambda: (
                 (p := get_policy(cluster, "objects", NS))
                 and condition(p, "Ready").get("status") == "True"
+                and (p["status"].get("summary") or {}).get("workloads") == 2
                 and p
             ),
         )
-        entry = next(w for w in policy["status"]["workloads"] if w["workload"] == "Deployment/web")
-        for c in entry["containers"]:
-            exact = container(web, c["name"])["exact"]["target"]
-            assert f"{exact['cpuMillicores']}m" == c["target"]["cpu"]
-            assert str(exact["memoryBytes"]) == c["target"]["memory"]
+        summary = policy["status"]["summary"]
+        assert summary["states"]["Recommended"] == 2 and "truncated" not in summary
+        assert policy["status"]["recommendations"] == {
+            "count": 2, "labelSelector": "rightsizer.dev/policy=objects",
+            "command": f"kubectl get rsr -n {NS} -l rightsizer.dev/policy=objects",
+        }  # fmt: skip
+        top = {t["workload"]: t for t in policy["status"]["topChanges"]}
+        if "Deployment/web" in top:
+            assert (top["Deployment/web"]["cpu"], top["Deployment/web"]["memory"]) == (
+                status["cpu"], status["memory"],
+            )  # fmt: skip
         assert container(web, "app")["requests"] == {"cpu": "500m", "memory": "512Mi"}
         assert container(web, "app")["evidence"]["historyHours"] > 24
 
@@ -235,15 +232,18 @@ def test_one_object_per_workload_read_with_kubectl_and_no_writes_when_nothing_ch
         everywhere = kubectl(kubeconfig, "get", "rightsizing", "-A")
         assert f"{NS}" in everywhere and "deployment-web" in everywhere
 
-        # steady reconciles with nothing new write nothing (the API server's own count)
-        reconciles(cluster, "objects", 1)
+        # steady reconciles with nothing new write nothing (the API server's own count),
+        # neither the objects nor the policy's status
+        wait_reconciles(operator, NS, "objects", 1)
         before, ours = apiserver_writes(kubeconfig), operator_writes(operator)
         versions = {n: o["metadata"]["resourceVersion"] for n, o in objects(cluster).items()}
-        reconciles(cluster, "objects", 3)
+        policy_version = get_policy(cluster, "objects", NS)["metadata"]["resourceVersion"]
+        wait_reconciles(operator, NS, "objects", 3)
         assert apiserver_writes(kubeconfig) == before
         assert operator_writes(operator) == ours
         after = {n: o["metadata"]["resourceVersion"] for n, o in objects(cluster).items()}
         assert after == versions
+        assert get_policy(cluster, "objects", NS)["metadata"]["resourceVersion"] == policy_version
     finally:
         delete_policy(cluster, "objects")
     # the garbage collector removes them with their policy (the operator never deletes
@@ -309,7 +309,7 @@ def test_a_workload_selected_by_two_policies_has_one_object_owned_by_the_older(
             "Conflict on the newer policy",
             lambda: condition(get_policy(cluster, "newer", NS), "Conflict").get("status") == "True",
         )
-        reconciles(cluster, "newer", 2)
+        wait_reconciles(operator, NS, "newer", 2)
         found = objects(cluster)
         assert set(found) == {"deployment-web", "statefulset-db"}
         for obj in found.values():
