@@ -14,8 +14,11 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
@@ -332,3 +335,70 @@ def test_a_workload_selected_by_two_policies_has_one_object_owned_by_the_older(
             }:
                 delete_policy(cluster, name)
     wait_for("the objects gone with their policies", lambda: not objects(cluster), 90)
+
+
+SPIKY_STEP_S = 15
+MI = 2**20
+
+
+def spiky_samples(path: Path, start_s: float, end_s: float, memory_mi: float, cpu: float) -> None:
+    """Samples of ``Deployment/spiky`` every 15 s from ``start_s`` to ``end_s``."""
+    n = int((end_s - start_s) // SPIKY_STEP_S) + 1
+    t = end_s - (n - 1 - np.arange(n)) * SPIKY_STEP_S
+    pd.DataFrame({
+        "timestamp": t.astype(np.int64), "namespace": NS, "workload": "Deployment/spiky",
+        "pod": "spiky-6d4cf56db6-x2x7k", "container": "app",
+        "cpu": cpu, "memory": memory_mi * MI, "cpu_request": 0.5, "cpu_limit": 1.0,
+        "memory_request": 512 * MI, "memory_limit": 4096 * MI,
+    }).to_csv(path, index=False)  # fmt: skip
+
+
+def test_an_object_follows_a_change_of_usage(
+    operator: Operator, cluster: ApiClient, prometheus: Prometheus, tmp_path: Path
+) -> None:
+    """Usage changes, requests do not: new samples in Prometheus (memory far above the
+    history's) move the object's memory target at a later reconcile. The new samples lie
+    just ahead of the clock, since the operator reads each span of time once."""
+    apps = client.AppsV1Api(cluster)
+    spiky = deployment_body(NS)
+    spiky["metadata"].update(name="spiky", labels={"app": "spiky"})
+    spiky["spec"].update(replicas=1, selector={"matchLabels": {"app": "spiky"}})
+    spiky["spec"]["template"]["metadata"]["labels"] = {"app": "spiky"}
+    spiky["spec"]["template"]["spec"]["containers"] = spiky["spec"]["template"]["spec"][
+        "containers"
+    ][:1]
+    spiky["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = "4Gi"
+    end_s = math.floor(time.time() / SPIKY_STEP_S) * SPIKY_STEP_S
+    spiky_samples(tmp_path / "calm.csv", end_s - 3 * 3600, end_s, 200, 0.1)
+    prometheus.load_samples(tmp_path / "calm.csv", end_s, tmp_path / "calm-om")
+    apps.create_namespaced_deployment(NS, spiky)
+    selector = {"kinds": ["Deployment"], "selector": {"matchLabels": {"app": "spiky"}}}
+    create_policy(cluster, prometheus, "usage", history="3h", step="15s", targets=selector)
+    try:
+        found = recommended(cluster, "rightsizer.dev/policy=usage", {"deployment-spiky"})
+        before = container(found["deployment-spiky"], "app")
+        calm = before["exact"]["target"]["memoryBytes"]
+        assert calm < 512 * MI and before["requests"]["memory"] == "512Mi"
+        version = found["deployment-spiky"]["metadata"]["resourceVersion"]
+        # a minute of 2 GiB, starting half a minute from now
+        start = math.ceil(time.time() / SPIKY_STEP_S) * SPIKY_STEP_S + 30
+        spiky_samples(tmp_path / "spike.csv", start, start + 60, 2048, 0.1)
+        prometheus.load_samples(tmp_path / "spike.csv", start + 60, tmp_path / "spike-om")
+        after = wait_for(
+            "the memory target up with the new usage",
+            lambda: (
+                (o := objects(cluster).get("deployment-spiky"))
+                and container(o, "app")["exact"]["target"]["memoryBytes"] > 4 * calm
+                and o
+            ),
+            150,
+        )
+        spiked = container(after, "app")
+        assert spiked["requests"] == before["requests"]  # the requests did not change
+        assert spiked["evidence"]["peakMemoryBytes"] >= 2048 * MI
+        assert after["metadata"]["resourceVersion"] != version
+        assert after["status"]["memory"].startswith("512Mi→")
+    finally:
+        delete_policy(cluster, "usage")
+        apps.delete_namespaced_deployment("spiky", NS)
+    wait_for("the objects gone with their policy", lambda: not objects(cluster), 90)
