@@ -380,10 +380,11 @@ def test_an_object_follows_a_change_of_usage(
         calm = before["exact"]["target"]["memoryBytes"]
         assert calm < 512 * MI and before["requests"]["memory"] == "512Mi"
         version = found["deployment-spiky"]["metadata"]["resourceVersion"]
-        # a minute of 2 GiB, starting half a minute from now
+        # 2 GiB from half a minute from now on, for 2.5 minutes (the first sample the
+        # operator reads is enough; the length only leaves room for a slow load)
         start = math.ceil(time.time() / SPIKY_STEP_S) * SPIKY_STEP_S + 30
-        spiky_samples(tmp_path / "spike.csv", start, start + 60, 2048, 0.1)
-        prometheus.load_samples(tmp_path / "spike.csv", start + 60, tmp_path / "spike-om")
+        spiky_samples(tmp_path / "spike.csv", start, start + 150, 2048, 0.1)
+        prometheus.load_samples(tmp_path / "spike.csv", start + 150, tmp_path / "spike-om")
         after = wait_for(
             "the memory target up with the new usage",
             lambda: (
