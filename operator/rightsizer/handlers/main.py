@@ -328,9 +328,9 @@ def _tick(
     if due:
         liveness.finished(uid, time.monotonic())
     if not meta.get("deletionTimestamp"):
-        overview = _sync_objects(t, memo, indexes, due=due, apply_mode=apply_mode)
-        if overview is not None:
-            new_status = {**(new_status or {}), **overview}
+        described = _sync_objects(t, memo, indexes, due=due, apply_mode=apply_mode)
+        if described is not None:  # summary, top changes, how to list them all
+            new_status = {**(new_status or {}), **described}
     _write_status(memo, t, new_status)
 
 
