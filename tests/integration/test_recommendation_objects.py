@@ -36,6 +36,7 @@ from tests.integration.test_operator_e2e import (
     get_policy,
     install_crd,
     policy_body,
+    reconciles,
     statefulset_body,
     stop_after_deleting_policies,
     wait_reconciles,
@@ -297,6 +298,40 @@ def test_objects_follow_their_workloads(
         if apps.list_namespaced_deployment(NS, field_selector="metadata.name=extra").items:
             apps.delete_namespaced_deployment("extra", NS)
         delete_policy(cluster, "follow")
+    wait_for("the objects gone with their policy", lambda: not objects(cluster), 90)
+
+
+def test_a_new_request_shows_on_the_object_without_a_reconcile(
+    operator: Operator, cluster: ApiClient, prometheus: Prometheus
+) -> None:
+    """A policy reconciling once an hour: a write to the workload (a person's here; Apply
+    mode's the same way) shows on its object at the next tick, and no reconcile ran
+    meanwhile (the operator's own count)."""
+    apps = client.AppsV1Api(cluster)
+    # three hours of history: read in one reconcile (no catching up soon after)
+    create_policy(cluster, prometheus, "hourly", history="3h", reconcileInterval="1h")
+    try:
+        recommended(cluster, "rightsizer.dev/policy=hourly", {"deployment-web", "statefulset-db"})
+        done = reconciles(operator, NS, "hourly")
+        patch = {"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "resources": {"requests": {"cpu": "650m"}}}]}}}}  # fmt: skip
+        apps.patch_namespaced_deployment("web", NS, patch)
+        web = wait_for(
+            "the new request on the object",
+            lambda: (
+                (o := objects(cluster).get("deployment-web"))
+                and container(o, "app")["requests"].get("cpu") == "650m"
+                and o
+            ),
+            60,
+        )
+        assert web["status"]["cpu"].startswith("750m→")
+        assert reconciles(operator, NS, "hourly") == done
+    finally:
+        back = {"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "resources": {"requests": {"cpu": "500m"}}}]}}}}  # fmt: skip
+        apps.patch_namespaced_deployment("web", NS, back)
+        delete_policy(cluster, "hourly")
     wait_for("the objects gone with their policy", lambda: not objects(cluster), 90)
 
 
