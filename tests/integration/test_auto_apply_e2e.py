@@ -26,6 +26,7 @@ from tests.integration.test_operator_e2e import (
     VERSION,
     Operator,
     install_crd,
+    wait_reconciles,
 )
 from tests.integration.waiting import wait_for
 from tests.sandbox import Prometheus
@@ -335,6 +336,9 @@ def test_restart_after_an_apply_keeps_the_record_and_does_not_apply_twice(
     cluster: Cluster,
 ) -> None:
     wait_for("shrink in cooldown", lambda: cluster.hold(ON, "shrink") == "Cooldown", 90)
+    wait_for("excluded held and told", lambda: cluster.hold(ON, "excluded") == "Excluded" and any(
+        r == "Excluded" for _, r, _ in cluster.events(ON, "excluded")), 90)  # fmt: skip
+    told = sum(r == "Excluded" for _, r, _ in cluster.events(ON, "excluded"))
     cluster.operator.stop()
     # The object's write after the apply is lost (as if the operator died between the two).
     client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object_status(
@@ -348,7 +352,10 @@ def test_restart_after_an_apply_keeps_the_record_and_does_not_apply_twice(
                       lambda: cluster.entry(ON, "shrink").get("lastAction"), 60)  # fmt: skip
     assert action["type"] == "Applied"
     assert parse_quantity(action["previous"]["app"]["requests"]["cpu"]) == 1
-    time.sleep(3)
+    wait_reconciles(cluster.operator, ON, "rightsize", 2)
+    # the hold told before the restart is read back from its object: no second Event
+    assert cluster.hold(ON, "excluded") == "Excluded"
+    assert sum(r == "Excluded" for _, r, _ in cluster.events(ON, "excluded")) == told
     after = cluster.deployment(ON, "shrink")
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
     assert after["spec"]["template"] == before["spec"]["template"]
