@@ -143,6 +143,21 @@ def test_the_object_names_its_workload_and_policy_and_shows_the_columns() -> Non
     ("entry", "state"),
     [
         ({"autoApply": {"state": "Held", "reason": "Cooldown"}}, "Held (Cooldown)"),
+        # the cooldown (or rollout) of our own write: Applied, the hold in autoApply
+        (
+            {
+                "autoApply": {"state": "Held", "reason": "Cooldown"},
+                "lastAction": {"type": "Applied"},
+            },
+            "Applied",
+        ),
+        (
+            {
+                "autoApply": {"state": "Held", "reason": "Excluded"},
+                "lastAction": {"type": "Applied"},
+            },
+            "Held (Excluded)",
+        ),
         ({"autoApply": {"state": "Applied", "reason": "Applied"}}, "Applied"),
         ({"lastAction": {"type": "Annotated"}}, "Annotated"),
         ({}, "Recommended"),

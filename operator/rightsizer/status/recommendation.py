@@ -22,7 +22,7 @@ from rightsizer.engine.recommendation import Resources
 from rightsizer.model.assessment import Assessment
 from rightsizer.model.change import moved_enough
 from rightsizer.model.workloads import WorkloadInfo
-from rightsizer.names import RecommendationConditionType, RecommendationState
+from rightsizer.names import HoldReason, RecommendationConditionType, RecommendationState
 from rightsizer.status.build import iso
 
 #: Kubernetes limits: object names (DNS subdomains) and label values.
@@ -165,15 +165,22 @@ def _column(rows: Sequence[Assessment], workload: WorkloadInfo, cpu: bool) -> st
     return f"{readable_memory(now)}→{readable_memory(then)}"
 
 
+#: Holds that only follow our own write (its rollout, then its cooldown): the State column
+#: says ``Applied`` meanwhile; ``autoApply`` keeps the hold and its reason.
+_AFTER_OUR_WRITE = frozenset({HoldReason.ROLLOUT_IN_PROGRESS, HoldReason.COOLDOWN})
+
+
 def _state(rows: Sequence[Assessment], entry: Mapping[str, Any]) -> str:
     auto = entry.get("autoApply") or {}
+    action = str((entry.get("lastAction") or {}).get("type", ""))
     if auto.get("state") == RecommendationState.HELD:
+        if auto.get("reason") in _AFTER_OUR_WRITE and action == RecommendationState.APPLIED:
+            return RecommendationState.APPLIED
         return f"{RecommendationState.HELD} ({auto.get('reason')})"
     if not any(r.enough_data for r in rows):
         return RecommendationState.INSUFFICIENT_DATA
     if auto.get("state") == RecommendationState.APPLIED:
         return RecommendationState.APPLIED
-    action = str((entry.get("lastAction") or {}).get("type", ""))
     if action in (RecommendationState.APPLIED, RecommendationState.ANNOTATED):
         return action
     return RecommendationState.RECOMMENDED
