@@ -18,9 +18,9 @@ Measured from the policy's creation:
   (polled every ``--poll`` s) has not grown for ``--settle`` seconds, no workload was held
   by ``RolloutLimit`` or ``RolloutInProgress`` meanwhile (its
   ``rightsizer_skips_total{reason}``, which counts every held workload on every pass, so
-  it also sees workloads a truncated status leaves out), and a list of the Deployments
-  shows no rollout in flight. The others are held: their reasons come from
-  ``status.workloads[].autoApply``;
+  it counts every held workload), and a list of the Deployments shows no rollout in
+  flight. The others are held: their reasons come from each RightSizeRecommendation's
+  ``status.autoApply``;
 * applies per minute, the rollouts in flight (time average of the lists of the
   Deployments, every ``--list-every`` s, and Little's law from the records' times and the
   Deployments' ``Progressing`` condition);
@@ -254,12 +254,15 @@ class ApplyBench(base.Bench):
         return applied, in_flight
 
     def held_reasons(self, applied: dict[str, Applied]) -> tuple[Counter[str], int, dict[str, str]]:
-        """Reasons of the Deployments not applied, from the status (which may leave some
-        out: truncated); the number of entries seen; one message per reason."""
-        status = self.get_policy().get("status") or {}
+        """Reasons of the Deployments not applied, from their RightSizeRecommendations
+        (one list request); the number of objects seen; one message per reason."""
+        custom: Any = client.CustomObjectsApi(self.admin)
+        items = custom.list_namespaced_custom_object(
+            base.GROUP, base.VERSION, base.NAMESPACE, "rightsizerecommendations"
+        )["items"]
         reasons: Counter[str] = Counter()
         examples: dict[str, str] = {}
-        entries = status.get("workloads") or []
+        entries = [o.get("status") or {} for o in items]
         for e in entries:
             name = str(e.get("workload", "")).rpartition("/")[2]
             if name in applied:
@@ -431,9 +434,9 @@ class ApplyBench(base.Bench):
             ("policy created → last rollout complete", f"{last_done_s:.1f} s"),
             ("applied Deployments (last-applied annotation)",
              f"{n} of {args.deployments}" + (f" ({reverted} reverted)" if reverted else "")),
-            ("held (not applied), from status.workloads[].autoApply",
+            ("held (not applied), from the RightSizeRecommendations' autoApply",
              ", ".join(f"{k} {v}" for k, v in held.most_common()) or "none"),
-            ("  status entries seen", f"{seen} of {args.deployments}"),
+            ("  recommendation objects seen", f"{seen} of {args.deployments}"),
             ("applies per minute (first → last apply)", f"{per_min:.1f}"),
             ("rollout duration (write → NewReplicaSetAvailable), mean",
              f"{mean_rollout:.1f} s over {len(durations)}"),

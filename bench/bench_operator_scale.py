@@ -831,7 +831,7 @@ class Bench:
             ("  of which in the first reconcile", f"{first_reconcile_s:.1f} s"),
             ("status", f"{summary.get('workloads')} workloads, {summary.get('containers')} "
                        f"containers, {summary.get('insufficientData')} insufficient data, "
-                       f"truncated={summary.get('truncated')}, "
+                       f"{len(status.get('topChanges') or [])} top changes, "
                        f"{len(json.dumps(status, separators=(',', ':'))) / 1024:.0f} KiB"),
             ("API requests, first reconcile", f"{first_sa:.0f}"),
             (f"API requests per steady reconcile ({steady_n:.0f} reconciles)",

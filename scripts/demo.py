@@ -484,6 +484,14 @@ class Demo:
         policy: dict[str, Any] = json.loads(out)
         return policy
 
+    def recommendations(self) -> list[dict[str, Any]]:
+        """The policy's RightSizeRecommendation objects' statuses, by workload."""
+        out = self.k("get", "rsr", "-n", self.namespace, "-l", f"rightsizer.dev/policy={POLICY}",
+                     "-o", "json", capture=True)  # fmt: skip
+        items = json.loads(out).get("items", [])
+        statuses = [o.get("status") or {} for o in items]
+        return sorted((s for s in statuses if s.get("workload")), key=lambda s: s["workload"])
+
     def wait_ready(self) -> dict[str, Any]:
         tty = sys.stdout.isatty()
         t0 = time.monotonic()
@@ -504,9 +512,11 @@ class Demo:
             elif shown != last_line:
                 say(line)
                 last_line = shown
-            if ready.get("status") == "True" and status.get("observedGeneration") == policy[
-                "metadata"
-            ].get("generation"):
+            if (
+                ready.get("status") == "True"
+                and (status.get("summary") or {}).get("workloads")
+                and status.get("observedGeneration") == policy["metadata"].get("generation")
+            ):
                 if tty:
                     sys.stdout.write("\r\033[K")
                 say(f"    Ready after {elapsed:.0f}s: {ready.get('message', '')}")
@@ -526,8 +536,10 @@ class Demo:
     def show(self, policy: dict[str, Any]) -> None:
         say("\n$ kubectl get rsp -A")
         say(self.k("get", "rsp", "-A", capture=True).rstrip())
-        say(f"\nRecommendations of {self.namespace}/{POLICY} (from .status.workloads):")
-        say(recommendations_table(policy.get("status") or {}))
+        say(f"\n$ kubectl get rsr -n {self.namespace}   # one recommendation per workload")
+        say(self.k("get", "rsr", "-n", self.namespace, capture=True).rstrip())
+        say("\nPer container (from each RightSizeRecommendation's .status.containers):")
+        say(recommendations_table(self.recommendations(), policy.get("status") or {}))
 
     # -------------------------------------------------------------- 5. auto-apply
     def auto_apply(self) -> None:
@@ -541,8 +553,7 @@ class Demo:
         self.k("patch", "rsp", POLICY, "-n", ns, "--type", "merge", "-p", patch, capture=True)
         t0 = time.monotonic()
         while True:
-            status = self.get_policy().get("status") or {}
-            entries = status.get("workloads", [])
+            entries = self.recommendations()
             applied = [w for w in entries if (w.get("lastAction") or {}).get("type") == "Applied"]
             decided = [w for w in entries if w.get("autoApply")]
             waiting = [w for w in decided if (w.get("autoApply") or {}).get("reason")
@@ -554,7 +565,9 @@ class Demo:
                                 f"{self.operator_log}:\n" + tail(self.operator_log))  # fmt: skip
             time.sleep(1.0)
         say(f"    first writes after {time.monotonic() - t0:.0f}s\n")
-        say(applied_table(status))
+        say(f"$ kubectl get rsr -n {ns}")
+        say(self.k("get", "rsr", "-n", ns, capture=True).rstrip() + "\n")
+        say(applied_table(entries))
         say(f"\n$ kubectl get replicasets -n {ns}   # the rollouts the writes started")
         say(self.k("get", "replicasets", "-n", ns, capture=True).rstrip())
         say(f"\n$ kubectl get events -n {ns} --field-selector reason=ResourcesApplied")
@@ -569,7 +582,9 @@ class Demo:
         ns = self.namespace
         commands = [
             (f"export KUBECONFIG={self.kubeconfig} PATH={Path(self.kubectl).parent}:$PATH", ""),
-            (f"kubectl get rsp -n {ns} {POLICY} -o yaml", "per-container status"),
+            (f"kubectl get rsr -n {ns}", "one recommendation per workload"),
+            (f"kubectl get rsr -n {ns} -o yaml", "per-container status and evidence"),
+            (f"kubectl get rsp -n {ns} {POLICY} -o yaml", "totals, top changes"),
             (f"kubectl describe rsp -n {ns} {POLICY}", "conditions, events"),
             (f"kubectl top pods -n {ns}", "live usage (metrics-server)"),
             (f"tail -f {self.operator_log}", "the operator's log"),
@@ -608,12 +623,13 @@ def _fmt_mem(q: str | None) -> str:
     return f"{mi / 1024:.2f}Gi" if mi >= 10_240 else f"{mi:.0f}Mi"
 
 
-def recommendations_table(status: dict[str, Any]) -> str:
-    """Per container: current request → target (lower–upper bound), as in the status."""
+def recommendations_table(objects: list[dict[str, Any]], status: dict[str, Any]) -> str:
+    """Per container: current request → target (lower–upper bound), as each workload's
+    RightSizeRecommendation has it; the policy's totals (``status``) below."""
     header = ("WORKLOAD", "CONTAINER", "PODS", "CPU REQUEST", "CPU TARGET", "(BOUNDS)",
               "MEMORY REQUEST", "MEMORY TARGET", "(BOUNDS)", "SEVERITY")  # fmt: skip
     rows: list[tuple[str, ...]] = []
-    for w in status.get("workloads", []):
+    for w in objects:
         for c in w.get("containers", []):
             req, tgt = c.get("requests", {}), c.get("target", {})
             lo, hi = c.get("lowerBound", {}), c.get("upperBound", {})
@@ -631,7 +647,7 @@ def recommendations_table(status: dict[str, Any]) -> str:
                 str(c.get("severity", "")),
             ))  # fmt: skip
     if not rows:
-        return "  (no workloads in the status yet)"
+        return "  (no recommendation objects yet)"
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     out = ["  ".join(h.ljust(wd) for h, wd in zip(header, widths, strict=True)).rstrip()]
     out += ["  ".join(v.ljust(wd) for v, wd in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -642,14 +658,18 @@ def recommendations_table(status: dict[str, Any]) -> str:
             f"workloads ({summary.get('containers', 0)} containers with a recommendation, "
             f"{summary.get('insufficientData', 0)} with too little data)."
         )
+        listing = (status.get("recommendations") or {}).get("command")
+        if listing:
+            out.append(f"All of them: {listing}")
     return "\n".join(out)
 
 
-def applied_table(status: dict[str, Any]) -> str:
-    """Per workload: what auto-apply did (previous → applied requests) or why it held."""
+def applied_table(objects: list[dict[str, Any]]) -> str:
+    """Per workload: what auto-apply did (previous → applied requests) or why it held,
+    from the RightSizeRecommendations' statuses."""
     header = ("WORKLOAD", "AUTO-APPLY", "CONTAINER", "CPU REQUEST", "MEMORY REQUEST", "WHY")
     rows: list[tuple[str, ...]] = []
-    for w in status.get("workloads", []):
+    for w in objects:
         state = w.get("autoApply") or {}
         action = w.get("lastAction") or {}
         if action.get("type") == "Applied":

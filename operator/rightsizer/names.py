@@ -89,8 +89,8 @@ class EventReason(StrEnum):
 
 
 class HoldReason(StrEnum):
-    """Why Apply mode leaves a workload as it is (``status.workloads[].autoApply.reason``,
-    an Event each, ``rightsizer_skips_total{reason}``)."""
+    """Why Apply mode leaves a workload as it is (a RightSizeRecommendation's
+    ``status.autoApply.reason``, an Event each, ``rightsizer_skips_total{reason}``)."""
 
     EXCLUDED = "Excluded"
     GITOPS_MANAGED = "GitOpsManaged"

@@ -28,7 +28,14 @@ from rightsizer.guardrails.rollout import RolloutWatch, watch_s
 from rightsizer.model.workloads import workload_info
 from rightsizer.names import RECORD_ANNOTATION
 from rightsizer.quantity import parse_quantity
-from tests.integration.test_operator_e2e import GROUP, PLURAL, VERSION, Operator, install_crd
+from tests.integration.test_operator_e2e import (
+    GROUP,
+    PLURAL,
+    RSR,
+    VERSION,
+    Operator,
+    install_crd,
+)
 from tests.integration.waiting import wait_for
 from tests.sandbox import Prometheus
 
@@ -128,13 +135,17 @@ class Cluster:
         return float(parse_quantity(c["resources"]["requests"]["cpu"]))
 
     def entry(self, ns: str, name: str) -> dict[str, Any]:
-        obj = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
-            GROUP, VERSION, ns, PLURAL, "rightsize"
-        )
-        for w in obj.get("status", {}).get("workloads", []):
-            if w["workload"] == f"Deployment/{name}":
-                return w  # type: ignore[no-any-return]
-        return {}
+        """The workload's recommendation status (state, lastAction, autoApply)."""
+        try:
+            obj = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
+                GROUP, VERSION, ns, RSR, f"deployment-{name}"
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        status: dict[str, Any] = obj.get("status") or {}
+        return status
 
     def events(self, ns: str, name: str, reason: str) -> list[tuple[str, str]]:
         items = client.CoreV1Api(self.api).list_namespaced_event(ns).items

@@ -15,10 +15,19 @@ import pandas as pd
 import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
 
 from rightsizer.names import RECORD_ANNOTATION
 from rightsizer.quantity import parse_quantity
-from tests.integration.test_operator_e2e import GROUP, PLURAL, VERSION, Operator, install_crd
+from tests.integration.test_operator_e2e import (
+    GROUP,
+    PLURAL,
+    RSR,
+    VERSION,
+    Operator,
+    install_crd,
+    wait_reconciles,
+)
 from tests.integration.waiting import wait_for
 from tests.sandbox import Prometheus
 
@@ -118,11 +127,22 @@ class Cluster:
         )
         return obj
 
+    def recommendation(self, ns: str, name: str) -> dict[str, Any]:
+        """The workload's RightSizeRecommendation ({} while there is none)."""
+        try:
+            obj: dict[str, Any] = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
+                GROUP, VERSION, ns, RSR, f"deployment-{name}"
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        return obj
+
     def entry(self, ns: str, name: str) -> dict[str, Any]:
-        for w in self.policy(ns).get("status", {}).get("workloads", []):
-            if w["workload"] == f"Deployment/{name}":
-                return w  # type: ignore[no-any-return]
-        return {}
+        """The workload's recommendation status (state, lastAction, autoApply)."""
+        status: dict[str, Any] = self.recommendation(ns, name).get("status") or {}
+        return status
 
     def hold(self, ns: str, name: str) -> str | None:
         return (self.entry(ns, name).get("autoApply") or {}).get("reason")
@@ -230,9 +250,14 @@ def test_opted_in_deployment_is_applied_rolled_and_recorded(cluster: Cluster) ->
     wait_for("the new ReplicaSet ready", rolled, 60)
     events = cluster.events(ON, "shrink")
     assert any(r == "ResourcesApplied" and "cpu 1→500m" in m for _, r, m in events), events
-    action = wait_for("lastAction in status", lambda: cluster.entry(ON, "shrink").get(
+    action = wait_for("lastAction on the object", lambda: cluster.entry(ON, "shrink").get(
         "lastAction"), 30)  # fmt: skip
     assert action["type"] == "Applied"
+    # the object shows the requests written, without waiting for a reconcile to see them
+    shown = wait_for("the new requests on the object", lambda: next(
+        (c for c in cluster.entry(ON, "shrink").get("containers", []) if c["name"] == "app"
+         and c["requests"].get("cpu") == "500m"), None), 30)  # fmt: skip
+    assert shown["requests"]["memory"] == "512Mi"
     previous = {k: parse_quantity(v) for k, v in action["previous"]["app"]["requests"].items()}
     assert previous == {"cpu": 1, "memory": 1024 * MI}
     assert parse_quantity(action["applied"]["app"]["requests"]["cpu"]) == parse_quantity("500m")
@@ -311,13 +336,13 @@ def test_restart_after_an_apply_keeps_the_record_and_does_not_apply_twice(
     cluster: Cluster,
 ) -> None:
     wait_for("shrink in cooldown", lambda: cluster.hold(ON, "shrink") == "Cooldown", 90)
+    wait_for("excluded held and told", lambda: cluster.hold(ON, "excluded") == "Excluded" and any(
+        r == "Excluded" for _, r, _ in cluster.events(ON, "excluded")), 90)  # fmt: skip
+    told = sum(r == "Excluded" for _, r, _ in cluster.events(ON, "excluded"))
     cluster.operator.stop()
-    # The status write after the apply is lost (as if the operator died between the two).
-    status = cluster.policy(ON)["status"]
-    for w in status["workloads"]:
-        w.pop("lastAction", None)
+    # The object's write after the apply is lost (as if the operator died between the two).
     client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object_status(
-        GROUP, VERSION, ON, PLURAL, "rightsize", {"status": {"workloads": status["workloads"]}}
+        GROUP, VERSION, ON, RSR, "deployment-shrink", {"status": {"lastAction": None}}
     )
     assert "lastAction" not in cluster.entry(ON, "shrink")
     before = cluster.deployment(ON, "shrink")
@@ -327,7 +352,10 @@ def test_restart_after_an_apply_keeps_the_record_and_does_not_apply_twice(
                       lambda: cluster.entry(ON, "shrink").get("lastAction"), 60)  # fmt: skip
     assert action["type"] == "Applied"
     assert parse_quantity(action["previous"]["app"]["requests"]["cpu"]) == 1
-    time.sleep(3)
+    wait_reconciles(cluster.operator, ON, "rightsize", 2)
+    # the hold told before the restart is read back from its object: no second Event
+    assert cluster.hold(ON, "excluded") == "Excluded"
+    assert sum(r == "Excluded" for _, r, _ in cluster.events(ON, "excluded")) == told
     after = cluster.deployment(ON, "shrink")
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
     assert after["spec"]["template"] == before["spec"]["template"]

@@ -1,13 +1,14 @@
 """Issue 12, finding 5: after an API outage longer than Kopf's retries, every policy must
 reconcile again by itself. The API server and etcd are stopped for two minutes under a
-running operator (a subprocess) whose policies reconcile every 2 s, so each of them meets
-the outage with a status to write; then they come back with their data."""
+running operator (a subprocess) whose policies reconcile every 2 s; then they come back
+with their data, and every policy's timer must still run. (A steady policy no longer
+rewrites its status at each reconcile, so it may meet the outage with nothing to write:
+what this test proves since is that the timers outlive the outage.)"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
 
 import pytest
 from kubernetes import client
@@ -22,6 +23,7 @@ from tests.integration.test_operator_e2e import (
     get_policy,
     install_crd,
     policy_body,
+    reconciles,
 )
 from tests.integration.waiting import wait_for
 from tests.sandbox import Prometheus, Sandbox
@@ -48,11 +50,6 @@ def policies(k8s_api: ApiClient, kubeconfig: str, prometheus: Prometheus) -> Ite
             GROUP, VERSION, NS, PLURAL, item["metadata"]["name"], {"metadata": {"finalizers": None}}
         )
     core.delete_namespace(NS, propagation_policy="Background")
-
-
-def last_reconcile_s(api: ApiClient, name: str) -> float:
-    text = get_policy(api, name, NS).get("status", {}).get("lastReconcileTime")
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else 0.0
 
 
 def digest(log: str) -> str:
@@ -86,14 +83,16 @@ def test_every_policy_reconciles_again_after_a_two_minute_api_outage(
             time.sleep(OUTAGE_S)
         finally:
             sandbox.up([c for c in others if c != "prometheus"], keep_data=True)
-        back_s = time.time()
+        # Every policy's timer lives on: each reconciles again (the operator's own count;
+        # the status's lastReconcileTime is only a coarse heartbeat) and its status is
+        # still written when something changes.
+        counts = {name: reconciles(op, NS, name) for name in POLICIES}
         for name in POLICIES:
             wait_for(
                 f"{name} reconciled after the outage",
-                lambda name=name: last_reconcile_s(policies, name) > back_s + 1,
+                lambda name=name: reconciles(op, NS, name) >= counts[name] + 2,
                 timeout=180,
                 hint=lambda: "\n" + digest(op.log()),
             )
-        assert "not written" in op.log()  # the outage was met with statuses to write
     finally:
         op.stop()

@@ -14,8 +14,11 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
@@ -33,8 +36,10 @@ from tests.integration.test_operator_e2e import (
     get_policy,
     install_crd,
     policy_body,
+    reconciles,
     statefulset_body,
     stop_after_deleting_policies,
+    wait_reconciles,
 )
 from tests.integration.waiting import wait_for
 from tests.sandbox import Prometheus, Sandbox
@@ -138,17 +143,6 @@ def recommended(api: ApiClient, selector: str, names: set[str]) -> dict[str, dic
     return found
 
 
-def reconciles(api: ApiClient, policy: str, count: int) -> None:
-    """Wait until the policy has reconciled ``count`` more times."""
-    for _ in range(count):
-        first = get_policy(api, policy, NS)["status"]["lastReconcileTime"]
-        wait_for(
-            f"a reconcile of {policy}",
-            lambda f=first: get_policy(api, policy, NS)["status"]["lastReconcileTime"] > f,  # type: ignore[misc]
-            30,
-        )
-
-
 def apiserver_writes(kubeconfig: str) -> dict[str, float]:
     """Writes to RightSizeRecommendations (and their status) the API server has served,
     by verb, from its own ``apiserver_request_total``."""
@@ -208,20 +202,27 @@ def test_one_object_per_workload_read_with_kubectl_and_no_writes_when_nothing_ch
         status = web["status"]
         assert status["state"] == "Recommended" and status["workload"] == "Deployment/web"
         assert status["cpu"].startswith("600m→") and status["memory"].startswith("640Mi→")
-        # the same numbers as the policy's status (what the engine recommended)
+        # the policy's status sums the objects up and says how to list them
         policy = wait_for(
-            "the policy Ready",
+            "the policy Ready with its totals",
             lambda: (
                 (p := get_policy(cluster, "objects", NS))
                 and condition(p, "Ready").get("status") == "True"
+                and (p["status"].get("summary") or {}).get("workloads") == 2
                 and p
             ),
         )
-        entry = next(w for w in policy["status"]["workloads"] if w["workload"] == "Deployment/web")
-        for c in entry["containers"]:
-            exact = container(web, c["name"])["exact"]["target"]
-            assert f"{exact['cpuMillicores']}m" == c["target"]["cpu"]
-            assert str(exact["memoryBytes"]) == c["target"]["memory"]
+        summary = policy["status"]["summary"]
+        assert summary["states"]["Recommended"] == 2 and "truncated" not in summary
+        assert policy["status"]["recommendations"] == {
+            "count": 2, "labelSelector": "rightsizer.dev/policy=objects",
+            "command": f"kubectl get rsr -n {NS} -l rightsizer.dev/policy=objects",
+        }  # fmt: skip
+        top = {t["workload"]: t for t in policy["status"]["topChanges"]}
+        if "Deployment/web" in top:
+            assert (top["Deployment/web"]["cpu"], top["Deployment/web"]["memory"]) == (
+                status["cpu"], status["memory"],
+            )  # fmt: skip
         assert container(web, "app")["requests"] == {"cpu": "500m", "memory": "512Mi"}
         assert container(web, "app")["evidence"]["historyHours"] > 24
 
@@ -235,15 +236,18 @@ def test_one_object_per_workload_read_with_kubectl_and_no_writes_when_nothing_ch
         everywhere = kubectl(kubeconfig, "get", "rightsizing", "-A")
         assert f"{NS}" in everywhere and "deployment-web" in everywhere
 
-        # steady reconciles with nothing new write nothing (the API server's own count)
-        reconciles(cluster, "objects", 1)
+        # steady reconciles with nothing new write nothing (the API server's own count),
+        # neither the objects nor the policy's status
+        wait_reconciles(operator, NS, "objects", 1)
         before, ours = apiserver_writes(kubeconfig), operator_writes(operator)
         versions = {n: o["metadata"]["resourceVersion"] for n, o in objects(cluster).items()}
-        reconciles(cluster, "objects", 3)
+        policy_version = get_policy(cluster, "objects", NS)["metadata"]["resourceVersion"]
+        wait_reconciles(operator, NS, "objects", 3)
         assert apiserver_writes(kubeconfig) == before
         assert operator_writes(operator) == ours
         after = {n: o["metadata"]["resourceVersion"] for n, o in objects(cluster).items()}
         assert after == versions
+        assert get_policy(cluster, "objects", NS)["metadata"]["resourceVersion"] == policy_version
     finally:
         delete_policy(cluster, "objects")
     # the garbage collector removes them with their policy (the operator never deletes
@@ -297,6 +301,40 @@ def test_objects_follow_their_workloads(
     wait_for("the objects gone with their policy", lambda: not objects(cluster), 90)
 
 
+def test_a_new_request_shows_on_the_object_without_a_reconcile(
+    operator: Operator, cluster: ApiClient, prometheus: Prometheus
+) -> None:
+    """A policy reconciling once an hour: a write to the workload (a person's here; Apply
+    mode's the same way) shows on its object at the next tick, and no reconcile ran
+    meanwhile (the operator's own count)."""
+    apps = client.AppsV1Api(cluster)
+    # three hours of history: read in one reconcile (no catching up soon after)
+    create_policy(cluster, prometheus, "hourly", history="3h", reconcileInterval="1h")
+    try:
+        recommended(cluster, "rightsizer.dev/policy=hourly", {"deployment-web", "statefulset-db"})
+        done = reconciles(operator, NS, "hourly")
+        patch = {"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "resources": {"requests": {"cpu": "650m"}}}]}}}}  # fmt: skip
+        apps.patch_namespaced_deployment("web", NS, patch)
+        web = wait_for(
+            "the new request on the object",
+            lambda: (
+                (o := objects(cluster).get("deployment-web"))
+                and container(o, "app")["requests"].get("cpu") == "650m"
+                and o
+            ),
+            60,
+        )
+        assert web["status"]["cpu"].startswith("750m→")
+        assert reconciles(operator, NS, "hourly") == done
+    finally:
+        back = {"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "resources": {"requests": {"cpu": "500m"}}}]}}}}  # fmt: skip
+        apps.patch_namespaced_deployment("web", NS, back)
+        delete_policy(cluster, "hourly")
+    wait_for("the objects gone with their policy", lambda: not objects(cluster), 90)
+
+
 def test_a_workload_selected_by_two_policies_has_one_object_owned_by_the_older(
     operator: Operator, cluster: ApiClient, prometheus: Prometheus
 ) -> None:
@@ -309,7 +347,7 @@ def test_a_workload_selected_by_two_policies_has_one_object_owned_by_the_older(
             "Conflict on the newer policy",
             lambda: condition(get_policy(cluster, "newer", NS), "Conflict").get("status") == "True",
         )
-        reconciles(cluster, "newer", 2)
+        wait_reconciles(operator, NS, "newer", 2)
         found = objects(cluster)
         assert set(found) == {"deployment-web", "statefulset-db"}
         for obj in found.values():
@@ -332,3 +370,71 @@ def test_a_workload_selected_by_two_policies_has_one_object_owned_by_the_older(
             }:
                 delete_policy(cluster, name)
     wait_for("the objects gone with their policies", lambda: not objects(cluster), 90)
+
+
+SPIKY_STEP_S = 15
+MI = 2**20
+
+
+def spiky_samples(path: Path, start_s: float, end_s: float, memory_mi: float, cpu: float) -> None:
+    """Samples of ``Deployment/spiky`` every 15 s from ``start_s`` to ``end_s``."""
+    n = int((end_s - start_s) // SPIKY_STEP_S) + 1
+    t = end_s - (n - 1 - np.arange(n)) * SPIKY_STEP_S
+    pd.DataFrame({
+        "timestamp": t.astype(np.int64), "namespace": NS, "workload": "Deployment/spiky",
+        "pod": "spiky-6d4cf56db6-x2x7k", "container": "app",
+        "cpu": cpu, "memory": memory_mi * MI, "cpu_request": 0.5, "cpu_limit": 1.0,
+        "memory_request": 512 * MI, "memory_limit": 4096 * MI,
+    }).to_csv(path, index=False)  # fmt: skip
+
+
+def test_an_object_follows_a_change_of_usage(
+    operator: Operator, cluster: ApiClient, prometheus: Prometheus, tmp_path: Path
+) -> None:
+    """Usage changes, requests do not: new samples in Prometheus (memory far above the
+    history's) move the object's memory target at a later reconcile. The new samples lie
+    just ahead of the clock, since the operator reads each span of time once."""
+    apps = client.AppsV1Api(cluster)
+    spiky = deployment_body(NS)
+    spiky["metadata"].update(name="spiky", labels={"app": "spiky"})
+    spiky["spec"].update(replicas=1, selector={"matchLabels": {"app": "spiky"}})
+    spiky["spec"]["template"]["metadata"]["labels"] = {"app": "spiky"}
+    spiky["spec"]["template"]["spec"]["containers"] = spiky["spec"]["template"]["spec"][
+        "containers"
+    ][:1]
+    spiky["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = "4Gi"
+    end_s = math.floor(time.time() / SPIKY_STEP_S) * SPIKY_STEP_S
+    spiky_samples(tmp_path / "calm.csv", end_s - 3 * 3600, end_s, 200, 0.1)
+    prometheus.load_samples(tmp_path / "calm.csv", end_s, tmp_path / "calm-om")
+    apps.create_namespaced_deployment(NS, spiky)
+    selector = {"kinds": ["Deployment"], "selector": {"matchLabels": {"app": "spiky"}}}
+    create_policy(cluster, prometheus, "usage", history="3h", step="15s", targets=selector)
+    try:
+        found = recommended(cluster, "rightsizer.dev/policy=usage", {"deployment-spiky"})
+        before = container(found["deployment-spiky"], "app")
+        calm = before["exact"]["target"]["memoryBytes"]
+        assert calm < 512 * MI and before["requests"]["memory"] == "512Mi"
+        version = found["deployment-spiky"]["metadata"]["resourceVersion"]
+        # 2 GiB from half a minute from now on, for 2.5 minutes (the first sample the
+        # operator reads is enough; the length only leaves room for a slow load)
+        start = math.ceil(time.time() / SPIKY_STEP_S) * SPIKY_STEP_S + 30
+        spiky_samples(tmp_path / "spike.csv", start, start + 150, 2048, 0.1)
+        prometheus.load_samples(tmp_path / "spike.csv", start + 150, tmp_path / "spike-om")
+        after = wait_for(
+            "the memory target up with the new usage",
+            lambda: (
+                (o := objects(cluster).get("deployment-spiky"))
+                and container(o, "app")["exact"]["target"]["memoryBytes"] > 4 * calm
+                and o
+            ),
+            150,
+        )
+        spiked = container(after, "app")
+        assert spiked["requests"] == before["requests"]  # the requests did not change
+        assert spiked["evidence"]["peakMemoryBytes"] >= 2048 * MI
+        assert after["metadata"]["resourceVersion"] != version
+        assert after["status"]["memory"].startswith("512Mi→")
+    finally:
+        delete_policy(cluster, "usage")
+        apps.delete_namespaced_deployment("spiky", NS)
+    wait_for("the objects gone with their policy", lambda: not objects(cluster), 90)

@@ -20,6 +20,7 @@ from rightsizer.status.recommendation import (
     Action,
     PolicyRef,
     desired_objects,
+    effective,
     label_value,
     object_name,
     plan_writes,
@@ -37,7 +38,9 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
-def workload(name: str = "web", cpu: int = 500, memory: int = 1024 * MI) -> WorkloadInfo:
+def workload(
+    name: str = "web", cpu: int | None = 500, memory: int | None = 1024 * MI
+) -> WorkloadInfo:
     return WorkloadInfo(
         "Deployment", "shop", name, f"uid-{name}", {}, {}, 2,
         (ContainerResources("app", Resources(cpu, memory), Resources(1000, memory)),),
@@ -56,12 +59,17 @@ def rec(
 
 
 def build(
-    recs: list[ContainerRecommendation], entries: list[dict[str, Any]] | None = None,
+    recs: list[ContainerRecommendation], entries: dict[str, dict[str, Any]] | None = None,
     workloads: list[WorkloadInfo] | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
+    """The objects; each workload's requests now are those its recommendation saw."""
     rows = assess(recs, {}, min_history_s=3600, min_samples=30)
-    ws = workloads or [workload(r.workload.split("/")[1]) for r in recs]
-    return desired_objects(POLICY, ws, rows, entries or [], NOW - 60, NOW)
+    ws = workloads or [
+        workload(r.workload.split("/")[1], r.current_requests.cpu_millicores,
+                 r.current_requests.memory_bytes)
+        for r in recs
+    ]  # fmt: skip
+    return desired_objects(POLICY, ws, rows, entries or {}, NOW - 60, NOW)
 
 
 def as_stored(body: dict[str, Any]) -> dict[str, Any]:
@@ -135,15 +143,30 @@ def test_the_object_names_its_workload_and_policy_and_shows_the_columns() -> Non
     ("entry", "state"),
     [
         ({"autoApply": {"state": "Held", "reason": "Cooldown"}}, "Held (Cooldown)"),
+        # the cooldown (or rollout) of our own write: Applied, the hold in autoApply
+        (
+            {
+                "autoApply": {"state": "Held", "reason": "Cooldown"},
+                "lastAction": {"type": "Applied"},
+            },
+            "Applied",
+        ),
+        (
+            {
+                "autoApply": {"state": "Held", "reason": "Excluded"},
+                "lastAction": {"type": "Applied"},
+            },
+            "Held (Excluded)",
+        ),
         ({"autoApply": {"state": "Applied", "reason": "Applied"}}, "Applied"),
         ({"lastAction": {"type": "Annotated"}}, "Annotated"),
         ({}, "Recommended"),
     ],
 )
-def test_the_state_comes_from_the_policy_s_auto_apply_and_last_action(
+def test_the_state_comes_from_the_object_s_auto_apply_and_last_action(
     entry: dict[str, Any], state: str
 ) -> None:
-    (body,) = build([rec()], [{"workload": "Deployment/web", **entry}])
+    (body,) = build([rec()], {"Deployment/web": entry})
     assert body["status"]["state"] == state
 
 
@@ -208,9 +231,7 @@ def test_a_patch_only_when_something_a_person_sees_changes(
 
 
 def test_a_kept_condition_keeps_its_transition_time_and_removed_fields_are_nulled() -> None:
-    (before,) = build(
-        [rec()], [{"workload": "Deployment/web", "lastAction": {"type": "Annotated"}}]
-    )
+    (before,) = build([rec()], {"Deployment/web": {"lastAction": {"type": "Annotated"}}})
     stored = as_stored(before)
     stored["status"]["conditions"][0]["lastTransitionTime"] = "2020-01-01T00:00:00Z"
     (after,) = build([rec(target=Resources(500, 310 * MI))])
@@ -291,11 +312,49 @@ def test_every_field_of_the_schema_is_described() -> None:
 
 def test_the_schema_holds_every_field_the_operator_writes() -> None:
     entry = {
-        "workload": "Deployment/web",
         "autoApply": {"state": "Held", "reason": "Cooldown", "message": "m"},
         "lastAction": {"type": "Applied", "reason": "r", "time": "t", "previous": {"app": {}}},
     }
-    for body in (build([rec()], [entry])[0], build([rec(cpu_samples=1)])[0]):
+    for body in (build([rec()], {"Deployment/web": entry})[0], build([rec(cpu_samples=1)])[0]):
         skipped = {"metadata"}
         data = {k: v for k, v in body.items() if k not in skipped}
         assert unknown_fields(data, schema(), "") == []
+
+
+def test_the_object_shows_the_workload_s_requests_now_not_the_reconcile_s() -> None:
+    """Apply mode's write (or a person's) shows at the next tick, before a reconcile."""
+    written = workload(cpu=200, memory=512 * MI)
+    (body,) = build([rec()], workloads=[written])
+    (c,) = body["status"]["containers"]
+    assert c["requests"] == {"cpu": "200m", "memory": "512Mi"}
+    assert body["status"]["cpu"] == "200m→120m"
+    (before,) = build([rec()])
+    (write,) = plan_writes(POLICY, [body], [seen(as_stored(before))], 10)
+    assert write.action is Action.PATCH_STATUS
+
+
+def test_a_hold_s_moving_message_alone_writes_nothing() -> None:
+    def held(reason: str, message: str) -> dict[str, Any]:
+        entry = {"autoApply": {"state": "Held", "reason": reason, "message": message}}
+        (body,) = build([rec()], {"Deployment/web": entry})
+        return body
+
+    stored = seen(as_stored(held("Cooldown", "next write possible in 5m")))
+    assert plan_writes(POLICY, [held("Cooldown", "next write possible in 4m")], [stored], 10) == []
+    assert len(plan_writes(POLICY, [held("RolloutLimit", "x")], [stored], 10)) == 1
+
+
+def test_effective_objects_are_the_written_status_else_the_stored_one() -> None:
+    (old_web,) = build([rec()])
+    (old_db,) = build([rec("db")])
+    (web,) = build([rec(target=Resources(500, 310 * MI))])
+    (db,) = build([rec("db", target=Resources(500, 310 * MI))])
+    (new,) = build([rec("new")])
+    have = [seen(as_stored(old_web)), seen(as_stored(old_db))]
+    writes = plan_writes(POLICY, [web, db, new], have, 10)
+    out = dict(effective([web, db, new], have, writes, failed={"deployment-db"}))
+    assert out["deployment-web"]["cpu"] == "500m→500m"  # written
+    assert out["deployment-db"]["cpu"] == "500m→120m"  # its write failed: as stored
+    assert out["deployment-new"]["severity"] == "critical"
+    failed_create = effective([new], [], plan_writes(POLICY, [new], [], 10), {"deployment-new"})
+    assert failed_create == []

@@ -37,6 +37,8 @@ class WriteReport:
     """429 answers (each slowed the pace and was retried)."""
     failed: list[str] = field(default_factory=list)
     """``action name: HTTP status`` of writes left for the next reconcile."""
+    failed_names: set[str] = field(default_factory=set)
+    """Names of the objects those writes were for."""
 
 
 def _send(api: client.CustomObjectsApi, write: Write) -> None:
@@ -88,6 +90,7 @@ def perform(api: ApiClient, writes: Sequence[Write], bucket: TokenBucket) -> Wri
                     continue
                 if not _harmless(write, exc.status):
                     report.failed.append(f"{write.action} {write.name}: HTTP {exc.status}")
+                    report.failed_names.add(write.name)
                 break
             bucket.succeeded()
             report.done[write.action.value] += 1

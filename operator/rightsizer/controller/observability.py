@@ -63,6 +63,11 @@ RECOMMENDATION = Gauge(
 RECONCILE_SECONDS = Histogram(
     "rightsizer_reconcile_duration_seconds", "Time one policy reconcile took.", ["namespace"]
 )
+RECONCILES = Counter(
+    "rightsizer_reconciles_total",
+    "Reconciles of a policy (its status's lastReconcileTime is only a coarse heartbeat).",
+    ["namespace", "policy"],
+)
 SOURCE_SECONDS = Histogram(
     "rightsizer_source_read_duration_seconds", "Time reading usage took.", ["source"]
 )
@@ -197,3 +202,5 @@ def forget(namespace: str, policy: str) -> None:
     for state in CONTAINER_STATES:
         with contextlib.suppress(KeyError):
             CONTAINERS.remove(namespace, policy, state)
+    with contextlib.suppress(KeyError):
+        RECONCILES.remove(namespace, policy)

@@ -47,15 +47,7 @@ from rightsizer.sources.prometheus_history import (
     plan_bootstrap,
     plan_chunks,
 )
-from rightsizer.status.build import (
-    DEFAULT_BUDGET_BYTES,
-    Condition,
-    fit,
-    iso,
-    merge_conditions,
-    summary,
-    workload_entries,
-)
+from rightsizer.status.build import Condition, iso, merge_conditions
 
 CHECKPOINT_INTERVAL_S = 600.0
 #: Forget gone pods and containers at most this often (usage time; upstream: hourly).
@@ -100,6 +92,8 @@ class Outcome:
     """A fixed message (``SourceProblem``): status, Events and logs never carry more."""
     source_refused: bool = False
     """The operator refused the source as configured (nothing was sent)."""
+    last_actions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Workload → the action taken now (Annotate mode), for its recommendation object."""
 
 
 def checkpoint_name(policy: str) -> str:
@@ -238,17 +232,16 @@ def reconcile(
         status={}, window_read_s=read.window_read_s, rows=list(rows),
         source_error=read.source_error, source_refused=read.refused,
     )  # fmt: skip
-    last_actions = _annotate(given, spec, rows, mine, outcome)
+    outcome.last_actions = _annotate(given, spec, rows, mine, outcome)
     t = totals(rows)
     merged = _conditions(given, t, len(mine), conflicts, read, outcome)
-    entries, truncated = fit(workload_entries(rows, last_actions), DEFAULT_BUDGET_BYTES)
+    # The totals and top changes come from the recommendation objects once written
+    # (``status/policy.py``), so they change only when an object does.
     outcome.status = {
         "observedGeneration": given.generation,
         "lastReconcileTime": iso(given.now_s),
         "conditions": merged,
-        "summary": summary(t, len(mine), truncated),
         "history": _history(given, runtime, outcome),
-        "workloads": entries,
     }
     runtime.last_reconcile_s = given.now_s
     runtime.rows = list(rows)
@@ -434,12 +427,8 @@ def _annotate(
     mine: Sequence[WorkloadInfo], outcome: Outcome,
 ) -> dict[str, Any]:  # fmt: skip
     """Annotate and Apply modes: the annotations that changed enough, with an Event each,
-    into ``outcome``; returns every workload's last action (kept, or this one)."""
-    last_actions = {
-        str(w.get("workload")): w["lastAction"]
-        for w in given.previous_status.get("workloads") or []
-        if isinstance(w, Mapping) and "lastAction" in w
-    }
+    into ``outcome``; returns the last action of each workload annotated now."""
+    last_actions: dict[str, Any] = {}
     if spec.update.mode not in (UpdateMode.ANNOTATE, UpdateMode.APPLY):
         return last_actions
     current = {w.ref: w for w in mine}

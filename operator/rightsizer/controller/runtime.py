@@ -39,7 +39,20 @@ class PolicyRuntime:
     owned: list[str] = field(default_factory=list)
     """Workloads (``Kind/name``) the policy owned at the last reconcile."""
     apply_states: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Workload → Apply mode's last state (``autoApply``), so a hold's Event is sent once."""
+    """Workload → Apply mode's state as last told (``autoApply``), so a hold's Event is
+    sent once."""
+    shown_states: dict[str, dict[str, Any]] | None = None
+    """Workload → the last Apply-mode pass's state, for the recommendation objects (None:
+    no pass yet in this process)."""
+    last_actions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Workload → the last Annotate or Apply action taken in this process (the objects
+    keep the earlier ones)."""
+    acted: bool = False
+    """Annotate or Apply mode did or decided something new since the objects were last
+    brought in line."""
+    synced: dict[str, Any] | None = None
+    """Workload → its containers' resources when the objects were last brought in line
+    (a change, ours or a person's, syncs them at the next tick)."""
     checkpoint_problem: str | None = None
     """Why the last checkpoint was not saved (``SaveResult`` value), so its Event is sent
     once, not at every checkpoint."""

@@ -54,12 +54,10 @@ from rightsizer.sources import kubernetes_api, metrics_server, prometheus_policy
 from rightsizer.sources.endpoints import AllowList
 from rightsizer.sources.errors import LIMIT_PROBLEMS
 from rightsizer.sources.limits import SourceLimits
-from rightsizer.status.auto_apply import status_after_pass, told_states
-from rightsizer.status.build import (
-    Condition,
-    merge_conditions,
-)
-from rightsizer.status.recommendation import PolicyRef
+from rightsizer.status.auto_apply import object_entries, stored_entries, told_states
+from rightsizer.status.build import Condition, merge_conditions, status_after_pass
+from rightsizer.status.policy import overview, status_patch
+from rightsizer.status.recommendation import PolicyRef, shown_state
 
 GROUP, VERSION, PLURAL = names.GROUP, names.VERSION, names.POLICY_PLURAL
 TICK_S = tick_s_from_env()
@@ -329,12 +327,38 @@ def _tick(
         new_status = _reconcile_and_apply(t, memo, indexes, due=due, apply_mode=apply_mode)
     if due:
         liveness.finished(uid, time.monotonic())
+    if not meta.get("deletionTimestamp"):
+        described = _sync_objects(t, memo, indexes, due=due, apply_mode=apply_mode)
+        if described is not None:  # summary, top changes, how to list them all
+            new_status = {**(new_status or {}), **described}
     _write_status(memo, t, new_status)
-    if (due or new_status is not None) and not meta.get("deletionTimestamp"):
-        recommendation_objects.sync(
-            memo, indexes, PolicyRef(namespace, name, uid), spec,
-            {**t.known, **(new_status or {})}, t.now_s,
-        )  # fmt: skip
+
+
+def _sync_objects(
+    t: PolicyTick, memo: kopf.Memo, indexes: dict[str, Any], *, due: bool, apply_mode: bool
+) -> dict[str, Any] | None:
+    """Bring the policy's recommendation objects in line when a reconcile ran, Annotate or
+    Apply mode acted, or an owned workload's resources changed (ours or a person's write
+    shows at the next tick, not at the next reconcile); returns the status's overview of
+    them (None: not looked at now)."""
+    runtime: PolicyRuntime | None = memo.runtimes.get(t.uid)
+    if runtime is None or runtime.observed_generation < 0:
+        return None
+    owned = set(runtime.owned)
+    workloads = recommendation_objects.owned_workloads(indexes, t.namespace, owned)
+    resources = {w.ref: w.containers for w in workloads}
+    acted = runtime.synced is None or runtime.synced != resources or runtime.acted
+    if not (due or acted):
+        return None
+    runtime.acted = False
+    have = recommendation_objects.existing(indexes, t.namespace)
+    entries = object_entries(
+        stored_entries(have, t.uid), runtime.last_actions,
+        runtime.shown_states if apply_mode else None,
+    )  # fmt: skip
+    policy = PolicyRef(t.namespace, t.name, t.uid)
+    objects = recommendation_objects.sync(memo, indexes, policy, t.spec, entries, t.now_s)
+    return None if objects is None else overview(t.namespace, t.name, objects)
 
 
 def _reconcile_and_apply(
@@ -377,10 +401,12 @@ def _failed_status(t: PolicyTick) -> dict[str, Any]:
 
 
 def _write_status(memo: kopf.Memo, t: PolicyTick, new_status: Mapping[str, Any] | None) -> None:
-    """Send the new status, with what an earlier tick could not send; keep it unsent on
-    any failure (an API outage), to try again at the next tick."""
-    pending: dict[str, Any] = {**(memo.unsent.pop(t.uid, None) or {}), **(new_status or {})}
-    if not pending or all(t.status.get(k) == v for k, v in pending.items()):
+    """Send the new status, with what an earlier tick could not send, when a person would
+    see a difference or the heartbeat is due (``status/policy.py``); keep it unsent on any
+    failure (an API outage), to try again at the next tick."""
+    merged: dict[str, Any] = {**(memo.unsent.pop(t.uid, None) or {}), **(new_status or {})}
+    pending = status_patch(t.status, merged, t.now_s) if merged else None
+    if pending is None:
         return
     try:
         kube_writes.write_policy_status(memo.api, t.namespace, t.name, pending)
@@ -416,7 +442,10 @@ def _reconcile(t: PolicyTick, memo: kopf.Memo, view: NamespaceView) -> dict[str,
     outcome, runtime = reconcile(given, runtime, _ports(memo, t.uid))
     if runtime is not None:
         memo.runtimes[t.uid] = runtime
+        runtime.last_actions.update(outcome.last_actions)
+        runtime.acted = runtime.acted or bool(outcome.last_actions)
     obs.RECONCILE_SECONDS.labels(t.namespace).observe(time.monotonic() - t0)
+    obs.RECONCILES.labels(t.namespace, t.name).inc()
     if outcome.source_error:
         obs.SOURCE_ERRORS.labels("prometheus").inc()
     for workload, wanted in outcome.annotations:
@@ -497,7 +526,8 @@ def _auto_apply(
     except PolicyError:
         return new_status
     api: client.ApiClient = memo.api
-    previous_states = told_states(cast(kopf.Status, t.known), runtime.apply_states)
+    stored = stored_entries(recommendation_objects.existing(view.indexes, t.namespace), t.uid)
+    previous_states = told_states(stored, runtime.apply_states)
     owned = set(runtime.owned)
     result = autoapply.apply_pass(
         autoapply.ApplyInput(
@@ -518,6 +548,15 @@ def _auto_apply(
     )  # fmt: skip
     runtime.events_replayed = runtime.events_replayed or result.replayed
     runtime.apply_states.update(result.states)
+    shown = runtime.shown_states or {}
+    if {r: shown_state(e) for r, e in result.states.items()} != {
+        r: shown_state(e) for r, e in shown.items()
+    } or any(
+        runtime.last_actions.get(ref) != action for ref, action in result.last_actions.items()
+    ):
+        runtime.acted = True
+    runtime.shown_states = dict(result.states)
+    runtime.last_actions.update(result.last_actions)
     for entry in result.states.values():
         if entry.get("state") == "Held":
             obs.SKIPS.labels(str(entry.get("reason"))).inc()
@@ -526,14 +565,7 @@ def _auto_apply(
         t.logger.info(f"auto-apply: {result.writes} writes, {result.api_requests} API requests")
     if result.replayed_events:
         t.logger.info(f"auto-apply: posted {result.replayed_events} Events a restart had lost")
-    return status_after_pass(
-        new_status,
-        dict(t.known),
-        result.last_actions,
-        result.states,
-        result.condition,
-        (t.now_s, t.generation),
-    )
+    return status_after_pass(new_status, t.known, result.condition, (t.now_s, t.generation))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)

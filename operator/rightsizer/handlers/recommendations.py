@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import kopf
@@ -24,7 +24,14 @@ from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.handlers.settings import OperatorSettings
 from rightsizer.model.workloads import WorkloadInfo
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
-from rightsizer.status.recommendation import PolicyRef, Seen, desired_objects, plan_writes, seen
+from rightsizer.status.recommendation import (
+    PolicyRef,
+    Seen,
+    desired_objects,
+    effective,
+    plan_writes,
+    seen,
+)
 
 INDEX = "recommendation_objects"
 _KINDS = ("deployments", "statefulsets", "daemonsets")
@@ -45,42 +52,52 @@ def start(memo: kopf.Memo, settings: OperatorSettings) -> None:
     )
 
 
+def existing(indexes: Mapping[str, Any], namespace: str) -> list[Seen]:
+    """The namespace's recommendation objects as the index has them."""
+    return list(indexes[INDEX].get(namespace, []))
+
+
+def owned_workloads(
+    indexes: Mapping[str, Any], namespace: str, owned: Collection[str]
+) -> list[WorkloadInfo]:
+    return [w for kind in _KINDS for w in indexes[kind].get(namespace, []) if w.ref in owned]
+
+
 def sync(
     memo: kopf.Memo, indexes: Mapping[str, Any], policy: PolicyRef, spec: Mapping[str, Any],
-    status: Mapping[str, Any], now_s: float,
-) -> None:  # fmt: skip
-    """Create, patch or delete the policy's objects after a reconcile (``status``: the
-    policy's status as it now is, for each workload's last action and auto-apply state).
-    Failures are logged and left to the next reconcile, which plans again."""
+    entries: Mapping[str, Mapping[str, Any]], now_s: float,
+) -> list[tuple[str, dict[str, Any]]] | None:  # fmt: skip
+    """Create, patch or delete the policy's objects (``entries``: each workload's
+    ``lastAction`` and ``autoApply``); returns each object as the API server then has it
+    (``effective``), None when nothing was planned. Failures are logged and left to the
+    next reconcile, which plans again."""
     try:
-        _sync(memo, indexes, policy, spec, status, now_s)
+        return _sync(memo, indexes, policy, spec, entries, now_s)
     except Exception:  # never the tick's end: the next reconcile plans again
         operator_log.exception(f"recommendation objects of {policy.namespace}/{policy.name}")
+        return None
 
 
 def _sync(
     memo: kopf.Memo, indexes: Mapping[str, Any], policy: PolicyRef, spec: Mapping[str, Any],
-    status: Mapping[str, Any], now_s: float,
-) -> None:  # fmt: skip
+    entries: Mapping[str, Mapping[str, Any]], now_s: float,
+) -> list[tuple[str, dict[str, Any]]] | None:  # fmt: skip
     runtime: PolicyRuntime | None = memo.runtimes.get(policy.uid)
     if runtime is None or runtime.observed_generation < 0:
-        return
+        return None
     try:
         min_change = parse_policy_spec(dict(spec)).update.settings.min_change_percent
     except PolicyError:
-        return  # an invalid spec changes nothing: the objects stay as they were
-    owned = set(runtime.owned)
-    workloads: list[WorkloadInfo] = [
-        w for kind in _KINDS for w in indexes[kind].get(policy.namespace, []) if w.ref in owned
-    ]
+        return None  # an invalid spec changes nothing: the objects stay as they were
+    workloads = owned_workloads(indexes, policy.namespace, set(runtime.owned))
     desired = desired_objects(
-        policy, workloads, runtime.rows, status.get("workloads") or [], runtime.read_until_s,
-        now_s,
+        policy, workloads, runtime.rows, entries, runtime.read_until_s, now_s
     )  # fmt: skip
-    existing = list(indexes[INDEX].get(policy.namespace, []))
-    writes = plan_writes(policy, desired, existing, min_change)
+    have = existing(indexes, policy.namespace)
+    writes = plan_writes(policy, desired, have, min_change)
+    runtime.synced = {w.ref: w.containers for w in workloads}
     if not writes:
-        return
+        return effective(desired, have, writes, ())
     report = rsr_writes.perform(memo.api, writes, memo.recommendation_writes)
     for action, count in report.done.items():
         obs.RECOMMENDATION_WRITES.labels(action).inc(count)
@@ -91,3 +108,4 @@ def _sync(
             f"{len(report.failed)} writes left for the next reconcile: "
             + ", ".join(report.failed[:5])
         )
+    return effective(desired, have, writes, report.failed_names)

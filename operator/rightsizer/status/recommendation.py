@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -22,7 +22,7 @@ from rightsizer.engine.recommendation import Resources
 from rightsizer.model.assessment import Assessment
 from rightsizer.model.change import moved_enough
 from rightsizer.model.workloads import WorkloadInfo
-from rightsizer.names import RecommendationConditionType, RecommendationState
+from rightsizer.names import HoldReason, RecommendationConditionType, RecommendationState
 from rightsizer.status.build import iso
 
 #: Kubernetes limits: object names (DNS subdomains) and label values.
@@ -105,9 +105,20 @@ class PolicyRef:
     uid: str
 
 
-def _container(row: Assessment) -> dict[str, Any]:
+def _current(row: Assessment, workload: WorkloadInfo) -> tuple[Resources, Resources]:
+    """The container's requests and limits now: the workload's as the operator last saw
+    it (so a write shows at once), else what the reconcile saw."""
     r = row.recommendation
-    current = {"requests": r.current_requests, "limits": r.current_limits}
+    for c in workload.containers:
+        if c.name == r.container:
+            return c.requests, c.limits
+    return r.current_requests, r.current_limits
+
+
+def _container(row: Assessment, workload: WorkloadInfo) -> dict[str, Any]:
+    r = row.recommendation
+    requests, limits = _current(row, workload)
+    current = {"requests": requests, "limits": limits}
     bounds = {
         "target": r.target, "lowerBound": r.lower_bound, "upperBound": r.upper_bound,
         "uncappedTarget": r.uncapped_target, "recommendedLimits": r.limits,
@@ -139,29 +150,37 @@ def _sum(values: Sequence[int | None]) -> int | None:
     return sum(known) if known else None
 
 
-def _column(rows: Sequence[Assessment], cpu: bool) -> str:
+def _column(rows: Sequence[Assessment], workload: WorkloadInfo, cpu: bool) -> str:
     """``500m→120m``: the pod's requests now → recommended (containers with data)."""
-    ready = [r.recommendation for r in rows if r.enough_data]
+    ready = [r for r in rows if r.enough_data]
+    current = [_current(r, workload)[0] for r in ready]
     if cpu:
-        now = _sum([r.current_requests.cpu_millicores for r in ready])
-        then = _sum([r.target.cpu_millicores for r in ready])
+        now = _sum([c.cpu_millicores for c in current])
+        then = _sum([r.recommendation.target.cpu_millicores for r in ready])
         if any(v is not None and v % 1000 for v in (now, then)):  # one unit for both sides
             return "→".join("-" if v is None else f"{v}m" for v in (now, then))
         return f"{readable_cpu(now)}→{readable_cpu(then)}"
-    now = _sum([r.current_requests.memory_bytes for r in ready])
-    then = _sum([r.target.memory_bytes for r in ready])
+    now = _sum([c.memory_bytes for c in current])
+    then = _sum([r.recommendation.target.memory_bytes for r in ready])
     return f"{readable_memory(now)}→{readable_memory(then)}"
+
+
+#: Holds that only follow our own write (its rollout, then its cooldown): the State column
+#: says ``Applied`` meanwhile; ``autoApply`` keeps the hold and its reason.
+_AFTER_OUR_WRITE = frozenset({HoldReason.ROLLOUT_IN_PROGRESS, HoldReason.COOLDOWN})
 
 
 def _state(rows: Sequence[Assessment], entry: Mapping[str, Any]) -> str:
     auto = entry.get("autoApply") or {}
+    action = str((entry.get("lastAction") or {}).get("type", ""))
     if auto.get("state") == RecommendationState.HELD:
+        if auto.get("reason") in _AFTER_OUR_WRITE and action == RecommendationState.APPLIED:
+            return RecommendationState.APPLIED
         return f"{RecommendationState.HELD} ({auto.get('reason')})"
     if not any(r.enough_data for r in rows):
         return RecommendationState.INSUFFICIENT_DATA
     if auto.get("state") == RecommendationState.APPLIED:
         return RecommendationState.APPLIED
-    action = str((entry.get("lastAction") or {}).get("type", ""))
     if action in (RecommendationState.APPLIED, RecommendationState.ANNOTATED):
         return action
     return RecommendationState.RECOMMENDED
@@ -183,18 +202,18 @@ def desired_object(
     policy: PolicyRef, workload: WorkloadInfo, rows: Sequence[Assessment],
     entry: Mapping[str, Any], read_until_s: float | None, now_s: float,
 ) -> dict[str, Any]:  # fmt: skip
-    """The whole object for one workload; ``entry``: its item in the policy's status
-    (``lastAction``, ``autoApply``), if any."""
+    """The whole object for one workload; ``entry``: its ``lastAction`` and ``autoApply``
+    (Annotate and Apply modes keep them on the object: ``auto_apply_entries``), if any."""
     rows = sorted(rows, key=lambda r: r.recommendation.container)
     ready = [r.recommendation.confidence for r in rows if r.enough_data]
     status: dict[str, Any] = {
         "workload": workload.ref,
-        "cpu": _column(rows, cpu=True),
-        "memory": _column(rows, cpu=False),
+        "cpu": _column(rows, workload, cpu=True),
+        "memory": _column(rows, workload, cpu=False),
         "confidence": f"{min(ready):.1f}d" if ready else "-",
         "state": _state(rows, entry),
         "pods": max((r.replicas for r in rows), default=workload.replicas),
-        "containers": [_container(r) for r in rows],
+        "containers": [_container(r, workload) for r in rows],
         "conditions": [_condition(rows, now_s)],
         **{key: (dict(entry[key]) if entry.get(key) else None) for key in _OPTIONAL_STATUS},
     }
@@ -231,15 +250,15 @@ def owner_reference(policy: PolicyRef) -> dict[str, Any]:
 
 def desired_objects(
     policy: PolicyRef, workloads: Sequence[WorkloadInfo], rows: Sequence[Assessment],
-    entries: Sequence[Mapping[str, Any]], read_until_s: float | None, now_s: float,
+    entries: Mapping[str, Mapping[str, Any]], read_until_s: float | None, now_s: float,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """One object per workload with rows (the workloads the policy owns)."""
+    """One object per workload with rows (the workloads the policy owns); ``entries``:
+    workload (``Kind/name``) → its ``lastAction`` and ``autoApply``."""
     by_workload: dict[str, list[Assessment]] = {}
     for row in rows:
         by_workload.setdefault(row.recommendation.workload, []).append(row)
-    by_ref = {str(e.get("workload")): e for e in entries if isinstance(e, Mapping)}
     return [
-        desired_object(policy, w, by_workload[w.ref], by_ref.get(w.ref, {}), read_until_s, now_s)
+        desired_object(policy, w, by_workload[w.ref], entries.get(w.ref, {}), read_until_s, now_s)
         for w in sorted(workloads, key=lambda w: w.ref)
         if w.ref in by_workload
     ]
@@ -271,16 +290,29 @@ def seen(body: Mapping[str, Any]) -> Seen:
     )
 
 
+_SEVERITIES = ("ok", "info", "warning", "critical")
+
+
+def _worst(containers: Sequence[Mapping[str, Any]]) -> str:
+    known = [str(c.get("severity")) for c in containers if c.get("severity") in _SEVERITIES]
+    return max(known, key=_SEVERITIES.index, default="ok")
+
+
 def _kept(status: Mapping[str, Any]) -> dict[str, Any]:
-    """The status fields ``plan_writes`` compares (the index keeps no more)."""
+    """The status fields ``plan_writes`` compares and the policy's overview sums (the
+    index keeps no more)."""
+    containers = list(status.get("containers") or [])
     return {
+        "workload": status.get("workload"),
+        "cpu": status.get("cpu"),
+        "memory": status.get("memory"),
+        "pods": status.get("pods"),
+        "severity": _worst(containers),
         "state": status.get("state"),
         "autoApply": status.get("autoApply"),
         "lastAction": status.get("lastAction"),
         "conditions": [dict(c) for c in status.get("conditions") or []],
-        "containers": {
-            str(c.get("name")): dict(c.get("exact") or {}) for c in status.get("containers") or []
-        },
+        "containers": {str(c.get("name")): dict(c.get("exact") or {}) for c in containers},
     }
 
 
@@ -333,14 +365,23 @@ def _conditions_changed(
     return shown(before) != shown(after)
 
 
+def shown_state(auto_apply: Mapping[str, Any] | None) -> tuple[Any, Any]:
+    """What of an Apply-mode state counts as a change: its state and reason (a hold's
+    message may move at every pass: a cooldown's time left)."""
+    auto = auto_apply or {}
+    return auto.get("state"), auto.get("reason")
+
+
 def status_changed(
     before: Mapping[str, Any], desired: Mapping[str, Any], min_change_percent: float
 ) -> bool:
-    """Whether a person would see a difference: the state, the auto-apply state or last
-    action, a condition, current requests or limits, a container added or gone, or a
+    """Whether a person would see a difference: the state, the auto-apply state (and
+    reason) or last action, a condition, current requests or limits, a container added or gone, or a
     target or recommended limit moved by at least ``min_change_percent``."""
     after = _kept(desired)
-    if any(before.get(k) != after.get(k) for k in ("state", "autoApply", "lastAction")):
+    if any(before.get(k) != after.get(k) for k in ("state", "lastAction")):
+        return True
+    if shown_state(before.get("autoApply")) != shown_state(after.get("autoApply")):
         return True
     if _conditions_changed(before.get("conditions") or [], after["conditions"]):
         return True
@@ -406,3 +447,27 @@ def plan_writes(
         if ours and have.name not in wanted:
             writes.append(Write(Action.DELETE, policy.namespace, have.name))
     return writes
+
+
+def effective(
+    desired: Sequence[Mapping[str, Any]], existing: Sequence[Seen], writes: Sequence[Write],
+    failed: Collection[str],
+) -> list[tuple[str, dict[str, Any]]]:  # fmt: skip
+    """(object name, kept status) of each desired object as the API server has it once
+    ``writes`` are done (``failed``: names of objects whose writes were not): the written
+    status where it was written, else the one already there. Objects not created yet
+    (their create failed) are left out. What the policy's overview sums up, so it changes
+    only when an object does."""
+    have = {s.name: s.status for s in existing}
+    written = {
+        w.name: _kept((w.body or {}).get("status") or {})
+        for w in writes
+        if w.action is Action.PATCH_STATUS and w.name not in failed
+    }
+    out = []
+    for body in desired:
+        name = str(body["metadata"]["name"])
+        status = written.get(name, have.get(name))
+        if status is not None:
+            out.append((name, dict(status)))
+    return out
