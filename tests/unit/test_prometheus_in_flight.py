@@ -138,14 +138,16 @@ def test_the_query_budget_holds_with_queries_in_flight(server: Server) -> None:
 def test_a_deadline_ends_every_query_in_flight(server: Server) -> None:
     server.hang.set()
     client = PrometheusClient(
-        PrometheusConfig(url=server.url, in_flight=3, retries=0, timeout_s=600.0),
+        PrometheusConfig(url=server.url, in_flight=3, retries=0, timeout_s=3600.0),
         deadline_monotonic=time.monotonic() + 1.0,
     )
     t0 = time.monotonic()
     with pytest.raises(SourceError) as caught:
         read_all(client, hours=5)
     assert caught.value.problem is SourceProblem.DEADLINE
-    assert time.monotonic() - t0 < 20  # not the 600 s query timeout
+    # Ended by the 1 s deadline, not the hour-long query timeout (a bound loose enough
+    # for any load on a shared machine, yet far from the timeout).
+    assert time.monotonic() - t0 < 300
     assert server.count <= 3  # the queries not yet started were never sent
 
 
