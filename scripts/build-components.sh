@@ -16,8 +16,8 @@
 #   $RIGHTSIZER_CACHE/modules/<name>/go.mod   generated wrapper modules
 #
 # A binary that exists and reports the expected version is reused (a warm run
-# takes a second). Cold, on 2 cores: about 10-13 minutes, plus about 4 for helm and about
-# 8 for kube-state-metrics (docs/sandbox.md). Prometheus/promtool come from Debian (apt-get) when missing.
+# takes a second). Cold, on 2 cores: about 10-13 minutes, plus about 4 for helm and 5-12
+# for kube-state-metrics (docs/sandbox.md). Prometheus/promtool come from Debian (apt-get) when missing.
 # Everything is built from Go modules fetched through the Go module proxy with
 # the ordinary `go` client; nothing is downloaded as a prebuilt binary.
 set -euo pipefail
