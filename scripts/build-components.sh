@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (or reuse) the binaries of the local test sandbox, outside the repository.
 #
-#   bash scripts/build-components.sh [k8s] [etcd] [kwok] [metrics-server] [helm] [prometheus]
+#   bash scripts/build-components.sh [k8s] [etcd] [kwok] [metrics-server] [helm] [kube-state-metrics] [prometheus]
 #
 # Without arguments every component is built or reused. Everything goes to a
 # version-keyed cache (default ~/.cache/rightsizer):
@@ -11,11 +11,13 @@
 #   $RIGHTSIZER_CACHE/kwok-v0.8.0/bin/kwok  (+ share/*.yaml: stages, metrics, usage)
 #   $RIGHTSIZER_CACHE/metrics-server-v0.9.0/bin/metrics-server
 #   $RIGHTSIZER_CACHE/helm-v3.22.0/bin/helm   (the chart tests; not started by the sandbox)
+#   $RIGHTSIZER_CACHE/kube-state-metrics-v2.18.0/bin/kube-state-metrics  (the live scrape test)
 #   $RIGHTSIZER_CACHE/go/{mod,build}          Go module and build caches
 #   $RIGHTSIZER_CACHE/modules/<name>/go.mod   generated wrapper modules
 #
 # A binary that exists and reports the expected version is reused (a warm run
-# takes a second). Cold, on 2 cores: about 10-13 minutes, plus about 4 for helm (docs/sandbox.md). Prometheus/promtool come from Debian (apt-get) when missing.
+# takes a second). Cold, on 2 cores: about 10-13 minutes, plus about 4 for helm and 5-12
+# for kube-state-metrics (docs/sandbox.md). Prometheus/promtool come from Debian (apt-get) when missing.
 # Everything is built from Go modules fetched through the Go module proxy with
 # the ordinary `go` client; nothing is downloaded as a prebuilt binary.
 set -euo pipefail
@@ -30,6 +32,7 @@ ETCD_VERSION="${RIGHTSIZER_ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${RIGHTSIZER_KWOK_VERSION:-v0.8.0}"
 METRICS_SERVER_VERSION="${RIGHTSIZER_METRICS_SERVER_VERSION:-v0.9.0}"
 HELM_VERSION="${RIGHTSIZER_HELM_VERSION:-v3.22.0}"
+KSM_VERSION="${RIGHTSIZER_KSM_VERSION:-v2.18.0}"
 # Parallel compile jobs; the CI machine has 2 cores.
 GO_BUILD_P="${RIGHTSIZER_GO_BUILD_P:-$(nproc 2>/dev/null || echo 2)}"
 
@@ -272,6 +275,29 @@ EOF
 }
 helm_ok() { version_ok "$CACHE/helm-$HELM_VERSION/bin/helm" "Version:\"$HELM_VERSION\"" version; }
 
+# ---------------------------------------------------------------- kube-state-metrics
+# The real exporter that the live scrape test (tests/integration/test_live_scrape.py)
+# has Prometheus scrape; its root package is the kube-state-metrics main.
+build_ksm() {
+    local dir="$CACHE/modules/kube-state-metrics-$KSM_VERSION"
+    local out="$CACHE/kube-state-metrics-$KSM_VERSION/bin"
+    write_module "$dir" <<EOF
+module rightsizer.local/components/kube-state-metrics
+
+go 1.26.0
+
+require k8s.io/kube-state-metrics/v2 $KSM_VERSION
+EOF
+    local vpkg=github.com/prometheus/common/version
+    mkdir -p "$out"
+    (cd "$dir" && "$GO" build -p "$GO_BUILD_P" -trimpath \
+        -ldflags "-s -w -X $vpkg.Version=${KSM_VERSION#v} -X $vpkg.Revision=$KSM_VERSION -X $vpkg.Branch=release" \
+        -o "$out/kube-state-metrics" k8s.io/kube-state-metrics/v2)
+}
+ksm_ok() {
+    version_ok "$CACHE/kube-state-metrics-$KSM_VERSION/bin/kube-state-metrics" "version ${KSM_VERSION#v}" version
+}
+
 # ---------------------------------------------------------------- Prometheus (Debian)
 prometheus_ok() { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; }
 install_prometheus() {
@@ -312,7 +338,7 @@ stop_debian_prometheus() {
 
 # ---------------------------------------------------------------- main
 want=("$@")
-[[ ${#want[@]} -gt 0 ]] || want=(prometheus etcd k8s kwok metrics-server helm)
+[[ ${#want[@]} -gt 0 ]] || want=(prometheus etcd k8s kwok metrics-server helm kube-state-metrics)
 
 mkdir -p "$CACHE/modules"
 log "cache: $CACHE  go: $("$GO" version)  jobs: $GO_BUILD_P"
@@ -332,11 +358,13 @@ for c in "${want[@]}"; do
         kwok)           ensure "kwok $KWOK_VERSION" kwok_ok build_kwok ;;
         metrics-server) ensure "metrics-server $METRICS_SERVER_VERSION" metrics_server_ok build_metrics_server ;;
         helm)           ensure "helm $HELM_VERSION" helm_ok build_helm ;;
+        kube-state-metrics|ksm)
+                        ensure "kube-state-metrics $KSM_VERSION" ksm_ok build_ksm ;;
         prometheus)
             ensure "prometheus (apt-get)" prometheus_ok install_prometheus
             log "prometheus: $(prometheus --version 2>&1 | head -n1)"
             stop_debian_prometheus ;;
-        *) die "unknown component '$c' (k8s, etcd, kwok, metrics-server, helm, prometheus)" ;;
+        *) die "unknown component '$c' (k8s, etcd, kwok, metrics-server, helm, kube-state-metrics, prometheus)" ;;
     esac
 done
 

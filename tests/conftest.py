@@ -9,6 +9,9 @@ and share it with the rest of the run:
 - ``kube``: etcd + kube-apiserver + controller-manager + scheduler + kwok with a
   Ready fake node; yields :class:`tests.sandbox.KubeAccess` (``.kubeconfig``,
   ``.server``, ``.token``, ``.ca_file``, ``.node_name``).
+- ``scrape_prometheus``: ``kube`` plus the real kube-state-metrics and a second
+  Prometheus that scrapes it and kwok's kubelet ``/metrics/resource`` (kube-prometheus-
+  stack's job shapes); yields :class:`tests.sandbox.Prometheus` for that instance.
 - ``kubeconfig``: ``str`` path of the sandbox kubeconfig (implies ``kube``).
 - ``metrics_server``: ``kube`` plus metrics-server registered as the
   ``v1beta1.metrics.k8s.io`` APIService (Available); yields ``KubeAccess``.
@@ -82,6 +85,14 @@ def sandbox() -> Iterator[Sandbox]:
 def prometheus(sandbox: Sandbox) -> Prometheus:
     _up(sandbox, "prometheus")
     return Prometheus(sandbox)
+
+
+@pytest.fixture(scope="session")
+def scrape_prometheus(sandbox: Sandbox, kube: KubeAccess) -> Prometheus:
+    """The live set: kube-state-metrics and a Prometheus scraping it and kwok's kubelet
+    endpoints every few seconds (tests/sandbox/cluster.py ``scrape_config``)."""
+    _up(sandbox, "scrape")
+    return Prometheus(sandbox, "prometheus-scrape")
 
 
 @pytest.fixture(scope="session")

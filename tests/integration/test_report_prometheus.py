@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import socket
+import time
+from pathlib import Path
 
 import pytest
 
@@ -193,3 +196,39 @@ def test_wrong_path_prefix(capsys: pytest.CaptureFixture[str], prometheus: Prome
     assert code == 3
     assert out == ""
     assert "404" in err
+
+
+def test_oom_kills_from_kube_state_metrics_series_match_the_samples_file(
+    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, tmp_path: Path
+) -> None:
+    """OOM kills on the sample grid (one restart-count sample per step, as the converter
+    writes kube-state-metrics' series): each is seen once, in its step, like in the samples
+    file. (A ``changes()`` over one step sees a single sample there, and no kill.)"""
+    end_s = math.floor(time.time() / EXAMPLE_STEP_S) * EXAMPLE_STEP_S - 86_400
+    rows = ["timestamp,namespace,workload,pod,container,cpu,memory,"
+            "cpu_request,cpu_limit,memory_request,memory_limit,oom"]  # fmt: skip
+    kills = {40, 41, 200}
+    for i in range(288):
+        t = end_s - (287 - i) * EXAMPLE_STEP_S
+        for pod, oom in (("api-7d9f8c6b5-x2x4z", int(i in kills)), ("api-7d9f8c6b5-q8w2n", 0)):
+            rows.append(f"{t},oomtest,Deployment/api,{pod},app,0.2,{300 * 2**20 + i},"
+                        f"0.5,,536870912,536870912,{oom}")  # fmt: skip
+    samples = tmp_path / "oom.csv"
+    samples.write_text("\n".join(rows) + "\n")
+    prometheus.load_samples(samples, end_s, tmp_path / "om")
+    capsys.readouterr()  # the converter's list of files
+    code, doc, err = report(capsys, prometheus, end_s, "-n", "oomtest")
+    assert code == 0, err
+    code, out, _ = run(capsys, "recommend", "--samples", str(samples), "--format", "json")
+    assert code == 0
+    offline, online = _by_key(json.loads(out)), _by_key(doc)
+    assert online.keys() == offline.keys() == {("oomtest", "Deployment/api", "app")}
+    for key, rec in online.items():
+        assert rec["oomKills"] == offline[key]["oomKills"] == len(kills), key
+        assert rec["current"] == offline[key]["current"], key
+        assert rec["samples"]["memory"] == offline[key]["samples"]["memory"], key
+        # By design: the file's OOM rows give no CPU sample (Prometheus has the counter
+        # there) and report their own memory (Prometheus has only the restart, reported at
+        # the request, as upstream VPA does).
+        assert rec["samples"]["cpu"] == offline[key]["samples"]["cpu"] + len(kills), key
+        assert rec["target"]["cpu"] == offline[key]["target"]["cpu"], key

@@ -20,6 +20,7 @@ def test_versions_match_build_script() -> None:
         "ETCD_VERSION": sandbox_config.ETCD_VERSION,
         "KWOK_VERSION": sandbox_config.KWOK_VERSION,
         "METRICS_SERVER_VERSION": sandbox_config.METRICS_SERVER_VERSION,
+        "KSM_VERSION": sandbox_config.KSM_VERSION,
     }.items():
         m = re.search(rf'^{var}="\$\{{RIGHTSIZER_{var}:-([^}}]+)\}}"', script, re.M)
         assert m, f"{var} not found in build-components.sh"
@@ -29,6 +30,9 @@ def test_versions_match_build_script() -> None:
 def test_dependencies_are_resolved_in_start_order() -> None:
     assert resolve(["metrics-server"]) == ["etcd", "kube-apiserver", "kwok", "metrics-server"]
     assert resolve(["prometheus"]) == ["prometheus"]
+    assert resolve(["scrape"]) == [
+        "etcd", "kube-apiserver", "kwok", "kube-state-metrics", "prometheus-scrape"
+    ]  # fmt: skip
     with pytest.raises(ValueError, match="unknown component"):
         resolve(["nope"])
 
@@ -50,10 +54,12 @@ def test_down_stops_dependents_not_dependencies(tmp_path: Path) -> None:
 
     sb.procs.stop = fake_stop  # type: ignore[method-assign]
     sb.down(["kwok"])
-    assert stopped == ["metrics-server", "kwok"]
+    assert stopped == ["prometheus-scrape", "metrics-server", "kwok"]
     stopped.clear()
     sb.down(["apiserver"])
     assert stopped == [
+        "prometheus-scrape",
+        "kube-state-metrics",
         "metrics-server",
         "kwok",
         "kube-scheduler",

@@ -27,6 +27,11 @@ COMPONENTS: tuple[str, ...] = (
     "kwok",
     "metrics-server",
     "prometheus",
+    # The live scrape set: the real kube-state-metrics and a Prometheus that scrapes it
+    # and kwok's kubelet endpoints (separate from "prometheus", whose data only comes
+    # from loaded blocks, so that no scraped sample ever mixes into a loaded history).
+    "kube-state-metrics",
+    "prometheus-scrape",
 )
 
 DEPENDS: dict[str, tuple[str, ...]] = {
@@ -35,6 +40,8 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "kube-scheduler": ("kube-apiserver",),
     "kwok": ("kube-apiserver",),
     "metrics-server": ("kube-apiserver", "kwok"),
+    "kube-state-metrics": ("kube-apiserver",),
+    "prometheus-scrape": ("kube-apiserver", "kwok", "kube-state-metrics"),
 }
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -43,6 +50,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "kube": ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"),
     "k8s": ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"),
     "apiserver": ("etcd", "kube-apiserver"),
+    "scrape": ("kube-state-metrics", "prometheus-scrape"),
 }
 
 # Binaries each component needs (kubectl is only for people).
@@ -54,6 +62,14 @@ BINARIES: dict[str, tuple[str, ...]] = {
     "kwok": ("kwok",),
     "metrics-server": ("metrics-server",),
     "prometheus": ("prometheus", "promtool"),
+    "kube-state-metrics": ("kube-state-metrics",),
+    "prometheus-scrape": ("prometheus",),
+}
+
+# Ports a component listens on besides its own.
+EXTRA_PORTS: dict[str, tuple[str, ...]] = {
+    "etcd": ("etcd-peer",),
+    "kube-state-metrics": ("kube-state-metrics-telemetry",),
 }
 
 #: Stages of this project, in the repository (read their headers for what they emulate).
@@ -76,6 +92,81 @@ global:
   scrape_interval: 1m
   evaluation_interval: 1m
 scrape_configs: []
+"""
+
+
+# How often the live Prometheus scrapes: short, so that a few minutes give enough samples.
+SCRAPE_INTERVAL_S = 5
+
+
+def scrape_config(cfg: Config) -> str:
+    """The live Prometheus's configuration: the jobs kube-prometheus-stack sets up, in the
+    shape its users have them (``job="kubelet"`` with a ``metrics_path`` label per
+    endpoint, ``job="kube-state-metrics"``, ``honor_labels``, ``node``/``endpoint``/
+    ``service`` target labels). Where the sandbox differs from a cluster it says so."""
+    home = cfg.data_dir("prometheus-scrape")
+    interval = f"{SCRAPE_INTERVAL_S}s"
+    return f"""\
+# Written by tests/sandbox for the live scrape set (docs/sandbox.md).
+global:
+  scrape_interval: {interval}
+  scrape_timeout: {SCRAPE_INTERVAL_S - 1}s
+  evaluation_interval: {interval}
+scrape_configs:
+# kube-prometheus-stack's kubelet ServiceMonitor, endpoint /metrics/resource. kwok v0.8.0
+# emulates that endpoint at /metrics/nodes/<node>/metrics/resource (the path of its
+# metrics-resource.yaml; it serves no /metrics/cadvisor) and lists one target per node
+# and endpoint at /discovery/prometheus (Debian's Prometheus has no kubernetes_sd). The
+# relabelling gives the labels a kubelet target has: node, and the kubelet's own path
+# in metrics_path.
+- job_name: kubelet-resource
+  honor_labels: true
+  honor_timestamps: true
+  tls_config:
+    insecure_skip_verify: true
+  authorization:
+    credentials_file: {home / "token"}
+  http_sd_configs:
+  - url: {cfg.url("kwok")}/discovery/prometheus
+    refresh_interval: {interval}
+    tls_config:
+      insecure_skip_verify: true
+  relabel_configs:
+  - source_labels: [metrics_name]
+    regex: metrics-resource
+    action: keep
+  - source_labels: [__metrics_path__]
+    regex: /metrics/nodes/([^/]+)/metrics/(.+)
+    target_label: node
+    replacement: $1
+  - source_labels: [__metrics_path__]
+    regex: /metrics/nodes/([^/]+)/metrics/(.+)
+    target_label: metrics_path
+    replacement: /metrics/$2
+  - regex: metrics_name
+    action: labeldrop
+  - target_label: job
+    replacement: kubelet
+  - target_label: endpoint
+    replacement: https-metrics
+  - target_label: service
+    replacement: kube-prometheus-stack-kubelet
+  - target_label: namespace
+    replacement: kube-system
+# kube-prometheus-stack's kube-state-metrics ServiceMonitor (honorLabels: true). A
+# Service's Endpoints may not hold a loopback address, so the target is static; its
+# labels are the ones the ServiceMonitor's target gets (namespace/pod/container of the
+# exporter's own pod show on series that have no such label of their own).
+- job_name: kube-state-metrics
+  honor_labels: true
+  static_configs:
+  - targets: ["{cfg.host}:{cfg.port("kube-state-metrics")}"]
+    labels:
+      endpoint: http
+      service: kube-prometheus-stack-kube-state-metrics
+      namespace: monitoring
+      pod: kube-prometheus-stack-kube-state-metrics-0
+      container: kube-state-metrics
 """
 
 
@@ -175,6 +266,7 @@ class Sandbox:
         return [
             f"export KUBECONFIG={q(str(self.cfg.kubeconfig))}",
             f"export PROMETHEUS_URL={q(self.cfg.prometheus_url)}",
+            f"export PROMETHEUS_SCRAPE_URL={q(self.cfg.url('prometheus-scrape'))}",
             f"export RIGHTSIZER_SANDBOX_DIR={q(str(self.cfg.state))}",
             f'export PATH={q(str(self.cfg.k8s_bin))}:"$PATH"',
         ]
@@ -339,7 +431,7 @@ class Sandbox:
         self._ready(comp)
 
     def _check_port_free(self, comp: str) -> None:
-        port_names = [comp] + (["etcd-peer"] if comp == "etcd" else [])
+        port_names = [comp, *EXTRA_PORTS.get(comp, ())]
         for pn in port_names:
             port = self.cfg.port(pn)
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -497,6 +589,33 @@ class Sandbox:
                 "--web.enable-admin-api",
                 "--web.enable-lifecycle",
             ]
+        if comp == "kube-state-metrics":
+            return [
+                str(cfg.binary("kube-state-metrics")),
+                f"--kubeconfig={kubeconfig}",
+                f"--host={host}",
+                f"--port={cfg.port('kube-state-metrics')}",
+                f"--telemetry-host={host}",
+                f"--telemetry-port={cfg.port('kube-state-metrics-telemetry')}",
+                "--resources=pods,replicasets,deployments,statefulsets,daemonsets,jobs,"
+                "cronjobs,nodes,namespaces",
+            ]
+        if comp == "prometheus-scrape":
+            home = cfg.data_dir("prometheus-scrape")
+            home.mkdir(parents=True, exist_ok=True)
+            tsdb = self._fresh_dir(home / "tsdb", keep_data)
+            token = home / "token"
+            token.write_text(pki.token(cfg))
+            token.chmod(0o600)
+            conf = home / "prometheus.yml"
+            conf.write_text(scrape_config(cfg))
+            return [
+                str(cfg.binary("prometheus")),
+                f"--config.file={conf}",
+                f"--storage.tsdb.path={tsdb}",
+                f"--web.listen-address={host}:{cfg.port('prometheus-scrape')}",
+                "--web.enable-lifecycle",
+            ]
         raise ValueError(comp)
 
     def _write_kwok_config(self) -> Path:
@@ -543,10 +662,17 @@ class Sandbox:
             url = cfg.url(comp) + "/livez"
             ctx = insecure_context()
             wait_until("metrics-server /livez", lambda: http_ok(url, ctx), 60, alive=died)
-        elif comp == "prometheus":
+        elif comp in ("prometheus", "prometheus-scrape"):
             wait_until(
-                "prometheus /-/ready",
-                lambda: http_ok(cfg.prometheus_url + "/-/ready"),
+                f"{comp} /-/ready",
+                lambda: http_ok(cfg.url(comp) + "/-/ready"),
+                60,
+                alive=died,
+            )
+        elif comp == "kube-state-metrics":
+            wait_until(
+                "kube-state-metrics /healthz",
+                lambda: http_ok(cfg.url(comp) + "/healthz"),
                 60,
                 alive=died,
             )

@@ -17,6 +17,7 @@ ETCD_VERSION = os.environ.get("RIGHTSIZER_ETCD_VERSION", "v3.6.16")
 KWOK_VERSION = os.environ.get("RIGHTSIZER_KWOK_VERSION", "v0.8.0")
 METRICS_SERVER_VERSION = os.environ.get("RIGHTSIZER_METRICS_SERVER_VERSION", "v0.9.0")
 HELM_VERSION = os.environ.get("RIGHTSIZER_HELM_VERSION", "v3.22.0")
+KSM_VERSION = os.environ.get("RIGHTSIZER_KSM_VERSION", "v2.18.0")
 
 BUILD_HINT = "bash scripts/build-components.sh"
 
@@ -30,6 +31,11 @@ DEFAULT_PORTS: dict[str, tuple[str, int]] = {
     "kwok": ("RIGHTSIZER_SANDBOX_KWOK_PORT", 20250),
     "metrics-server": ("RIGHTSIZER_SANDBOX_METRICS_SERVER_PORT", 24443),
     "prometheus": ("RIGHTSIZER_SANDBOX_PROMETHEUS_PORT", 29090),
+    # The live scrape set (group "scrape"): kube-state-metrics (its metrics and its own
+    # telemetry port) and a second Prometheus that scrapes it and kwok's kubelet endpoints.
+    "kube-state-metrics": ("RIGHTSIZER_SANDBOX_KSM_PORT", 28080),
+    "kube-state-metrics-telemetry": ("RIGHTSIZER_SANDBOX_KSM_TELEMETRY_PORT", 28081),
+    "prometheus-scrape": ("RIGHTSIZER_SANDBOX_PROMETHEUS_SCRAPE_PORT", 28090),
 }
 
 HOST = "127.0.0.1"
@@ -90,6 +96,8 @@ class Config:
             )
         elif name == "helm":
             path = self.cache / f"helm-{HELM_VERSION}" / "bin" / "helm"
+        elif name == "kube-state-metrics":
+            path = self.cache / f"kube-state-metrics-{KSM_VERSION}" / "bin" / "kube-state-metrics"
         elif name in ("prometheus", "promtool"):
             override = os.environ.get(f"RIGHTSIZER_{name.upper()}")
             found = override or shutil.which(name)
@@ -132,7 +140,8 @@ class Config:
         return self.ports[name]
 
     def url(self, name: str) -> str:
-        scheme = "http" if name in ("etcd", "prometheus") else "https"
+        plain = ("etcd", "prometheus", "prometheus-scrape", "kube-state-metrics")
+        scheme = "http" if name in plain else "https"
         return f"{scheme}://{self.host}:{self.port(name)}"
 
     @property

@@ -33,13 +33,16 @@ def check_openmetrics(path: Path) -> None:
 class Prometheus:
     """Handle on the sandbox's Prometheus (started by ``Sandbox.up(['prometheus'])``)."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, component: str = "prometheus") -> None:
+        """``component`` is "prometheus" (history loaded from blocks) or
+        "prometheus-scrape" (the live one that scrapes kube-state-metrics and kwok)."""
         self.sandbox = sandbox
-        self.url = sandbox.cfg.prometheus_url
+        self.component = component
+        self.url = sandbox.cfg.url(component)
 
     @property
     def tsdb_dir(self) -> Path:
-        return self.sandbox.cfg.data_dir("prometheus") / "tsdb"
+        return self.sandbox.cfg.data_dir(self.component) / "tsdb"
 
     # ------------------------------------------------------------ queries
     def _api(self, path: str, params: dict[str, str]) -> Any:
@@ -150,7 +153,7 @@ class Prometheus:
         finally:
             if tmp is not None:
                 tmp.cleanup()
-        if restart and self.sandbox.pid("prometheus") is not None:
+        if restart and self.sandbox.pid(self.component) is not None:
             self.restart()
         return new
 
@@ -158,6 +161,6 @@ class Prometheus:
         """Restart Prometheus keeping its data; return the seconds it took."""
         t0 = time.monotonic()
         # Whoever started it (this run, another run, the CLI) stays its owner.
-        self.sandbox.procs.stop("prometheus")
-        self.sandbox.start_one("prometheus", keep_data=True)
+        self.sandbox.procs.stop(self.component)
+        self.sandbox.start_one(self.component, keep_data=True)
         return time.monotonic() - t0

@@ -1,11 +1,18 @@
 """Samples → the series a real cluster exposes, as OpenMetrics text for promtool.
 
-cAdvisor: ``container_cpu_usage_seconds_total`` (a counter integrated from the sampled
-rates) and ``container_memory_working_set_bytes``; kube-state-metrics: ``kube_pod_owner``,
-``kube_replicaset_owner``, ``kube_pod_container_resource_requests``/``_limits``,
+The kubelet's ``/metrics/resource``: ``container_cpu_usage_seconds_total`` (a counter
+integrated from the sampled rates) and ``container_memory_working_set_bytes``;
+kube-state-metrics: ``kube_pod_owner``, ``kube_replicaset_owner``,
+``kube_pod_container_resource_requests``/``_limits``,
 ``kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}`` and
-``kube_pod_container_status_restarts_total``. Time is shifted by ``shift_s`` (so that a
-history can end "now"). Pure: ``render`` yields text; the caller writes it.
+``kube_pod_container_status_restarts_total`` (every container, 0 until it restarts).
+Names, label sets, units and types are those a kube-prometheus-stack Prometheus stores
+when it scrapes kube-state-metrics v2.18 and the kubelet (``job="kubelet"`` with
+``metrics_path``, ``node``, ``endpoint``, ``service``; kube-state-metrics' ``uid`` and
+``node``; with ``honor_labels``, the exporter pod's own ``namespace``/``pod``/``container``
+on series that have none): tests/integration/test_live_scrape.py compares them with what
+the sandbox's Prometheus scrapes from the real exporters. Time is shifted by ``shift_s``
+(so that a history can end "now"). Pure: ``render`` yields text; the caller writes it.
 
 promtool's traps are handled here: timestamps in seconds, every series in time order,
 families not interleaved, ``# EOF`` at the end; ``split_days`` yields one text per UTC day
@@ -15,6 +22,7 @@ so that promtool never maps a huge file.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterator
 
 import numpy as np
@@ -24,6 +32,18 @@ from rightsizer.quantity import DAY_S
 
 CADVISOR_JOB = "kubelet"
 KSM_JOB = "kube-state-metrics"
+#: The node every converted pod runs on (samples files do not say).
+NODE = "node-1"
+#: Target labels of kube-prometheus-stack's kubelet job (endpoint /metrics/resource).
+KUBELET_TARGET = {"endpoint": "https-metrics", "instance": "10.0.0.1:10250", "job": CADVISOR_JOB,
+                  "metrics_path": "/metrics/resource", "node": NODE,
+                  "service": "kube-prometheus-stack-kubelet"}  # fmt: skip
+#: Target labels of its kube-state-metrics job (honor_labels: the exporter pod's
+#: namespace/pod/container show only on series that have none of their own).
+KSM_TARGET = {"endpoint": "http", "instance": "10.244.0.10:8080", "job": KSM_JOB,
+              "service": "kube-prometheus-stack-kube-state-metrics"}  # fmt: skip
+KSM_POD = {"namespace": "monitoring", "pod": "kube-prometheus-stack-kube-state-metrics-0",
+           "container": "kube-state-metrics"}  # fmt: skip
 
 
 #: The alphabet Kubernetes uses for generated name suffixes.
@@ -41,8 +61,22 @@ def _escape(value: object) -> str:
 
 
 def _labels(**labels: object) -> str:
-    body = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+    body = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
     return "{" + body + "}"
+
+
+def pod_uid(namespace: str, pod: str) -> str:
+    """A stable UUID for a pod (kube-state-metrics labels pod series with ``uid``)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pod/{namespace}/{pod}"))
+
+
+def _ksm(**labels: object) -> str:
+    """A kube-state-metrics series as scraped: its own labels over the target's."""
+    return _labels(**{**KSM_POD, **KSM_TARGET, **labels})
+
+
+def _ksm_container(ns: str, pod: str, container: str, **labels: object) -> str:
+    return _ksm(container=container, namespace=ns, pod=pod, uid=pod_uid(ns, pod), **labels)
 
 
 def _lines(name: str, labels: str, values: np.ndarray, ts: np.ndarray) -> str:
@@ -100,14 +134,12 @@ def render(
     yield from _cadvisor_memory(groups, shift_s)
     yield from _owners(frame, shift_s, state_interval_s)
     yield from _resources(groups, shift_s, state_interval_s)
-    yield from _terminations(groups, shift_s)
+    yield from _terminations(groups, shift_s, state_interval_s)
     yield "# EOF\n"
 
 
 def _cadvisor_labels(ns: str, pod: str, container: str) -> str:
-    return _labels(container=container, image=f"registry.local/{container}:1",
-                   job=CADVISOR_JOB, metrics_path="/metrics/cadvisor",
-                   namespace=ns, pod=pod)  # fmt: skip
+    return _labels(**KUBELET_TARGET, container=container, namespace=ns, pod=pod)
 
 
 def _cadvisor_cpu(groups: _Groups, shift_s: float) -> Iterator[str]:
@@ -148,8 +180,8 @@ def _owners(frame: pd.DataFrame, shift_s: float, state_interval_s: float | None)
         owner_kind, owner_name = (
             ("ReplicaSet", replicaset_name(str(ns), name)) if kind == "Deployment" else (kind, name)
         )
-        labels = _labels(job=KSM_JOB, namespace=ns, owner_is_controller="true",
-                         owner_kind=owner_kind, owner_name=owner_name, pod=pod)  # fmt: skip
+        labels = _ksm(namespace=ns, owner_is_controller="true", owner_kind=owner_kind,
+                      owner_name=owner_name, pod=pod, uid=pod_uid(str(ns), str(pod)))  # fmt: skip
         t = np.unique(pod_ts.to_numpy(dtype=float))
         t = t[_thin(t, state_interval_s)]
         yield _lines("kube_pod_owner", labels, np.ones(t.shape[0]), t + shift_s)
@@ -160,9 +192,8 @@ def _owners(frame: pd.DataFrame, shift_s: float, state_interval_s: float | None)
         kind, name = str(wl).split("/", 1)
         if kind != "Deployment":
             continue
-        labels = _labels(job=KSM_JOB, namespace=ns, owner_is_controller="true",
-                         owner_kind="Deployment", owner_name=name,
-                         replicaset=replicaset_name(str(ns), name))  # fmt: skip
+        labels = _ksm(namespace=ns, owner_is_controller="true", owner_kind="Deployment",
+                      owner_name=name, replicaset=replicaset_name(str(ns), name))  # fmt: skip
         t = np.unique(wl_ts.to_numpy(dtype=float))
         t = t[_thin(t, state_interval_s)]
         yield _lines("kube_replicaset_owner", labels, np.ones(t.shape[0]), t + shift_s)
@@ -182,31 +213,38 @@ def _resources(groups: _Groups, shift_s: float, state_interval_s: float | None) 
                 if rows.empty:
                     continue
                 rows = rows.iloc[_thin(rows["timestamp"].to_numpy(dtype=float), state_interval_s)]
-                labels = _labels(container=container, job=KSM_JOB, namespace=ns, pod=pod,
-                                 resource=resource, unit=unit)  # fmt: skip
+                labels = _ksm_container(ns, pod, container, node=NODE, resource=resource,
+                                        unit=unit)  # fmt: skip
                 t = rows["timestamp"].to_numpy(dtype=float)
                 yield _lines(family, labels, rows[column].to_numpy(dtype=float), t + shift_s)
 
 
-def _terminations(groups: _Groups, shift_s: float) -> Iterator[str]:
+def _terminations(
+    groups: _Groups, shift_s: float, state_interval_s: float | None = None
+) -> Iterator[str]:
+    """The last termination's reason (from a container's first OOM kill on) and the
+    restart count of every container (each OOM kill is one restart), as kube-state-metrics
+    exposes them."""
     yield "# TYPE kube_pod_container_status_last_terminated_reason gauge\n"
     restarts: list[tuple[str, np.ndarray, np.ndarray]] = []
     for (ns, _wl, pod, container), g in groups:
+        t = np.unique(g["timestamp"].to_numpy(dtype=float))
+        restart_labels = _ksm_container(ns, pod, container)
         if not g["oom"].any():
+            t = t[_thin(t, state_interval_s)]
+            restarts.append((restart_labels, np.zeros(t.shape[0]), t + shift_s))
             continue
-        t = g["timestamp"].to_numpy(dtype=float)
-        after = np.cumsum(g["oom"].to_numpy(dtype=bool))
+        oom_at = np.unique(g.loc[g["oom"].to_numpy(dtype=bool), "timestamp"].to_numpy(dtype=float))
+        after = np.searchsorted(oom_at, t, side="right").astype(float)
         seen = after > 0
-        labels = _labels(container=container, job=KSM_JOB, namespace=ns, pod=pod,
-                         reason="OOMKilled")  # fmt: skip
+        labels = _ksm_container(ns, pod, container, reason="OOMKilled")
         yield _lines(
             "kube_pod_container_status_last_terminated_reason",
             labels,
             np.ones(int(seen.sum())),
             t[seen] + shift_s,
         )
-        restart_labels = _labels(container=container, job=KSM_JOB, namespace=ns, pod=pod)
-        restarts.append((restart_labels, after.astype(float), t + shift_s))
+        restarts.append((restart_labels, after, t + shift_s))
     yield "# TYPE kube_pod_container_status_restarts counter\n"
     for labels, counts, t in restarts:
         yield _lines("kube_pod_container_status_restarts_total", labels, counts, t)

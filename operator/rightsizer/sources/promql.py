@@ -60,12 +60,17 @@ def memory_usage(namespace: str, step_s: float, extra: str = "") -> str:
 
 
 def oom_kills(namespace: str, step_s: float, extra: str = "") -> str:
-    """Restarts in the last step of containers whose last termination was an OOM kill."""
+    """Restarts in the last step of containers whose last termination was an OOM kill.
+
+    The restart count now minus one step ago: a restart is seen in the step where
+    kube-state-metrics' count rose, whichever scrapes fall on either side of the step's
+    start (``changes()`` over one step would miss a rise between the last scrape of the
+    previous step and the first of this one, and with one sample per step see none)."""
     sel = selector(namespace, extra)
     oom_sel = selector(namespace, 'reason="OOMKilled"' + ("," + extra if extra else ""))
+    restarts = f"kube_pod_container_status_restarts_total{sel}"
     return (
-        f"(max {BY} (changes(kube_pod_container_status_restarts_total{sel}"
-        f"[{step_window(step_s)}])) > 0)"
+        f"(max {BY} ({restarts}) - max {BY} ({restarts} offset {duration(step_s)}) > 0)"
         f" * on (namespace, pod, container) group_left()"
         f" (max {BY} (kube_pod_container_status_last_terminated_reason{oom_sel}) > 0)"
     )
