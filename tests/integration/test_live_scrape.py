@@ -295,8 +295,8 @@ _LOWERED_MINIMUMS = (
 def test_operator_recommends_the_configured_usage(
     live: dict[str, Any], k8s_api: ApiClient, kubeconfig: str, tmp_path: Path
 ) -> None:
-    """The operator, given the live Prometheus, writes the same evidence and targets into
-    the policy's status and the RightSizeRecommendation objects."""
+    """The operator, given the live Prometheus, writes the configured usage's targets and
+    the evidence into the RightSizeRecommendation objects."""
     ns, prom = live["namespace"], live["prometheus"]
     install_crd(kubeconfig)
     argv = [sys.executable, "-c", _LOWERED_MINIMUMS,
@@ -314,37 +314,30 @@ def test_operator_recommends_the_configured_usage(
                      "strategy": {"name": "percentile"}, "reconcileInterval": "2s"},
         })  # fmt: skip
 
-        def ready() -> dict[tuple[str, str], Any] | None:
-            policy: dict[str, Any] = custom.get_namespaced_custom_object(  # type: ignore[assignment]
-                GROUP, VERSION, ns, PLURAL, "live"
-            )
-            containers = {
-                (w["workload"], c["name"]): c
-                for w in policy.get("status", {}).get("workloads", [])
-                for c in w["containers"]
-            }
-            if len(containers) == 2 and all("target" in c for c in containers.values()):
-                return containers
+        def ready() -> list[dict[str, Any]] | None:
+            items: list[dict[str, Any]] = custom.list_namespaced_custom_object(
+                GROUP, VERSION, ns, "rightsizerecommendations"
+            )["items"]
+            targets = [c for o in items for c in o.get("status", {}).get("containers", [])]
+            if len(items) == 2 and len(targets) == 2 and all("target" in c for c in targets):
+                return items
             return None
 
-        containers = wait_for("the policy's targets", ready, 120, hint=op.hint)
+        objects = wait_for("two RightSizeRecommendation objects with targets", ready, 180,
+                           hint=op.hint)  # fmt: skip
+        containers = {
+            (f"{o['spec']['workload']['kind']}/{o['spec']['workload']['name']}", c["name"]): c
+            for o in objects
+            for c in o["status"]["containers"]
+        }
         for workload, container, requests, limit, _replicas, cpu_m, memory in (WEB, DB):
-            entry = containers[(workload, container)]
+            exact = containers[(workload, container)]["exact"]
             current = _current(requests, limit)
-            assert entry["requests"] == current["requests"], entry
-            assert entry["limits"] == current["limits"], entry
-            _expect(entry["target"]["cpu"], entry["target"]["memory"], cpu_m, memory)
-        objects: list[dict[str, Any]] = wait_for(
-            "two RightSizeRecommendation objects with evidence",
-            lambda: (
-                len(items := custom.list_namespaced_custom_object(
-                    GROUP, VERSION, ns, "rightsizerecommendations")["items"]) == 2
-                and all(o.get("status", {}).get("containers") for o in items)
-                and items
-            ),
-            60,
-            hint=op.hint,
-        )  # fmt: skip
+            assert f"{exact['requests']['cpuMillicores']}m" == current["requests"]["cpu"], exact
+            assert str(exact["requests"]["memoryBytes"]) == current["requests"]["memory"], exact
+            assert str(exact["limits"]["memoryBytes"]) == current["limits"]["memory"], exact
+            target = exact["target"]
+            _expect(f"{target['cpuMillicores']}m", str(target["memoryBytes"]), cpu_m, memory)
         evidence = {c["name"]: c["evidence"] for o in objects for c in o["status"]["containers"]}
         assert evidence[WEB[1]]["oomKills"] == 1
         assert evidence[DB[1]]["oomKills"] == 0
