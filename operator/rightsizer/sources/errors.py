@@ -81,6 +81,11 @@ class SourceProblem(StrEnum):
     QUERY_TIMEOUT = "Prometheus timed out evaluating a query"
     NOT_PROMETHEUS_JSON = "the endpoint did not answer with Prometheus JSON"
     QUERY_REJECTED = "Prometheus rejected a query"
+    SERVER_LIMIT = (
+        "the Prometheus endpoint refused a query for one of its own limits (points, samples "
+        "or series per query); raise that limit on the server, or narrow labelMatchers or "
+        "the history"
+    )
     PARTIAL_DATA = "Prometheus answered with warnings (partial data); nothing was used"
     MALFORMED_RESULT = "Prometheus answered with a malformed result"
     DEADLINE = (

@@ -47,6 +47,7 @@ from rightsizer.sources.limits import (
     track_sockets,
 )
 from rightsizer.sources.matrix import decode_matrix
+from rightsizer.sources.server_limits import limit_message, server_limit
 
 #: Prometheus refuses range queries with more points per series than this.
 MAX_POINTS_PER_SERIES = 11_000
@@ -329,6 +330,12 @@ class PrometheusClient:
             )
         if code != 200 or body.get("status") != "success":
             error = body.get("error", resp.reason)
+            limit = server_limit(str(error))
+            if limit is not None:
+                raise rejected(
+                    self._redact(f"{limit_message(self.url, limit)}; query: {query}"),
+                    SourceProblem.SERVER_LIMIT,
+                )
             raise rejected(
                 self._redact(f"Prometheus query failed (HTTP {code}): {error}; query: {query}"),
                 SourceProblem.QUERY_REJECTED,
