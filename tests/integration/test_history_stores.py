@@ -4,7 +4,6 @@ VictoriaMetrics started here with a stricter limit (docs/backends.md)."""
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import uuid
@@ -169,7 +168,8 @@ def test_a_stricter_victoriametrics_limit_is_named(
     """A VictoriaMetrics whose limit is below what one of the reader's queries needs (72
     points per series for 6 h at 5m; thousands of raw samples for the namespace list): the
     report fails (exit 3, nothing on stdout) with a message naming the limit and what to
-    change. The same history under the default limits is read in full by the other tests."""
+    change. Under the default limits every other history test reads the same kind of queries in
+    full (test_bootstrap_tiers.py: 1-minute steps, tiered)."""
     for vm in _strict_victoriametrics(tmp_path, flag):
         vm.load_samples(EXAMPLE, example_end, tmp_path / "om")
         code = main(
@@ -182,18 +182,3 @@ def test_a_stricter_victoriametrics_limit_is_named(
         assert out == ""
         assert named in err, err
         assert "raise that limit" in err
-
-
-def test_default_victoriametrics_limits_hold_the_readers_queries(
-    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, store_history: float
-) -> None:
-    """At 1-minute steps (the default) over the example (5-minute samples), every store
-    answers every query of the tiered read: chunks of 360 points per series stay under
-    Prometheus's 11,000 and VictoriaMetrics' 30,000, and no default sample limit is hit."""
-    code = main(
-        ["report", "--prometheus", history_store.url, "--history", "3d", "--end",
-         str(store_history), "--format", "json", "--min-history", "1h", "-n", "shop|batch"]
-    )  # fmt: skip
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    assert json.loads(out)["totals"]["containers"] == 4

@@ -84,7 +84,22 @@ class HistoryStore:
             raise PrometheusError(f"{expr!r} returned {len(result)} series, expected 1: {result}")
         return float(result[0]["value"][1])
 
+    # ------------------------------------------------------------ loading
+    def load_samples(self, samples: Path, end_s: float, workdir: Path) -> list[Path]:
+        """A samples file shifted to end at ``end_s``, written as OpenMetrics by the
+        project's own converter (``rightsizer dev openmetrics``, one file per UTC day,
+        in ``workdir``) and loaded. Returns the OpenMetrics files."""
+        from rightsizer.cli.main import main  # the code under test, imported when used
+
+        argv = ["dev", "openmetrics", "--samples", str(samples), "--end", str(end_s)]
+        if main([*argv, "--output", str(workdir)]) != 0:
+            raise RuntimeError(f"rightsizer dev openmetrics failed on {samples}")
+        files = sorted(workdir.glob("*.om"))
+        self.load_openmetrics(files)
+        return files
+
     def load_openmetrics(self, sources: str | Path | Iterable[Path]) -> list[Path]:
+        """Load OpenMetrics text, one file or several into the store."""
         raise NotImplementedError
 
 
