@@ -4,6 +4,7 @@ VictoriaMetrics started here with a stricter limit (docs/backends.md)."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
@@ -182,3 +183,23 @@ def test_a_stricter_victoriametrics_limit_is_named(
         assert out == ""
         assert named in err, err
         assert "raise that limit" in err
+
+
+@pytest.mark.parametrize("history_store", ["victoriametrics"], indirect=True)
+def test_a_path_prefix_reads_the_same(
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, store_history: float
+) -> None:
+    """VictoriaMetrics also serves the query API under ``/prometheus`` (the form of its
+    cluster's ``/select/<tenant>/prometheus``): a URL with a path prefix reads the same."""
+    docs = []
+    for url in (history_store.url, history_store.url + "/prometheus"):
+        code = main(
+            ["report", "--prometheus", url, "--history", "3d", "--step", f"{EXAMPLE_STEP_S}s",
+             "--end", str(store_history), "--format", "json", "--min-history", "1h",
+             "-n", "shop|batch"]
+        )  # fmt: skip
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        docs.append(json.loads(out)["recommendations"])
+    assert docs[0] == docs[1]
+    assert len(docs[0]) == 4
