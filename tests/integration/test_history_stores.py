@@ -173,6 +173,7 @@ def test_a_stricter_victoriametrics_limit_is_named(
     full (test_bootstrap_tiers.py: 1-minute steps, tiered)."""
     for vm in _strict_victoriametrics(tmp_path, flag):
         vm.load_samples(EXAMPLE, example_end, tmp_path / "om")
+        capsys.readouterr()  # the converter's list of files
         code = main(
             ["report", "--prometheus", vm.url, "--history", "3d", "--step", "5m",
              "--end", str(example_end), "--format", "json", "--min-history", "1h",

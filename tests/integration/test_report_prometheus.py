@@ -192,4 +192,5 @@ def test_wrong_path_prefix(capsys: pytest.CaptureFixture[str], history_store: Hi
                          "--retries", "0")  # fmt: skip
     assert code == 3
     assert out == ""
-    assert "404" in err
+    # Prometheus: HTTP 404; VictoriaMetrics: HTTP 400 "unsupported path requested".
+    assert "no Prometheus query API" in err and "path prefix" in err

@@ -187,6 +187,7 @@ def test_bad_label_matcher_is_bad_input(capsys: pytest.CaptureFixture[str]) -> N
         ((401, "no"), SourceProblem.HTTP_401),
         ((403, "no"), SourceProblem.HTTP_403),
         ((404, "no"), SourceProblem.HTTP_404),
+        ((400, 'unsupported path requested: "/x/api/v1/query"'), SourceProblem.NO_QUERY_API),
         ((200, "INTERNAL-ONLY-PAGE secret=hunter2"), SourceProblem.NOT_PROMETHEUS_JSON),
         ((400, {"status": "error", "error": "secret=hunter2"}), SourceProblem.QUERY_REJECTED),
         ((422, {"status": "error", "errorType": "422",

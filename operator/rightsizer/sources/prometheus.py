@@ -49,6 +49,9 @@ from rightsizer.sources.limits import (
 from rightsizer.sources.matrix import decode_matrix
 from rightsizer.sources.server_limits import limit_message, server_limit
 
+#: How VictoriaMetrics answers a path it does not serve (HTTP 400, plain text).
+_UNSUPPORTED_PATH = b"unsupported path requested"
+
 #: Prometheus refuses range queries with more points per series than this.
 MAX_POINTS_PER_SERIES = 11_000
 
@@ -319,6 +322,12 @@ class PrometheusClient:
                     f"retries): {detail!s}; query: {query}"
                 ),
                 SourceProblem.QUERY_TIMEOUT if timed_out else SourceProblem.HTTP_5XX,
+            )
+        if not isinstance(body, dict) and code == 400 and raw.startswith(_UNSUPPORTED_PATH):
+            raise rejected(  # VictoriaMetrics' answer to a path it does not serve
+                f"{self.url} has no Prometheus query API (HTTP 400, unsupported path): "
+                "check the URL and path prefix",
+                SourceProblem.NO_QUERY_API,
             )
         if not isinstance(body, dict):
             raise rejected(
