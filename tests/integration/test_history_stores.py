@@ -64,18 +64,18 @@ def test_range_windows_and_the_readers_step_window(
     assert history_store.value(f"max_over_time({sel}[{promql.step_window(STEP_S)}])", at) == 20
 
 
-#: CPU points the reader's rate gives one step after a series' last sample: none on
-#: Prometheus; VictoriaMetrics' ``irate`` takes the sample before the window when the
-#: window holds one, so it repeats the last rate once.
+#: CPU points ``irate`` gives one step after a series' last sample: none on Prometheus;
+#: VictoriaMetrics' takes the sample before the window when the window holds one, so it
+#: repeats the last rate once.
 POINTS_AFTER_THE_END = {"prometheus": 0, "prometheus3": 0, "victoriametrics": 1}
 
 
 def test_cpu_rates_at_the_edges_of_a_series(history_store: HistoryStore, start_s: int) -> None:
-    """A counter of 0.25 cores for ten minutes (11 samples from 0): the reader's CPU
-    query (``irate`` over 1.5 steps) gives the ten rates between them on every store, none
-    before the first sample, and after the last one none on Prometheus 2 and 3, one copy
-    of the last rate on VictoriaMetrics (the stated tolerance: one CPU sample per
-    container instance that ends inside the history)."""
+    """A counter of 0.25 cores for ten minutes (11 samples from 0): the reader's CPU query
+    (``irate`` over 1.5 steps) gives the ten rates between them on every store and none
+    before the first sample. After the last one, plain ``irate`` gives nothing on
+    Prometheus 2 and 3 and a copy of the last rate on VictoriaMetrics; the guarded form the
+    reader uses there (``two_samples``) gives nothing on every store."""
     namespace = f"stores-{uuid.uuid4().hex[:8]}"
     labels = f'namespace="{namespace}",pod="p-0",container="app"'
     counter = [0.25 * STEP_S * i for i in range(11)]
@@ -83,17 +83,19 @@ def test_cpu_rates_at_the_edges_of_a_series(history_store: HistoryStore, start_s
         _history("container_cpu_usage_seconds_total", labels, counter, start_s)
     )
     end_of_series = start_s + 10 * STEP_S
-    expr = promql.cpu_usage(namespace, 1.5 * STEP_S)
-    result = history_store.query_range(
-        expr, start_s - 5 * STEP_S, end_of_series + 5 * STEP_S, STEP_S
-    )
-    assert len(result) == 1
-    points = [(float(t), float(v)) for t, v in result[0]["values"]]
-    inside = [(t, v) for t, v in points if t <= end_of_series]
-    after = [(t, v) for t, v in points if t > end_of_series]
-    assert [t for t, _ in inside] == [start_s + i * STEP_S for i in range(1, 11)]
-    assert all(v == pytest.approx(0.25) for _, v in points)
-    assert len(after) == POINTS_AFTER_THE_END[history_store.component]
+    for two_samples in (False, True):
+        expr = promql.cpu_usage(namespace, 1.5 * STEP_S, two_samples=two_samples)
+        result = history_store.query_range(
+            expr, start_s - 5 * STEP_S, end_of_series + 5 * STEP_S, STEP_S
+        )
+        assert len(result) == 1
+        points = [(float(t), float(v)) for t, v in result[0]["values"]]
+        inside = [t for t, _ in points if t <= end_of_series]
+        after = [t for t, _ in points if t > end_of_series]
+        assert inside == [start_s + i * STEP_S for i in range(1, 11)]
+        assert all(v == pytest.approx(0.25) for _, v in points)
+        expected = 0 if two_samples else POINTS_AFTER_THE_END[history_store.component]
+        assert len(after) == expected, two_samples
 
 
 #: A label name outside Prometheus 2's ``[a-zA-Z_][a-zA-Z0-9_]*``, as each store's

@@ -124,6 +124,9 @@ class PrometheusClient:
         self._transports: list[_Transport] = []
         self._release(self._acquire())  # built (and checked) at once
         self.queries_sent = 0
+        self.store: str | None = None
+        """``prometheus`` or ``victoriametrics``, as told by the first successful answer
+        (VictoriaMetrics adds ``stats.seriesFetched`` to every answer); None before."""
 
     def _acquire(self) -> _Transport:
         """A session and its sockets for one request, used by nobody else meanwhile: as
@@ -358,6 +361,8 @@ class PrometheusClient:
                 SourceProblem.PARTIAL_DATA,
             )
         data = body.get("data")
+        if self.store is None:
+            self.store = store_of(body)
         if not isinstance(data, dict) or not isinstance(data.get("result"), list):
             raise SourceError(
                 f"malformed Prometheus response for query {query}", SourceProblem.MALFORMED_RESULT
@@ -420,6 +425,14 @@ class QueryBudgetExhaustedError(SourceError):
     """The client's budget of queries is spent (nothing more was sent)."""
 
     default_problem = SourceProblem.QUERY_BUDGET
+
+
+def store_of(body: dict[str, Any]) -> str:
+    """Which kind of store wrote a successful answer (pure)."""
+    stats = body.get("stats")
+    if isinstance(stats, dict) and "seriesFetched" in stats:
+        return "victoriametrics"
+    return "prometheus"
 
 
 def _fmt(x: float) -> str:
