@@ -15,6 +15,9 @@ import pytest
 
 from rightsizer.cli.main import main
 from rightsizer.sources import promql
+from rightsizer.sources.errors import SourceProblem, SourceRejectedError
+from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig
+from rightsizer.sources.prometheus_history import PrometheusHistory
 from tests.integration.conftest import EXAMPLE, EXAMPLE_STEP_S
 from tests.integration.waiting import free_port
 from tests.sandbox import Config, HistoryStore, PrometheusError, Sandbox, VictoriaMetrics
@@ -112,7 +115,9 @@ def test_utf8_label_names_pass_through_the_readers_queries(
 ) -> None:
     """Prometheus 3 accepts UTF-8 label names (OpenTelemetry's ``k8s.cluster.name``) and so
     does VictoriaMetrics; a series carrying one is read like any other, since the reader
-    aggregates by namespace, pod and container. Prometheus 2.42's promtool refuses it."""
+    aggregates by namespace, pod and container, and ``labelMatchers`` can select on it in
+    Prometheus 3's quoted form. Prometheus 2.42's promtool refuses such a name, and 2.42
+    rejects the quoted matcher with a clear error."""
     namespace = f"stores-{uuid.uuid4().hex[:8]}"
     base = f'namespace="{namespace}",pod="p-0",container="app"'
     if history_store.component == "prometheus":
@@ -120,6 +125,10 @@ def test_utf8_label_names_pass_through_the_readers_queries(
                         [1e6] * 5, start_s)  # fmt: skip
         with pytest.raises(PrometheusError):
             history_store.load_openmetrics(text)
+        # A quoted name in labelMatchers is PromQL 3 syntax: 2.42 rejects the query.
+        with pytest.raises(SourceRejectedError) as rejected:
+            _reader(history_store, '"k8s.cluster.name"="eu-1"').namespaces(start_s, 600)
+        assert rejected.value.problem is SourceProblem.QUERY_REJECTED
         return
     labels = f"{base},{DOTTED_LABEL[history_store.component]}"
     history_store.load_openmetrics(
@@ -133,6 +142,15 @@ def test_utf8_label_names_pass_through_the_readers_queries(
     result = history_store.query(promql.memory_usage(namespace, STEP_S), at)
     assert [float(r["value"][1]) for r in result] == [1e6]
     assert result[0]["metric"] == {"namespace": namespace, "pod": "p-0", "container": "app"}
+    # ... and selected by such a name in labelMatchers (the quoted form of the CRD's grammar).
+    assert _reader(history_store, '"k8s.cluster.name"="eu-1"').namespaces(at, 600) == [namespace]
+    assert _reader(history_store, '"k8s.cluster.name"="eu-2"').namespaces(at, 600) == []
+
+
+def _reader(store: HistoryStore, label_matchers: str) -> PrometheusHistory:
+    return PrometheusHistory(
+        PrometheusClient(PrometheusConfig(store.url, label_matchers=label_matchers, retries=0))
+    )
 
 
 # ---------------------------------------------------------------- a stricter server

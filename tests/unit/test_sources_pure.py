@@ -75,13 +75,16 @@ def test_the_store_is_told_by_its_answers() -> None:
 
 
 @pytest.mark.parametrize(
-    "matchers", ['cluster="a"', 'cluster="a",region=~"eu-.*"', 'env!="dev, test"']
+    "matchers",
+    ['cluster="a"', 'cluster="a",region=~"eu-.*"', 'env!="dev, test"', '"k8s.cluster.name"="eu"'],
 )
 def test_valid_label_matchers(matchers: str) -> None:
     assert promql.validate_matchers(matchers)
 
 
-@pytest.mark.parametrize("matchers", ["cluster=a", 'cluster="a"}) or vector(1', "{x}"])
+@pytest.mark.parametrize(
+    "matchers", ["cluster=a", 'cluster="a"}) or vector(1', "{x}", '""="x"', '"a.b=x"']
+)
 def test_invalid_label_matchers(matchers: str) -> None:
     with pytest.raises(ValueError, match="not a label matcher"):
         promql.validate_matchers(matchers)
