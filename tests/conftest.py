@@ -68,7 +68,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
 
 
-def _up(sandbox: Sandbox, *components: str) -> None:
+def up(sandbox: Sandbox, *components: str) -> None:
+    """Start ``components`` (reusing running ones); a failure fails the test, never skips."""
     problem = ""
     try:
         sandbox.up(components)
@@ -92,7 +93,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="session")
 def prometheus(sandbox: Sandbox) -> Prometheus:
-    _up(sandbox, "prometheus")
+    up(sandbox, "prometheus")
     return Prometheus(sandbox)
 
 
@@ -113,13 +114,13 @@ def history_store(request: pytest.FixtureRequest, sandbox: Sandbox) -> HistorySt
     if request.param == "prometheus":
         same: Prometheus = request.getfixturevalue("prometheus")
         return same
-    _up(sandbox, request.param)
+    up(sandbox, request.param)
     return store(sandbox, request.param)
 
 
 @pytest.fixture(scope="session")
 def kube(sandbox: Sandbox) -> KubeAccess:
-    _up(sandbox, "kube")
+    up(sandbox, "kube")
     return sandbox.kube_access()
 
 
@@ -130,7 +131,7 @@ def kubeconfig(kube: KubeAccess) -> str:
 
 @pytest.fixture(scope="session")
 def metrics_server(sandbox: Sandbox, kube: KubeAccess) -> KubeAccess:
-    _up(sandbox, "metrics-server")
+    up(sandbox, "metrics-server")
     return kube
 
 

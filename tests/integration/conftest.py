@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from rightsizer.cli.main import main
 from rightsizer.sources.samples_file import read_samples
-from tests.sandbox import HistoryStore, Prometheus
+from tests.conftest import up
+from tests.sandbox import HistoryStore, Prometheus, Sandbox, store
+
+T = TypeVar("T")
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "samples.csv"
 EXAMPLE_STEP_S = 300  # the example's sampling interval
@@ -41,6 +46,22 @@ def example_history(prometheus: Prometheus, tmp_path_factory: pytest.TempPathFac
     return load_example(prometheus, tmp_path_factory)
 
 
+#: What was loaded into which store in this session: (what, store) → its end(s). pytest
+#: runs the tests of one store together, but may come back to a store (its session
+#: fixtures then run again); loading the same history a second time, ending a few minutes
+#: later, would interleave two copies in the same namespaces.
+_LOADED: dict[tuple[str, str], Any] = {}
+
+
+def once_per_store(what: str, store: HistoryStore, load: Callable[[], T]) -> T:
+    """``load()`` the first time ``what`` is asked of ``store`` in this session."""
+    key = (what, store.component)
+    if key not in _LOADED:
+        _LOADED[key] = load()
+    value: T = _LOADED[key]
+    return value
+
+
 @pytest.fixture(scope="session")
 def store_history(
     history_store: HistoryStore,
@@ -51,7 +72,9 @@ def store_history(
     if history_store.component == "prometheus":
         end: float = request.getfixturevalue("example_history")
         return end
-    return load_example(history_store, tmp_path_factory)
+    return once_per_store(
+        "example", history_store, lambda: load_example(history_store, tmp_path_factory)
+    )
 
 
 def chosen_history_ends(now_s: float) -> dict[str, float]:
@@ -99,4 +122,21 @@ def store_at_chosen_ends(
     if history_store.component == "prometheus":
         ends: dict[str, float] = request.getfixturevalue("example_at_chosen_ends")
         return ends
-    return load_at_chosen_ends(history_store, tmp_path_factory)
+    return once_per_store(
+        "chosen-ends",
+        history_store,
+        lambda: load_at_chosen_ends(history_store, tmp_path_factory),
+    )
+
+
+@pytest.fixture(scope="session")
+def other_store(sandbox: Sandbox) -> Callable[[str], HistoryStore]:
+    """Start a history store by name, for a test parametrised by plain values (the
+    session-parametrised ``history_store`` makes pytest regroup tests by store, which
+    would split a module whose module-scoped fixtures hold a cluster)."""
+
+    def start(component: str) -> HistoryStore:
+        up(sandbox, component)
+        return store(sandbox, component)
+
+    return start

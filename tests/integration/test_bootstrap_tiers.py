@@ -12,7 +12,7 @@ import pytest
 
 from rightsizer.cli.main import main
 from rightsizer.quantity import parse_quantity
-from tests.integration.conftest import EXAMPLE_STEP_S
+from tests.integration.conftest import EXAMPLE_STEP_S, once_per_store
 from tests.integration.test_report_prometheus import EXAMPLE_NAMESPACES
 from tests.sandbox import HistoryStore
 
@@ -69,8 +69,7 @@ def test_tiered_bootstrap_keeps_memory_exact_and_cpu_close(
 MINUTE_NAMESPACES = "tiers-1m-a|tiers-1m-b"
 
 
-@pytest.fixture(scope="module")
-def minute_history(history_store: HistoryStore, tmp_path_factory: pytest.TempPathFactory) -> float:
+def load_minute_history(store: HistoryStore, tmp_path_factory: pytest.TempPathFactory) -> float:
     """Three days at 1-minute resolution (the report's default step) of six containers in
     two namespaces: a daily CPU cycle with lognormal noise (a long tail, so percentiles move
     if samples are lost), memory with rare one-minute spikes (lost unless every raw peak is
@@ -98,8 +97,16 @@ def minute_history(history_store: HistoryStore, tmp_path_factory: pytest.TempPat
         }))  # fmt: skip
     samples = tmp_path_factory.mktemp("tiers-1m") / "samples.csv"
     pd.concat(frames).sort_values("timestamp", kind="stable").to_csv(samples, index=False)
-    history_store.load_samples(samples, end_s, tmp_path_factory.mktemp("tiers-1m-om"))
+    store.load_samples(samples, end_s, tmp_path_factory.mktemp("tiers-1m-om"))
     return float(end_s)
+
+
+@pytest.fixture(scope="module")
+def minute_history(history_store: HistoryStore, tmp_path_factory: pytest.TempPathFactory) -> float:
+    """``load_minute_history`` once per store (pytest may come back to a store)."""
+    return once_per_store(
+        "tiers-1m", history_store, lambda: load_minute_history(history_store, tmp_path_factory)
+    )
 
 
 def _minute_report(

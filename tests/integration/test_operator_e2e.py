@@ -7,7 +7,7 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,12 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from rightsizer.cli.main import main
-from tests.integration.conftest import CHOSEN_END_OFFSETS_S, EXAMPLE
+from tests.integration.conftest import (
+    CHOSEN_END_OFFSETS_S,
+    EXAMPLE,
+    load_at_chosen_ends,
+    once_per_store,
+)
 from tests.integration.waiting import free_port, wait_for
 from tests.sandbox import Config, HistoryStore, OperatorProcess, Prometheus, Sandbox
 
@@ -256,13 +261,18 @@ def test_recommend_mode_matches_the_engine_whenever_history_ends(
         core.delete_namespace(namespace, propagation_policy="Background")
 
 
-@pytest.mark.parametrize("history_store", ["prometheus3", "victoriametrics"], indirect=True)
+@pytest.mark.parametrize("component", ["prometheus3", "victoriametrics"])
 def test_recommend_mode_matches_the_engine_on_the_other_stores(
-    operator: Operator, cluster: ApiClient, history_store: HistoryStore,
-    store_at_chosen_ends: dict[str, float], capsys: pytest.CaptureFixture[str],
+    operator: Operator, cluster: ApiClient, other_store: Callable[[str], HistoryStore],
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
+    component: str,
 ) -> None:  # fmt: skip
     """The operator reading Prometheus 3 and VictoriaMetrics (the example ending at noon UTC,
     namespace ``shop-noon``): exactly the samples file's recommendations, as from 2.42."""
+    history_store = other_store(component)
+    once_per_store(
+        "chosen-ends", history_store, lambda: load_at_chosen_ends(history_store, tmp_path_factory)
+    )
     namespace = f"{NS}-noon"
     core, apps = client.CoreV1Api(cluster), client.AppsV1Api(cluster)
 
