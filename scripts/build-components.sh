@@ -2,6 +2,7 @@
 # Build (or reuse) the binaries of the local test sandbox, outside the repository.
 #
 #   bash scripts/build-components.sh [k8s] [etcd] [kwok] [metrics-server] [helm] [kube-state-metrics] [prometheus]
+#                                    [prometheus3] [victoriametrics]
 #
 # Without arguments every component is built or reused. Everything goes to a
 # version-keyed cache (default ~/.cache/rightsizer):
@@ -12,6 +13,8 @@
 #   $RIGHTSIZER_CACHE/metrics-server-v0.9.0/bin/metrics-server
 #   $RIGHTSIZER_CACHE/helm-v3.22.0/bin/helm   (the chart tests; not started by the sandbox)
 #   $RIGHTSIZER_CACHE/kube-state-metrics-v2.18.0/bin/kube-state-metrics  (the live scrape test)
+#   $RIGHTSIZER_CACHE/prometheus-v3.16.0/bin/{prometheus,promtool}  (history tests on Prometheus 3)
+#   $RIGHTSIZER_CACHE/victoriametrics-v1.151.0/bin/victoria-metrics  (history tests on VictoriaMetrics)
 #   $RIGHTSIZER_CACHE/go/{mod,build}          Go module and build caches
 #   $RIGHTSIZER_CACHE/modules/<name>/go.mod   generated wrapper modules
 #
@@ -336,9 +339,66 @@ stop_debian_prometheus() {
     done
 }
 
+# ---------------------------------------------------------------- Prometheus 3 (Go modules)
+# Prometheus 3.x is published as the Go module github.com/prometheus/prometheus
+# v0.3MM.P for release 3.MM.P. Built without the embedded web UI (the React
+# assets are not in the module; the `builtinassets` tag is off, the API works)
+# and with `remove_all_sd` (only file and HTTP service discovery: the sandbox
+# scrapes static targets), which leaves out the cloud SDKs.
+PROMETHEUS3_VERSION="${RIGHTSIZER_PROMETHEUS3_VERSION:-v3.16.0}"
+prometheus3_module_version() {
+    local v="${PROMETHEUS3_VERSION#v3.}" minor patch
+    minor="${v%%.*}"; patch="${v#*.}"
+    printf 'v0.3%02d.%s' "$minor" "$patch"
+}
+build_prometheus3() {
+    local dir="$CACHE/modules/prometheus-$PROMETHEUS3_VERSION" out="$CACHE/prometheus-$PROMETHEUS3_VERSION/bin"
+    write_module "$dir" <<EOF
+module rightsizer.local/components/prometheus3
+
+go 1.26.7
+
+require github.com/prometheus/prometheus $(prometheus3_module_version)
+EOF
+    local vpkg=github.com/prometheus/common/version
+    local ldflags="-s -w -X $vpkg.Version=${PROMETHEUS3_VERSION#v} -X $vpkg.Revision=$(prometheus3_module_version) \
+        -X $vpkg.Branch=module -X $vpkg.BuildUser=rightsizer -X $vpkg.BuildDate=$(date -u +%Y%m%d-%H:%M:%S)"
+    mkdir -p "$out"
+    (cd "$dir" && "$GO" build -p "$GO_BUILD_P" -trimpath -tags "netgo,remove_all_sd" -ldflags "$ldflags" \
+        -o "$out/" github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool)
+}
+prometheus3_ok() {
+    local out="$CACHE/prometheus-$PROMETHEUS3_VERSION/bin"
+    version_ok "$out/prometheus" "version ${PROMETHEUS3_VERSION#v}" --version &&
+    version_ok "$out/promtool" "version ${PROMETHEUS3_VERSION#v}" --version
+}
+
+# ---------------------------------------------------------------- VictoriaMetrics single-node (Go modules)
+# The single-node binary (app/victoria-metrics), pure Go. Releases newer than
+# v1.151.0 need a newer Go than 1.26.
+VICTORIAMETRICS_VERSION="${RIGHTSIZER_VICTORIAMETRICS_VERSION:-v1.151.0}"
+build_victoriametrics() {
+    local dir="$CACHE/modules/victoriametrics-$VICTORIAMETRICS_VERSION"
+    local out="$CACHE/victoriametrics-$VICTORIAMETRICS_VERSION/bin"
+    write_module "$dir" <<EOF
+module rightsizer.local/components/victoriametrics
+
+go 1.26.6
+
+require github.com/VictoriaMetrics/VictoriaMetrics $VICTORIAMETRICS_VERSION
+EOF
+    mkdir -p "$out"
+    (cd "$dir" && "$GO" build -p "$GO_BUILD_P" -trimpath \
+        -ldflags "-s -w -X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-metrics-$VICTORIAMETRICS_VERSION" \
+        -o "$out/victoria-metrics" github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics)
+}
+victoriametrics_ok() {
+    version_ok "$CACHE/victoriametrics-$VICTORIAMETRICS_VERSION/bin/victoria-metrics" "$VICTORIAMETRICS_VERSION" -version
+}
+
 # ---------------------------------------------------------------- main
 want=("$@")
-[[ ${#want[@]} -gt 0 ]] || want=(prometheus etcd k8s kwok metrics-server helm kube-state-metrics)
+[[ ${#want[@]} -gt 0 ]] || want=(prometheus etcd k8s kwok metrics-server helm kube-state-metrics prometheus3 victoriametrics)
 
 mkdir -p "$CACHE/modules"
 log "cache: $CACHE  go: $("$GO" version)  jobs: $GO_BUILD_P"
@@ -360,11 +420,13 @@ for c in "${want[@]}"; do
         helm)           ensure "helm $HELM_VERSION" helm_ok build_helm ;;
         kube-state-metrics|ksm)
                         ensure "kube-state-metrics $KSM_VERSION" ksm_ok build_ksm ;;
+        prometheus3)    ensure "prometheus $PROMETHEUS3_VERSION (Go modules)" prometheus3_ok build_prometheus3 ;;
+        victoriametrics) ensure "victoriametrics $VICTORIAMETRICS_VERSION" victoriametrics_ok build_victoriametrics ;;
         prometheus)
             ensure "prometheus (apt-get)" prometheus_ok install_prometheus
             log "prometheus: $(prometheus --version 2>&1 | head -n1)"
             stop_debian_prometheus ;;
-        *) die "unknown component '$c' (k8s, etcd, kwok, metrics-server, helm, kube-state-metrics, prometheus)" ;;
+        *) die "unknown component '$c' (k8s, etcd, kwok, metrics-server, helm, kube-state-metrics, prometheus, prometheus3, victoriametrics)" ;;
     esac
 done
 

@@ -6,6 +6,9 @@ and share it with the rest of the run:
 - ``sandbox``: the :class:`tests.sandbox.Sandbox` (nothing started by itself).
 - ``prometheus``: a running Prometheus; yields :class:`tests.sandbox.Prometheus`
   (``.url``, ``.query()``, ``.value()``, ``.load_openmetrics()``).
+- ``history_store``: parametrised over the history stores (Prometheus 2.42, Prometheus 3,
+  VictoriaMetrics; ``RIGHTSIZER_HISTORY_STORES`` narrows the list); yields a
+  :class:`tests.sandbox.HistoryStore` with the same methods (docs/backends.md).
 - ``kube``: etcd + kube-apiserver + controller-manager + scheduler + kwok with a
   Ready fake node; yields :class:`tests.sandbox.KubeAccess` (``.kubeconfig``,
   ``.server``, ``.token``, ``.ca_file``, ``.node_name``).
@@ -38,7 +41,16 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
-from tests.sandbox import KubeAccess, MissingBinaryError, NotReadyError, Prometheus, Sandbox
+from tests.sandbox import (
+    HISTORY_STORES,
+    HistoryStore,
+    KubeAccess,
+    MissingBinaryError,
+    NotReadyError,
+    Prometheus,
+    Sandbox,
+    store,
+)
 
 _USED: dict[str, Sandbox] = {}
 
@@ -59,7 +71,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
 
 
-def _up(sandbox: Sandbox, *components: str) -> None:
+def up(sandbox: Sandbox, *components: str) -> None:
+    """Start ``components`` (reusing running ones); a failure fails the test, never skips."""
     problem = ""
     try:
         sandbox.up(components)
@@ -83,21 +96,42 @@ def sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="session")
 def prometheus(sandbox: Sandbox) -> Prometheus:
-    _up(sandbox, "prometheus")
+    up(sandbox, "prometheus")
     return Prometheus(sandbox)
+
+
+def _history_stores() -> list[str]:
+    """The stores the history tests run against: all, unless ``RIGHTSIZER_HISTORY_STORES``
+    (comma-separated) names fewer, e.g. for a quick local run."""
+    raw = os.environ.get("RIGHTSIZER_HISTORY_STORES", "")
+    wanted = [s for s in raw.split(",") if s] or list(HISTORY_STORES)
+    unknown = set(wanted) - set(HISTORY_STORES)
+    if unknown:
+        raise pytest.UsageError(f"RIGHTSIZER_HISTORY_STORES: unknown {sorted(unknown)}")
+    return wanted
+
+
+@pytest.fixture(scope="session", params=_history_stores())
+def history_store(request: pytest.FixtureRequest, sandbox: Sandbox) -> HistoryStore:
+    """One of the history stores, running (the tests that use it run once per store)."""
+    if request.param == "prometheus":
+        same: Prometheus = request.getfixturevalue("prometheus")
+        return same
+    up(sandbox, request.param)
+    return store(sandbox, request.param)
 
 
 @pytest.fixture(scope="session")
 def scrape_prometheus(sandbox: Sandbox, kube: KubeAccess) -> Prometheus:
     """The live set: kube-state-metrics and a Prometheus scraping it and kwok's kubelet
     endpoints every few seconds (tests/sandbox/cluster.py ``scrape_config``)."""
-    _up(sandbox, "scrape")
+    up(sandbox, "scrape")
     return Prometheus(sandbox, "prometheus-scrape")
 
 
 @pytest.fixture(scope="session")
 def kube(sandbox: Sandbox) -> KubeAccess:
-    _up(sandbox, "kube")
+    up(sandbox, "kube")
     return sandbox.kube_access()
 
 
@@ -108,7 +142,7 @@ def kubeconfig(kube: KubeAccess) -> str:
 
 @pytest.fixture(scope="session")
 def metrics_server(sandbox: Sandbox, kube: KubeAccess) -> KubeAccess:
-    _up(sandbox, "metrics-server")
+    up(sandbox, "metrics-server")
     return kube
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from rightsizer.cli.main import main
 from rightsizer.quantity import parse_quantity
-from tests.integration.conftest import EXAMPLE_STEP_S
+from tests.integration.conftest import EXAMPLE_STEP_S, once_per_store
 from tests.integration.test_report_prometheus import EXAMPLE_NAMESPACES
-from tests.sandbox import Prometheus
+from tests.sandbox import HistoryStore
 
 pytestmark = pytest.mark.prometheus
 
@@ -25,10 +25,10 @@ example (headroom's fine CPU buckets; VPA's 5 % buckets give identical targets).
 
 
 def _report(
-    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, end: float, *extra: str
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, end: float, *extra: str
 ) -> dict:  # type: ignore[type-arg]
     code = main(
-        ["report", "--prometheus", prometheus.url, "--history", "3d",
+        ["report", "--prometheus", history_store.url, "--history", "3d",
          "--step", f"{EXAMPLE_STEP_S}s", "--end", str(end), "--format", "json",
          "--min-history", "1h", "-n", EXAMPLE_NAMESPACES, *extra]
     )  # fmt: skip
@@ -40,11 +40,11 @@ def _report(
 
 @pytest.mark.parametrize("strategy", ["headroom", "vpa"])
 def test_tiered_bootstrap_keeps_memory_exact_and_cpu_close(
-    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float,
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, store_history: float,
     strategy: str,
 ) -> None:  # fmt: skip
-    full = _report(capsys, prometheus, example_history, "--strategy", strategy)
-    tiered = _report(capsys, prometheus, example_history, "--strategy", strategy,
+    full = _report(capsys, history_store, store_history, "--strategy", strategy)
+    tiered = _report(capsys, history_store, store_history, "--strategy", strategy,
                      "--older-step", f"{OLDER_STEP_S}s", "--full-resolution", "24h")  # fmt: skip
     assert tiered.keys() == full.keys() and len(full) == 4
     weight = OLDER_STEP_S // EXAMPLE_STEP_S
@@ -69,8 +69,7 @@ def test_tiered_bootstrap_keeps_memory_exact_and_cpu_close(
 MINUTE_NAMESPACES = "tiers-1m-a|tiers-1m-b"
 
 
-@pytest.fixture(scope="module")
-def minute_history(prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory) -> float:
+def load_minute_history(store: HistoryStore, tmp_path_factory: pytest.TempPathFactory) -> float:
     """Three days at 1-minute resolution (the report's default step) of six containers in
     two namespaces: a daily CPU cycle with lognormal noise (a long tail, so percentiles move
     if samples are lost), memory with rare one-minute spikes (lost unless every raw peak is
@@ -98,15 +97,23 @@ def minute_history(prometheus: Prometheus, tmp_path_factory: pytest.TempPathFact
         }))  # fmt: skip
     samples = tmp_path_factory.mktemp("tiers-1m") / "samples.csv"
     pd.concat(frames).sort_values("timestamp", kind="stable").to_csv(samples, index=False)
-    prometheus.load_samples(samples, end_s, tmp_path_factory.mktemp("tiers-1m-om"))
+    store.load_samples(samples, end_s, tmp_path_factory.mktemp("tiers-1m-om"))
     return float(end_s)
 
 
+@pytest.fixture(scope="module")
+def minute_history(history_store: HistoryStore, tmp_path_factory: pytest.TempPathFactory) -> float:
+    """``load_minute_history`` once per store (pytest may come back to a store)."""
+    return once_per_store(
+        "tiers-1m", history_store, lambda: load_minute_history(history_store, tmp_path_factory)
+    )
+
+
 def _minute_report(
-    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, end: float, *extra: str
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, end: float, *extra: str
 ) -> tuple[dict, dict]:  # type: ignore[type-arg]
     code = main(
-        ["report", "--prometheus", prometheus.url, "--history", "3d", "--end", str(end),
+        ["report", "--prometheus", history_store.url, "--history", "3d", "--end", str(end),
          "--format", "json", "--min-history", "1h", "-n", MINUTE_NAMESPACES, *extra]
     )  # fmt: skip
     out, err = capsys.readouterr()
@@ -118,16 +125,16 @@ def _minute_report(
 
 @pytest.mark.parametrize("strategy", ["headroom", "percentile", "vpa"])
 def test_report_reads_tiered_by_default_within_the_stated_tolerance(
-    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, minute_history: float,
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, minute_history: float,
     strategy: str,
 ) -> None:  # fmt: skip
     """The report's default (1m step, older than a day at 5m, weighted ×5, two queries in
     flight) against a full-resolution read of 1-minute data, one query at a time: memory
     targets identical (every raw peak counted), CPU targets within CPU_TOLERANCE, sample
     counts within two coarse samples, confidence within 1 %."""
-    tiered, source = _minute_report(capsys, prometheus, minute_history, "--strategy", strategy)
+    tiered, source = _minute_report(capsys, history_store, minute_history, "--strategy", strategy)
     full, full_source = _minute_report(
-        capsys, prometheus, minute_history, "--strategy", strategy, "--older-step", "1m",
+        capsys, history_store, minute_history, "--strategy", strategy, "--older-step", "1m",
         "--in-flight", "1",
     )  # fmt: skip
     assert source["history"]["olderStep"] == 300 and "olderStep" not in full_source["history"]

@@ -7,7 +7,7 @@ import json
 import re
 import subprocess
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,14 @@ from kubernetes.client.exceptions import ApiException
 
 from rightsizer.cli.main import main
 from rightsizer.quantity import quantities
-from tests.integration.conftest import CHOSEN_END_OFFSETS_S, EXAMPLE
+from tests.integration.conftest import (
+    CHOSEN_END_OFFSETS_S,
+    EXAMPLE,
+    load_at_chosen_ends,
+    once_per_store,
+)
 from tests.integration.waiting import free_port, wait_for
-from tests.sandbox import Config, OperatorProcess, Prometheus, Sandbox
+from tests.sandbox import Config, HistoryStore, OperatorProcess, Prometheus, Sandbox
 
 pytestmark = [pytest.mark.k8s, pytest.mark.prometheus, pytest.mark.slow]
 
@@ -117,7 +122,10 @@ def flaky_prometheus_port() -> int:
 
 @pytest.fixture(scope="module")
 def allowed_prometheus(prometheus: Prometheus, flaky_prometheus_port: int) -> list[str]:
-    return [prometheus.url, f"http://127.0.0.1:{flaky_prometheus_port}"]
+    """The session's Prometheus, the flaky one, and the other history stores' URLs (started
+    only by the tests that use them)."""
+    other_stores = [Config().url("prometheus3"), Config().url("victoriametrics")]
+    return [prometheus.url, f"http://127.0.0.1:{flaky_prometheus_port}", *other_stores]
 
 
 @pytest.fixture(scope="module")
@@ -293,6 +301,48 @@ def test_recommend_mode_matches_the_engine_whenever_history_ends(
         )  # fmt: skip
         wait_ready_with_three_containers(cluster, namespace)
         assert_status_matches_the_engine(cluster, namespace, capsys)
+    finally:
+        client.CustomObjectsApi(cluster).delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "shop"
+        )
+        core.delete_namespace(namespace, propagation_policy="Background")
+
+
+@pytest.mark.parametrize("component", ["prometheus3", "victoriametrics"])
+def test_recommend_mode_matches_the_engine_on_the_other_stores(
+    operator: Operator, cluster: ApiClient, other_store: Callable[[str], HistoryStore],
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
+    component: str,
+) -> None:  # fmt: skip
+    """The operator reading Prometheus 3 and VictoriaMetrics (the example ending at noon UTC,
+    namespace ``shop-noon``): exactly the samples file's recommendations, as from 2.42."""
+    history_store = other_store(component)
+    once_per_store(
+        "chosen-ends", history_store, lambda: load_at_chosen_ends(history_store, tmp_path_factory)
+    )
+    namespace = f"{NS}-noon"
+    core, apps = client.CoreV1Api(cluster), client.AppsV1Api(cluster)
+
+    def created() -> bool:  # the namespace of another store's run may still be terminating
+        try:
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    wait_for(f"namespace {namespace} created", created, 120)
+    try:
+        apps.create_namespaced_deployment(namespace, deployment_body(namespace))
+        apps.create_namespaced_stateful_set(namespace, statefulset_body(namespace))
+        client.CustomObjectsApi(cluster).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL,
+            policy_body("shop", history_store.url, namespace, history="7d"),
+        )  # fmt: skip
+        assert_status_matches_the_engine(
+            wait_ready_with_three_containers(cluster, namespace), capsys
+        )
     finally:
         client.CustomObjectsApi(cluster).delete_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, "shop"

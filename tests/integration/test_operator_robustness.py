@@ -196,6 +196,7 @@ def test_invalid_policies_get_a_status_and_leave_healthz_answering(
     [
         ({"labelMatchers": 'x="1"}) or vector(1) #'}, "labelMatchers must be comma-separated"),
         ({"labelMatchers": "cluster=prod"}, "labelMatchers must be comma-separated"),
+        ({"labelMatchers": '""="x"'}, "labelMatchers must be comma-separated"),
         ({"history": "9999d"}, "history must be at most 90d"),
         ({"history": "13w"}, "history must be at most 90d"),
         ({"history": "99999999999h"}, "history must be at most 90d"),
@@ -214,6 +215,7 @@ def test_the_crd_rejects_bad_matchers_and_too_long_histories(
     ("name", "source"),
     [
         ("matchers", {"labelMatchers": 'cluster="prod", team=~"a|b",'}),
+        ("utf8-matchers", {"labelMatchers": '"k8s.cluster.name"="prod", team="a"'}),
         ("ninety-days", {"history": "90d"}),
         ("twelve-weeks", {"history": "12w"}),
     ],

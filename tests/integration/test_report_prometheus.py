@@ -13,7 +13,7 @@ import pytest
 from rightsizer.cli.main import main
 from rightsizer.sources.prometheus_history import HistoryWindow, plan_chunks
 from tests.integration.conftest import CHOSEN_END_OFFSETS_S, EXAMPLE, EXAMPLE_STEP_S
-from tests.sandbox import Prometheus
+from tests.sandbox import HistoryStore
 
 #: Other tests load their own history into the session's Prometheus: stay in the example's.
 EXAMPLE_NAMESPACES = "shop|batch"
@@ -28,10 +28,10 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def report(
-    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, end: float, *extra: str
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, end: float, *extra: str
 ) -> tuple[int, dict, str]:  # type: ignore[type-arg]
     code, out, err = run(
-        capsys, "report", "--prometheus", prometheus.url, "--history", "3d",
+        capsys, "report", "--prometheus", history_store.url, "--history", "3d",
         "--step", f"{EXAMPLE_STEP_S}s", "--end", str(end), "--format", "json",
         "--min-history", "1h", *(extra or ("-n", EXAMPLE_NAMESPACES)),
     )  # fmt: skip
@@ -43,11 +43,11 @@ def _by_key(doc: dict) -> dict:  # type: ignore[type-arg]
 
 
 def test_report_gives_the_same_recommendations_as_the_samples_file(
-    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, store_history: float
 ) -> None:
     """Same data, two paths, step on the samples' grid: identical buckets, identical
     recommendations, identical sample counts."""
-    code, doc, err = report(capsys, prometheus, example_history)
+    code, doc, err = report(capsys, history_store, store_history)
     assert code == 0, err
     code, out, _ = run(capsys, "recommend", "--samples", str(EXAMPLE), "--format", "json")
     assert code == 0
@@ -66,19 +66,19 @@ def test_report_gives_the_same_recommendations_as_the_samples_file(
 @pytest.mark.parametrize("label", CHOSEN_END_OFFSETS_S)
 def test_report_is_the_samples_file_whenever_history_ends(
     capsys: pytest.CaptureFixture[str],
-    prometheus: Prometheus,
-    example_at_chosen_ends: dict[str, float],
+    history_store: HistoryStore,
+    store_at_chosen_ends: dict[str, float],
     label: str,
     report_end: str,
 ) -> None:
     """The example's history ending just before, at and after midnight UTC and at noon,
     the report run at its last sample or off the step grid after it: always exactly the
     recommendations of the samples file as it is (which ends at 00:00 UTC)."""
-    end_s = example_at_chosen_ends[label]
+    end_s = store_at_chosen_ends[label]
     if report_end == "half a step later":
         end_s += EXAMPLE_STEP_S / 2
     namespaces = f"(shop|batch)-{label}"
-    code, doc, err = report(capsys, prometheus, end_s, "-n", namespaces)
+    code, doc, err = report(capsys, history_store, end_s, "-n", namespaces)
     assert code == 0, err
     code, out, _ = run(capsys, "recommend", "--samples", str(EXAMPLE), "--format", "json")
     assert code == 0
@@ -94,13 +94,13 @@ def test_report_is_the_samples_file_whenever_history_ends(
 
 
 def test_report_off_the_sample_grid_stays_within_one_bucket(
-    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, store_history: float
 ) -> None:
     """Evaluated half a step off the grid, rate() and max_over_time() still see each
     sample once; only the window's edges may lose or gain a sample. Stated tolerance:
     targets within one histogram bucket (≤ 5 % + 10m/10 MB of bucket width at the low
     end), sample counts within one per pod."""
-    code, doc, _ = report(capsys, prometheus, example_history - EXAMPLE_STEP_S / 2)
+    code, doc, _ = report(capsys, history_store, store_history - EXAMPLE_STEP_S / 2)
     assert code == 0
     code, out, _ = run(capsys, "recommend", "--samples", str(EXAMPLE), "--format", "json")
     offline, online = _by_key(json.loads(out)), _by_key(doc)
@@ -115,9 +115,9 @@ def test_report_off_the_sample_grid_stays_within_one_bucket(
 
 
 def test_queries_scale_with_namespaces_not_pods(
-    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, store_history: float
 ) -> None:
-    code, doc, _ = report(capsys, prometheus, example_history)
+    code, doc, _ = report(capsys, history_store, store_history)
     assert code == 0
     namespaces = doc["source"]["namespaces"]
     assert set(namespaces) >= {"batch", "shop"}
@@ -130,10 +130,10 @@ def test_queries_scale_with_namespaces_not_pods(
 
 
 def test_scope_filters_namespaces_and_kinds(
-    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, store_history: float
 ) -> None:
     code, doc, _ = report(
-        capsys, prometheus, example_history, "-n", "sh.p", "--kind", "StatefulSet"
+        capsys, history_store, store_history, "-n", "sh.p", "--kind", "StatefulSet"
     )
     assert code == 0
     assert doc["source"]["namespaces"] == ["shop"]
@@ -141,10 +141,10 @@ def test_scope_filters_namespaces_and_kinds(
 
 
 def test_too_little_history_is_reported_not_guessed(
-    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, store_history: float
 ) -> None:
     code, doc, _ = report(
-        capsys, prometheus, example_history, "--min-history", "3d", "-n", EXAMPLE_NAMESPACES
+        capsys, history_store, store_history, "--min-history", "3d", "-n", EXAMPLE_NAMESPACES
     )
     assert code == 0
     assert doc["totals"]["containers"] == 0
@@ -155,12 +155,12 @@ def test_too_little_history_is_reported_not_guessed(
 
 
 def test_table_and_markdown_show_severity_and_totals(
-    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, example_history: float
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, store_history: float
 ) -> None:
     for fmt in ("table", "markdown"):
         code, out, _ = run(
-            capsys, "report", "--prometheus", prometheus.url, "--history", "3d", "--step", "5m",
-            "--end", str(example_history), "--min-history", "1h", "--format", fmt,
+            capsys, "report", "--prometheus", history_store.url, "--history", "3d", "--step", "5m",
+            "--end", str(store_history), "--min-history", "1h", "--format", fmt,
             "-n", EXAMPLE_NAMESPACES,
         )  # fmt: skip
         assert code == 0
@@ -190,16 +190,17 @@ def test_bad_url_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert "http://" in err
 
 
-def test_wrong_path_prefix(capsys: pytest.CaptureFixture[str], prometheus: Prometheus) -> None:
-    code, out, err = run(capsys, "report", "--prometheus", prometheus.url + "/not-here",
+def test_wrong_path_prefix(capsys: pytest.CaptureFixture[str], history_store: HistoryStore) -> None:
+    code, out, err = run(capsys, "report", "--prometheus", history_store.url + "/not-here",
                          "--retries", "0")  # fmt: skip
     assert code == 3
     assert out == ""
-    assert "404" in err
+    # Prometheus: HTTP 404; VictoriaMetrics: HTTP 400 "unsupported path requested".
+    assert "no Prometheus query API" in err and "path prefix" in err
 
 
 def test_oom_kills_from_kube_state_metrics_series_match_the_samples_file(
-    capsys: pytest.CaptureFixture[str], prometheus: Prometheus, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], history_store: HistoryStore, tmp_path: Path
 ) -> None:
     """OOM kills on the sample grid (one restart-count sample per step, as the converter
     writes kube-state-metrics' series): each is seen once, in its step, like in the samples
@@ -215,9 +216,9 @@ def test_oom_kills_from_kube_state_metrics_series_match_the_samples_file(
                         f"0.5,,536870912,536870912,{oom}")  # fmt: skip
     samples = tmp_path / "oom.csv"
     samples.write_text("\n".join(rows) + "\n")
-    prometheus.load_samples(samples, end_s, tmp_path / "om")
+    history_store.load_samples(samples, end_s, tmp_path / "om")
     capsys.readouterr()  # the converter's list of files
-    code, doc, err = report(capsys, prometheus, end_s, "-n", "oomtest")
+    code, doc, err = report(capsys, history_store, end_s, "-n", "oomtest")
     assert code == 0, err
     code, out, _ = run(capsys, "recommend", "--samples", str(samples), "--format", "json")
     assert code == 0

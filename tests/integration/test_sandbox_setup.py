@@ -21,6 +21,8 @@ def test_versions_match_build_script() -> None:
         "KWOK_VERSION": sandbox_config.KWOK_VERSION,
         "METRICS_SERVER_VERSION": sandbox_config.METRICS_SERVER_VERSION,
         "KSM_VERSION": sandbox_config.KSM_VERSION,
+        "PROMETHEUS3_VERSION": sandbox_config.PROMETHEUS3_VERSION,
+        "VICTORIAMETRICS_VERSION": sandbox_config.VICTORIAMETRICS_VERSION,
     }.items():
         m = re.search(rf'^{var}="\$\{{RIGHTSIZER_{var}:-([^}}]+)\}}"', script, re.M)
         assert m, f"{var} not found in build-components.sh"

@@ -18,6 +18,8 @@ KWOK_VERSION = os.environ.get("RIGHTSIZER_KWOK_VERSION", "v0.8.0")
 METRICS_SERVER_VERSION = os.environ.get("RIGHTSIZER_METRICS_SERVER_VERSION", "v0.9.0")
 HELM_VERSION = os.environ.get("RIGHTSIZER_HELM_VERSION", "v3.22.0")
 KSM_VERSION = os.environ.get("RIGHTSIZER_KSM_VERSION", "v2.18.0")
+PROMETHEUS3_VERSION = os.environ.get("RIGHTSIZER_PROMETHEUS3_VERSION", "v3.16.0")
+VICTORIAMETRICS_VERSION = os.environ.get("RIGHTSIZER_VICTORIAMETRICS_VERSION", "v1.151.0")
 
 BUILD_HINT = "bash scripts/build-components.sh"
 
@@ -35,8 +37,23 @@ DEFAULT_PORTS: dict[str, tuple[str, int]] = {
     # telemetry port) and a second Prometheus that scrapes it and kwok's kubelet endpoints.
     "kube-state-metrics": ("RIGHTSIZER_SANDBOX_KSM_PORT", 28080),
     "kube-state-metrics-telemetry": ("RIGHTSIZER_SANDBOX_KSM_TELEMETRY_PORT", 28081),
-    "prometheus-scrape": ("RIGHTSIZER_SANDBOX_PROMETHEUS_SCRAPE_PORT", 28090),
+    "prometheus-scrape": ("RIGHTSIZER_SANDBOX_PROMETHEUS_SCRAPE_PORT", 28092),
+    # The other history stores the history tests run against (docs/backends.md).
+    "prometheus3": ("RIGHTSIZER_SANDBOX_PROMETHEUS3_PORT", 28090),
+    "victoriametrics": ("RIGHTSIZER_SANDBOX_VICTORIAMETRICS_PORT", 28428),
 }
+
+#: Components that serve plain HTTP (the rest serve HTTPS with the sandbox's CA).
+PLAIN_HTTP = frozenset(
+    {
+        "etcd",
+        "prometheus",
+        "prometheus3",
+        "victoriametrics",
+        "prometheus-scrape",
+        "kube-state-metrics",
+    }
+)
 
 HOST = "127.0.0.1"
 NODE_NAME = "kwok-node-0"
@@ -71,6 +88,8 @@ class Config:
     state: Path = field(default_factory=_state_root)
     ports: dict[str, int] = field(default_factory=_ports)
     host: str = HOST
+    victoriametrics_flags: tuple[str, ...] = ()
+    """Extra flags for VictoriaMetrics (e.g. a stricter ``-search.*`` limit in a test)."""
 
     # ---------------------------------------------------------------- binaries
     @property
@@ -98,6 +117,15 @@ class Config:
             path = self.cache / f"helm-{HELM_VERSION}" / "bin" / "helm"
         elif name == "kube-state-metrics":
             path = self.cache / f"kube-state-metrics-{KSM_VERSION}" / "bin" / "kube-state-metrics"
+        elif name in ("prometheus3", "promtool3"):
+            path = self.cache / f"prometheus-{PROMETHEUS3_VERSION}" / "bin" / name[:-1]
+        elif name == "victoria-metrics":
+            path = (
+                self.cache
+                / f"victoriametrics-{VICTORIAMETRICS_VERSION}"
+                / "bin"
+                / "victoria-metrics"
+            )
         elif name in ("prometheus", "promtool"):
             override = os.environ.get(f"RIGHTSIZER_{name.upper()}")
             found = override or shutil.which(name)
@@ -140,8 +168,7 @@ class Config:
         return self.ports[name]
 
     def url(self, name: str) -> str:
-        plain = ("etcd", "prometheus", "prometheus-scrape", "kube-state-metrics")
-        scheme = "http" if name in plain else "https"
+        scheme = "http" if name in PLAIN_HTTP else "https"
         return f"{scheme}://{self.host}:{self.port(name)}"
 
     @property

@@ -1,4 +1,9 @@
-"""Query the sandbox's Prometheus and load history into it with promtool."""
+"""The sandbox's history stores: query them, and load history into them.
+
+Prometheus 2.42 (component ``prometheus``) and 3.x (``prometheus3``) get TSDB blocks
+written by their own promtool; VictoriaMetrics (``victoriametrics``) gets the same
+OpenMetrics files through its import API. All three answer the Prometheus query API.
+"""
 
 from __future__ import annotations
 
@@ -30,19 +35,20 @@ def check_openmetrics(path: Path) -> None:
         raise ValueError(f"{path}: an OpenMetrics file must end with a '# EOF' line")
 
 
-class Prometheus:
-    """Handle on the sandbox's Prometheus (started by ``Sandbox.up(['prometheus'])``)."""
+class HistoryStore:
+    """A store the sandbox started that answers the Prometheus query API."""
 
-    def __init__(self, sandbox: Sandbox, component: str = "prometheus") -> None:
-        """``component`` is "prometheus" (history loaded from blocks) or
-        "prometheus-scrape" (the live one that scrapes kube-state-metrics and kwok)."""
+    #: The sandbox component (``prometheus``, ``prometheus3``, ``victoriametrics``).
+    component = "prometheus"
+
+    def __init__(self, sandbox: Sandbox, component: str | None = None) -> None:
         self.sandbox = sandbox
-        self.component = component
-        self.url = sandbox.cfg.url(component)
+        if component is not None:
+            self.component = component
+        self.url = sandbox.cfg.url(self.component)
 
-    @property
-    def tsdb_dir(self) -> Path:
-        return self.sandbox.cfg.data_dir(self.component) / "tsdb"
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.component!r}, {self.url!r})"
 
     # ------------------------------------------------------------ queries
     def _api(self, path: str, params: dict[str, str]) -> Any:
@@ -92,6 +98,39 @@ class Prometheus:
         self.load_openmetrics(files)
         return files
 
+    def load_openmetrics(self, sources: str | Path | Iterable[Path]) -> list[Path]:
+        """Load OpenMetrics text, one file or several into the store."""
+        raise NotImplementedError
+
+
+def _openmetrics_files(
+    sources: str | Path | Iterable[Path], scratch: Path
+) -> tuple[list[Path], tempfile.TemporaryDirectory[str] | None]:
+    """The files of ``sources`` (OpenMetrics text is written to a temporary file)."""
+    if isinstance(sources, str):
+        tmp = tempfile.TemporaryDirectory(prefix="openmetrics-", dir=scratch)
+        path = Path(tmp.name) / "input.om"
+        path.write_text(sources if sources.endswith("\n") else sources + "\n")
+        return [path], tmp
+    if isinstance(sources, Path):
+        return [sources], None
+    return list(sources), None
+
+
+class Prometheus(HistoryStore):
+    """Handle on a sandbox Prometheus: Debian's 2.42 (``Sandbox.up(['prometheus'])``, the
+    default) or 3.x built from Go modules (component ``prometheus3``)."""
+
+    @property
+    def tsdb_dir(self) -> Path:
+        return self.sandbox.cfg.data_dir(self.component) / "tsdb"
+
+    @property
+    def promtool(self) -> str:
+        """The promtool of the same release as the server."""
+        name = "promtool3" if self.component == "prometheus3" else "promtool"
+        return str(self.sandbox.cfg.binary(name))
+
     def load_openmetrics(
         self,
         sources: str | Path | Iterable[Path],
@@ -108,23 +147,13 @@ class Prometheus:
         ``# EOF``. ``max_block_duration`` is passed to promtool (without it,
         it writes 2h blocks and is far slower).
 
-        Prometheus 2.42 only notices new blocks on its periodic (1 minute)
-        reload, so by default it is restarted, which takes about a second.
+        Prometheus (2.42 and 3.x alike) only notices new blocks on its periodic
+        (1 minute) reload, so by default it is restarted, which takes about a second.
         Returns the new block directories.
         """
-        files: list[Path]
-        tmp: tempfile.TemporaryDirectory[str] | None = None
-        if isinstance(sources, str):
-            tmp = tempfile.TemporaryDirectory(prefix="openmetrics-", dir=self.sandbox.cfg.state)
-            path = Path(tmp.name) / "input.om"
-            path.write_text(sources if sources.endswith("\n") else sources + "\n")
-            files = [path]
-        elif isinstance(sources, Path):
-            files = [sources]
-        else:
-            files = list(sources)
+        files, tmp = _openmetrics_files(sources, self.sandbox.cfg.state)
         try:
-            promtool = str(self.sandbox.cfg.binary("promtool"))
+            promtool = self.promtool
             tsdb = self.tsdb_dir
             tsdb.mkdir(parents=True, exist_ok=True)
             before = {p.name for p in tsdb.iterdir()}
@@ -164,3 +193,44 @@ class Prometheus:
         self.sandbox.procs.stop(self.component)
         self.sandbox.start_one(self.component, keep_data=True)
         return time.monotonic() - t0
+
+
+class VictoriaMetrics(HistoryStore):
+    """Handle on the sandbox's VictoriaMetrics single-node (component ``victoriametrics``):
+    the same OpenMetrics files, loaded through its import API (it reads OpenMetrics'
+    timestamps in seconds), queried through its Prometheus-compatible API."""
+
+    component = "victoriametrics"
+
+    def load_openmetrics(self, sources: str | Path | Iterable[Path]) -> list[Path]:
+        """POST each file to ``/api/v1/import/prometheus``; then make the samples
+        searchable at once (``/internal/force_flush``) and drop cached query results that
+        predate them (``/internal/resetRollupResultCache``). Returns the files."""
+        files, tmp = _openmetrics_files(sources, self.sandbox.cfg.state)
+        try:
+            for f in files:
+                check_openmetrics(f)
+                status, body = request(
+                    f"{self.url}/api/v1/import/prometheus",
+                    method="POST",
+                    body=f.read_bytes(),
+                    headers={"Content-Type": "text/plain"},
+                    timeout=300.0,
+                )
+                if status not in (200, 204):
+                    raise PrometheusError(f"import of {f} failed: {status} {body[:500]!r}")
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
+        for path in ("/internal/force_flush", "/internal/resetRollupResultCache"):
+            status, body = request(self.url + path, timeout=60.0)
+            if status != 200:
+                raise PrometheusError(f"GET {path}: {status} {body[:200]!r}")
+        return files
+
+
+def store(sandbox: Sandbox, component: str) -> HistoryStore:
+    """The handle for the history store ``component`` (which must be running)."""
+    if component == "victoriametrics":
+        return VictoriaMetrics(sandbox)
+    return Prometheus(sandbox, component)

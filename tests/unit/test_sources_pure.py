@@ -13,7 +13,7 @@ from rightsizer.model.assessment import Severity, assess, change_severity, total
 from rightsizer.samples.workloads import WorkloadResolver, workload_from_pod_name
 from rightsizer.sources import promql
 from rightsizer.sources.metrics_server import pod_metrics_to_samples
-from rightsizer.sources.prometheus import MAX_POINTS_PER_SERIES
+from rightsizer.sources.prometheus import MAX_POINTS_PER_SERIES, store_of
 from rightsizer.sources.prometheus_history import HistoryWindow, plan_bootstrap, plan_chunks
 
 
@@ -51,14 +51,40 @@ def test_promql_escapes_and_excludes_pause_containers() -> None:
     assert "[59999ms]" in promql.memory_usage("ns", 60)
 
 
+def test_the_cpu_guard_keeps_only_windows_of_two_samples() -> None:
+    """The form used on VictoriaMetrics (tested against the real stores in
+    tests/integration/test_history_stores.py)."""
+    plain = promql.cpu_usage("ns", 90)
+    guarded = promql.cpu_usage("ns", 90, two_samples=True)
+    assert "count_over_time" not in plain
+    inner = plain.removeprefix("max by (namespace, pod, container) (").removesuffix(")")
+    assert guarded == (
+        f"max by (namespace, pod, container) ({inner} and "
+        + inner.replace("irate(", "count_over_time(")
+        + " > 1)"
+    )
+
+
+def test_the_store_is_told_by_its_answers() -> None:
+    ok = {"status": "success", "data": {"resultType": "vector", "result": []}}
+    assert store_of(ok) == "prometheus"
+    assert store_of({**ok, "stats": {"seriesFetched": "0", "executionTimeMsec": 0}}) == (
+        "victoriametrics"
+    )
+    assert store_of({**ok, "stats": {"timings": {}}}) == "prometheus"  # Prometheus' stats=all
+
+
 @pytest.mark.parametrize(
-    "matchers", ['cluster="a"', 'cluster="a",region=~"eu-.*"', 'env!="dev, test"']
+    "matchers",
+    ['cluster="a"', 'cluster="a",region=~"eu-.*"', 'env!="dev, test"', '"k8s.cluster.name"="eu"'],
 )
 def test_valid_label_matchers(matchers: str) -> None:
     assert promql.validate_matchers(matchers)
 
 
-@pytest.mark.parametrize("matchers", ["cluster=a", 'cluster="a"}) or vector(1', "{x}"])
+@pytest.mark.parametrize(
+    "matchers", ["cluster=a", 'cluster="a"}) or vector(1', "{x}", '""="x"', '"a.b=x"']
+)
 def test_invalid_label_matchers(matchers: str) -> None:
     with pytest.raises(ValueError, match="not a label matcher"):
         promql.validate_matchers(matchers)

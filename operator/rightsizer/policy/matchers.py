@@ -1,15 +1,20 @@
 """Extra label matchers of a policy (``labelMatchers``): the grammar they must follow.
 
 One matcher or more, comma-separated, each ``name OP "value"`` (OP one of ``=``, ``!=``,
-``=~``, ``!~``); nothing else can reach a query, so a spec cannot close the selector and
-append PromQL of its own. The CRD checks the same grammar at admission (CEL).
+``=~``, ``!~``; the name classic or quoted, ``"k8s.cluster.name"``); nothing else can
+reach a query, so a spec cannot close the selector and append PromQL of its own (a
+quoted name is a string literal with the same escapes as a value). The CRD checks the
+same grammar at admission (CEL).
 """
 
 from __future__ import annotations
 
 import re
 
-_MATCHER = re.compile(r'^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"([^"\\]|\\.)*"\s*$')
+#: A classic label name, or a quoted one (Prometheus 3's UTF-8 names, e.g.
+#: ``"k8s.cluster.name"``; Prometheus 2 refuses the quotes, docs/backends.md).
+_NAME = r'([a-zA-Z_][a-zA-Z0-9_]*|"([^"\\]|\\.)+")'
+_MATCHER = re.compile(r"^\s*" + _NAME + r'\s*(=|!=|=~|!~)\s*"([^"\\]|\\.)*"\s*$')
 
 
 def validate_matchers(text: str) -> str:

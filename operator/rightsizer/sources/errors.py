@@ -77,10 +77,19 @@ class SourceProblem(StrEnum):
     HTTP_401 = "HTTP 401 from the Prometheus endpoint: the credentials were rejected"
     HTTP_403 = "HTTP 403 from the Prometheus endpoint: access denied"
     HTTP_404 = "HTTP 404 from the Prometheus endpoint: no Prometheus query API at this URL"
+    NO_QUERY_API = (
+        "the endpoint does not serve the Prometheus query API at this path: check the URL's "
+        "path prefix"
+    )
     HTTP_5XX = "the Prometheus endpoint failed with HTTP 5xx (after retries)"
     QUERY_TIMEOUT = "Prometheus timed out evaluating a query"
     NOT_PROMETHEUS_JSON = "the endpoint did not answer with Prometheus JSON"
     QUERY_REJECTED = "Prometheus rejected a query"
+    SERVER_LIMIT = (
+        "the Prometheus endpoint refused a query for one of its own limits (points, samples "
+        "or series per query); raise that limit on the server, or narrow labelMatchers or "
+        "the history"
+    )
     PARTIAL_DATA = "Prometheus answered with warnings (partial data); nothing was used"
     MALFORMED_RESULT = "Prometheus answered with a malformed result"
     DEADLINE = (

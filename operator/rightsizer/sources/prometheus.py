@@ -47,6 +47,10 @@ from rightsizer.sources.limits import (
     track_sockets,
 )
 from rightsizer.sources.matrix import decode_matrix
+from rightsizer.sources.server_limits import limit_message, server_limit
+
+#: How VictoriaMetrics answers a path it does not serve (HTTP 400, plain text).
+_UNSUPPORTED_PATH = b"unsupported path requested"
 
 #: Prometheus refuses range queries with more points per series than this.
 MAX_POINTS_PER_SERIES = 11_000
@@ -120,6 +124,9 @@ class PrometheusClient:
         self._transports: list[_Transport] = []
         self._release(self._acquire())  # built (and checked) at once
         self.queries_sent = 0
+        self.store: str | None = None
+        """``prometheus`` or ``victoriametrics``, as told by the first successful answer
+        (VictoriaMetrics adds ``stats.seriesFetched`` to every answer); None before."""
 
     def _acquire(self) -> _Transport:
         """A session and its sockets for one request, used by nobody else meanwhile: as
@@ -319,6 +326,12 @@ class PrometheusClient:
                 ),
                 SourceProblem.QUERY_TIMEOUT if timed_out else SourceProblem.HTTP_5XX,
             )
+        if not isinstance(body, dict) and code == 400 and raw.startswith(_UNSUPPORTED_PATH):
+            raise rejected(  # VictoriaMetrics' answer to a path it does not serve
+                f"{self.url} has no Prometheus query API (HTTP 400, unsupported path): "
+                "check the URL and path prefix",
+                SourceProblem.NO_QUERY_API,
+            )
         if not isinstance(body, dict):
             raise rejected(
                 self._redact(
@@ -329,6 +342,12 @@ class PrometheusClient:
             )
         if code != 200 or body.get("status") != "success":
             error = body.get("error", resp.reason)
+            limit = server_limit(str(error))
+            if limit is not None:
+                raise rejected(
+                    self._redact(f"{limit_message(self.url, limit)}; query: {query}"),
+                    SourceProblem.SERVER_LIMIT,
+                )
             raise rejected(
                 self._redact(f"Prometheus query failed (HTTP {code}): {error}; query: {query}"),
                 SourceProblem.QUERY_REJECTED,
@@ -342,6 +361,8 @@ class PrometheusClient:
                 SourceProblem.PARTIAL_DATA,
             )
         data = body.get("data")
+        if self.store is None:
+            self.store = store_of(body)
         if not isinstance(data, dict) or not isinstance(data.get("result"), list):
             raise SourceError(
                 f"malformed Prometheus response for query {query}", SourceProblem.MALFORMED_RESULT
@@ -404,6 +425,14 @@ class QueryBudgetExhaustedError(SourceError):
     """The client's budget of queries is spent (nothing more was sent)."""
 
     default_problem = SourceProblem.QUERY_BUDGET
+
+
+def store_of(body: dict[str, Any]) -> str:
+    """Which kind of store wrote a successful answer (pure)."""
+    stats = body.get("stats")
+    if isinstance(stats, dict) and "seriesFetched" in stats:
+        return "victoriametrics"
+    return "prometheus"
 
 
 def _fmt(x: float) -> str:

@@ -208,8 +208,12 @@ class PrometheusHistory:
         container's request for OOMs seen in container status).
         """
         extra = self.extra
+        # On VictoriaMetrics only: its irate repeats a series' last rate one step after it
+        # ends; the guard costs a second read of the counter, needless on Prometheus.
+        two_samples = self.client.store == "victoriametrics"
+        cpu = promql.cpu_usage(namespace, window.rate_window, extra, two_samples=two_samples)
         exprs = (
-            ("cpu", promql.cpu_usage(namespace, window.rate_window, extra)),
+            ("cpu", cpu),
             ("memory", promql.memory_usage(namespace, window.step_s, extra)),
             ("oom", promql.oom_kills(namespace, window.step_s, extra)),
         )

@@ -42,13 +42,23 @@ def step_window(step_s: float) -> str:
     return f"{round(step_s * 1000) - 1}ms"
 
 
-def cpu_usage(namespace: str, rate_window_s: float, extra: str = "") -> str:
+def cpu_usage(
+    namespace: str, rate_window_s: float, extra: str = "", *, two_samples: bool = False
+) -> str:
     """CPU cores per container: the rate between the last two counter samples, like the
     point-in-time rates upstream VPA gets from metrics-server (``rate`` would average over
-    the window and flatten the distribution the percentiles are read from)."""
+    the window and flatten the distribution the percentiles are read from).
+
+    ``two_samples``: only where the window holds two samples or more. Prometheus' ``irate``
+    needs two anyway; VictoriaMetrics' takes the sample before the window when it holds
+    one, so one step after a series ends it would repeat the last rate (docs/backends.md).
+    """
     sel = selector(namespace, extra)
     window = duration(rate_window_s)
-    return f"max {BY} (irate(container_cpu_usage_seconds_total{sel}[{window}]))"
+    rate = f"irate(container_cpu_usage_seconds_total{sel}[{window}])"
+    if two_samples:
+        rate += f" and count_over_time(container_cpu_usage_seconds_total{sel}[{window}]) > 1"
+    return f"max {BY} ({rate})"
 
 
 def memory_usage(namespace: str, step_s: float, extra: str = "") -> str:
