@@ -340,9 +340,8 @@ def test_recommend_mode_matches_the_engine_on_the_other_stores(
             GROUP, VERSION, namespace, PLURAL,
             policy_body("shop", history_store.url, namespace, history="7d"),
         )  # fmt: skip
-        assert_status_matches_the_engine(
-            wait_ready_with_three_containers(cluster, namespace), capsys
-        )
+        wait_ready_with_three_containers(cluster, namespace)
+        assert_status_matches_the_engine(cluster, namespace, capsys)
     finally:
         client.CustomObjectsApi(cluster).delete_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, "shop"
