@@ -65,10 +65,10 @@ class Kind:
 
 def lister(api: ApiClient, kind: Kind) -> Callable[..., Any]:
     """The official client's cluster-wide list (and watch) of ``kind``."""
-    if kind.group == "apps":
-        return cast(Callable[..., Any], getattr(
-            client.AppsV1Api(api), f"list_{kind.singular}_for_all_namespaces"
-        ))  # fmt: skip
+    typed = {"apps": client.AppsV1Api, "": client.CoreV1Api}.get(kind.group)
+    if typed is not None:
+        method = f"list_{kind.singular}_for_all_namespaces"
+        return cast(Callable[..., Any], getattr(typed(api), method))
     custom = client.CustomObjectsApi(api)
     return functools.partial(custom.list_cluster_custom_object, kind.group, kind.version,
                              kind.plural)  # fmt: skip
