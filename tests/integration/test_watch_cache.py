@@ -59,8 +59,15 @@ def test_the_cache_lists_and_follows_the_api_server(
     k8s_api: ApiClient, namespace: str, cache: ListWatch[WorkloadInfo]
 ) -> None:
     apps = client.AppsV1Api(k8s_api)
-    for i in range(5):  # before the cache lists: more than two pages
+    for i in range(5):
         apps.create_namespaced_deployment(namespace, deployment(f"early-{i}"))
+    # The list alone (pages of 2, no watch yet) has them all, and a version to watch from.
+    kind, project = CACHED["deployments"]
+    listed: Store[WorkloadInfo] = Store(project)
+    ListWatch(k8s_api, kind, listed, page_size=2)._list()
+    assert listed.synced and len(listed.get(namespace)) == 5
+    assert int(listed.resource_version) > 0
+
     store = cache.store
     wait_for("5 Deployments cached", lambda: len(store.get(namespace)) == 5, 60)
     assert store.synced and cache.lists >= 1

@@ -261,14 +261,14 @@ class ListWatch(Generic[V]):
                 page = json.loads(response.data)
             finally:
                 response.release_conn()
+            meta = page.get("metadata") or {}
+            version = str(meta.get("resourceVersion") or version)
+            token = str(meta.get("continue") or "")
             for body in page.get("items") or []:
                 entry = self.store.entry(body)
                 if entry is not None:
                     entries.append(entry)
-            page = {}  # one page of full bodies at a time
-            meta = page.get("metadata") or {}
-            version = str(meta.get("resourceVersion") or version)
-            token = str(meta.get("continue") or "")
+            del page  # one page of full bodies at a time
             if not token:
                 break
         self.store.replace(entries, version)
