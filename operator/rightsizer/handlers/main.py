@@ -1,8 +1,10 @@
 """Kopf handlers of the rightsizer operator: ``kopf run -m rightsizer.handlers.main``.
 
 Thin by design. Cluster objects are read through ``@kopf.index`` (nothing is written to
-them by indexing); one timer per RightSizePolicy runs the reconcile step when it is due;
-what the step decides is written here: status, annotations, checkpoints, Events.
+them by indexing), the many workloads and recommendation objects through the operator's
+own watch caches (``caches.py``); one timer per RightSizePolicy runs the reconcile step
+when it is due; what the step decides is written here: status, annotations, checkpoints,
+Events.
 
 The timer is an ``async def`` that hands the blocking work (Kubernetes and Prometheus
 clients) to the reconcile pools (``pools.py``), never to Kopf's own thread pool, which the
@@ -45,10 +47,11 @@ from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
 from rightsizer.handlers import recommendations as recommendation_objects
+from rightsizer.handlers.caches import Caches
 from rightsizer.handlers.pools import ReconcilePools
 from rightsizer.handlers.settings import settings_from_env, tick_s_from_env
 from rightsizer.history import store
-from rightsizer.model.workloads import PolicyInfo, WorkloadInfo, workload_info
+from rightsizer.model.workloads import PolicyInfo, WorkloadInfo
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
 from rightsizer.sources import kubernetes_api, metrics_server, prometheus_policy
 from rightsizer.sources.endpoints import AllowList
@@ -104,6 +107,7 @@ def startup(
     memo.limits = operator_settings.limits
     memo.rollout_watch = operator_settings.rollout_watch
     recommendation_objects.start(memo, operator_settings)
+    memo.caches = Caches.start(memo.api)
     memo.pools = ReconcilePools(
         operator_settings.reconcile_workers, operator_settings.slow_source_workers
     )
@@ -122,21 +126,8 @@ def startup(
 
 
 # -- indexes: what reconciles read; nothing is written to these objects by indexing --------
-@kopf.index("apps", "v1", "deployments")
-def deployments(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, WorkloadInfo]:
-    return {namespace or "": workload_info("Deployment", body)}
-
-
-@kopf.index("apps", "v1", "statefulsets")
-def statefulsets(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, WorkloadInfo]:
-    return {namespace or "": workload_info("StatefulSet", body)}
-
-
-@kopf.index("apps", "v1", "daemonsets")
-def daemonsets(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, WorkloadInfo]:
-    return {namespace or "": workload_info("DaemonSet", body)}
-
-
+# Workloads and recommendation objects, the kinds with many objects, are in the operator's
+# own watch caches instead (``caches.py``), under the same names.
 @kopf.index("", "v1", "limitranges")
 def limitranges(
     body: kopf.Body, namespace: str | None, **_: Any
@@ -210,6 +201,10 @@ async def tick(
     one already running ends by its own deadline, its writes to a deleted policy
     answered 404."""
     stopped: kopf.DaemonStopped = indexes.pop("stopped")  # a timer's kwarg, not an index
+    caches: Caches = memo.caches
+    if not caches.synced():  # not all listed yet: no reconcile reads a partial cluster
+        return
+    indexes.update(caches.stores)
     pools: ReconcilePools = memo.pools
     run = functools.partial(
         _tick, body, spec, status, meta, namespace or "", name, uid, memo, logger, indexes
@@ -586,6 +581,9 @@ def stop_pools(memo: kopf.Memo, **_: Any) -> None:
     pools: ReconcilePools | None = getattr(memo, "pools", None)
     if pools is not None:
         pools.shutdown()
+    caches: Caches | None = getattr(memo, "caches", None)
+    if caches is not None:
+        caches.stop()
 
 
 @kopf.on.probe(id="policies")

@@ -1,8 +1,9 @@
-"""RightSizeRecommendation objects: the Kopf index of what the API server has, and the
-step after a reconcile that brings them in line (``handlers/main.py`` calls ``sync``).
+"""RightSizeRecommendation objects: the step after a reconcile that brings them in line
+(``handlers/main.py`` calls ``sync``).
 
-Reading the existing objects costs no request per reconcile: Kopf's watch keeps the
-index, as it does for workloads (``docs/design.md``, "Recommendation objects"). The
+Reading the existing objects costs no request per reconcile: the operator's watch cache
+of them (``handlers/caches.py``) answers, as it does for workloads (``docs/design.md``,
+"Recommendation objects", "Workload cache"). The
 decision is pure (``status/recommendation.py``); the writes are the adapter's
 (``actuation/recommendations.py``), paced by one token bucket for the whole operator.
 """
@@ -16,11 +17,11 @@ from typing import Any
 
 import kopf
 
-from rightsizer import names
 from rightsizer.actuation import recommendations as rsr_writes
 from rightsizer.actuation.pacing import TokenBucket
 from rightsizer.controller import observability as obs
 from rightsizer.controller.runtime import PolicyRuntime
+from rightsizer.handlers import caches
 from rightsizer.handlers.settings import OperatorSettings
 from rightsizer.model.workloads import WorkloadInfo
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
@@ -30,17 +31,11 @@ from rightsizer.status.recommendation import (
     desired_objects,
     effective,
     plan_writes,
-    seen,
 )
 
-INDEX = "recommendation_objects"
+INDEX = caches.RECOMMENDATIONS
 _KINDS = ("deployments", "statefulsets", "daemonsets")
 operator_log = logging.getLogger("rightsizer.operator")
-
-
-@kopf.index(names.GROUP, names.VERSION, names.RECOMMENDATION_PLURAL, id=INDEX)
-def recommendation_objects(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, Seen]:
-    return {namespace or "": seen(body)}
 
 
 def start(memo: kopf.Memo, settings: OperatorSettings) -> None:
