@@ -92,6 +92,13 @@ def cluster(
         apps.create_namespaced_deployment(NS, deployment(f"app-{i:03}"))
     yield k8s_api
     core.delete_namespace(NS, propagation_policy="Background")
+    # Gone before the next module starts: its objects' deletions would otherwise count
+    # as writes in the API server's totals another test reads.
+    wait_for(
+        f"namespace {NS} gone",
+        lambda: not core.list_namespace(field_selector=f"metadata.name={NS}").items,
+        600,
+    )
 
 
 @pytest.fixture(scope="module")

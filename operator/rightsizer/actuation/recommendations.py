@@ -6,12 +6,18 @@ write is retried; any other failure is counted and left: the next reconcile plan
 write again from what the API server has, so nothing is lost. A create that finds the
 object there (409: our index had not seen it yet) and a delete or patch that finds it gone
 (404) are not failures.
+
+Writes to different objects go ``WRITES_IN_FLIGHT`` at a time (one request waits on the
+API server for about a round trip, so one policy writing in sequence reached ~50 writes
+per second at 10,000 objects whatever the pace); the writes of one object keep their
+order (create, then its status).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from kubernetes import client
@@ -24,6 +30,8 @@ from rightsizer.status.recommendation import Action, Write
 
 #: Attempts per write when the server keeps answering 429.
 MAX_ATTEMPTS = 5
+#: Objects written at once by one call of ``perform`` (all calls share one pace).
+WRITES_IN_FLIGHT = 4
 WRITE_TIMEOUT_S = (5.0, 30.0)
 _MERGE = "application/merge-patch+json"
 
@@ -73,9 +81,43 @@ def _harmless(write: Write, status: int | None) -> bool:
     return status == 404
 
 
-def perform(api: ApiClient, writes: Sequence[Write], bucket: TokenBucket) -> WriteReport:
-    """Send the writes in order, each after a token from ``bucket``."""
+def perform(
+    api: ApiClient,
+    writes: Sequence[Write],
+    bucket: TokenBucket,
+    in_flight: int = WRITES_IN_FLIGHT,
+) -> WriteReport:
+    """Send the writes, each after a token from ``bucket``: up to ``in_flight`` objects at
+    once, each object's writes in their order. The report lists failures in the order of
+    the objects' first writes."""
     custom = client.CustomObjectsApi(api)
+    by_object: dict[tuple[str, str], list[Write]] = {}
+    for write in writes:
+        by_object.setdefault((write.namespace, write.name), []).append(write)
+    groups = list(by_object.values())
+
+    def send_in_order(group: list[Write]) -> WriteReport:
+        return _perform_in_order(custom, group, bucket)
+
+    if in_flight <= 1 or len(groups) <= 1:
+        reports = [send_in_order(group) for group in groups]
+    else:
+        workers = min(in_flight, len(groups))
+        with ThreadPoolExecutor(workers, thread_name_prefix="rsr-write") as pool:
+            reports = list(pool.map(send_in_order, groups))
+    total = WriteReport()
+    for report in reports:
+        total.done.update(report.done)
+        total.requests += report.requests
+        total.rejected += report.rejected
+        total.failed.extend(report.failed)
+        total.failed_names |= report.failed_names
+    return total
+
+
+def _perform_in_order(
+    custom: client.CustomObjectsApi, writes: Sequence[Write], bucket: TokenBucket
+) -> WriteReport:
     report = WriteReport()
     for write in writes:
         for attempt in range(1, MAX_ATTEMPTS + 1):
