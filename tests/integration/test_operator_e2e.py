@@ -281,24 +281,30 @@ def test_recommend_mode_status_matches_the_engine(
     assert policy["status"]["history"]["bootstrapped"] is True
 
 
-@pytest.mark.parametrize("label", CHOSEN_END_OFFSETS_S)
-def test_recommend_mode_matches_the_engine_whenever_history_ends(
-    operator: Operator, cluster: ApiClient, prometheus: Prometheus,
-    example_at_chosen_ends: dict[str, float], capsys: pytest.CaptureFixture[str], label: str,
-) -> None:  # fmt: skip
-    """The example's history ending just before, at and after midnight UTC and at noon (in
-    namespace ``shop-<label>``): the operator's status holds exactly the recommendations of
-    the samples file as it is, which ends at 00:00 UTC."""
-    namespace = f"{NS}-{label}"
+def matches_the_engine_in_a_namespace_of_its_own(
+    cluster: ApiClient, namespace: str, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The example's workloads in ``namespace`` under a policy reading ``url`` (7 days):
+    the objects hold exactly the samples file's recommendations. The namespace is removed
+    afterwards."""
     core, apps = client.CoreV1Api(cluster), client.AppsV1Api(cluster)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+
+    def created() -> bool:  # a namespace of an earlier run may still be terminating
+        try:
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    wait_for(f"namespace {namespace} created", created, 120)
     try:
         apps.create_namespaced_deployment(namespace, deployment_body(namespace))
         apps.create_namespaced_stateful_set(namespace, statefulset_body(namespace))
         client.CustomObjectsApi(cluster).create_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL,
-            policy_body("shop", prometheus.url, namespace, history="7d"),
-        )  # fmt: skip
+            GROUP, VERSION, namespace, PLURAL, policy_body("shop", url, namespace, history="7d")
+        )
         wait_ready_with_three_containers(cluster, namespace)
         assert_status_matches_the_engine(cluster, namespace, capsys)
     finally:
@@ -306,6 +312,17 @@ def test_recommend_mode_matches_the_engine_whenever_history_ends(
             GROUP, VERSION, namespace, PLURAL, "shop"
         )
         core.delete_namespace(namespace, propagation_policy="Background")
+
+
+@pytest.mark.parametrize("label", CHOSEN_END_OFFSETS_S)
+def test_recommend_mode_matches_the_engine_whenever_history_ends(
+    operator: Operator, cluster: ApiClient, prometheus: Prometheus,
+    example_at_chosen_ends: dict[str, float], capsys: pytest.CaptureFixture[str], label: str,
+) -> None:  # fmt: skip
+    """The example's history ending just before, at and after midnight UTC and at noon (in
+    namespace ``shop-<label>``): the recommendation objects hold exactly the recommendations of
+    the samples file as it is, which ends at 00:00 UTC."""
+    matches_the_engine_in_a_namespace_of_its_own(cluster, f"{NS}-{label}", prometheus.url, capsys)
 
 
 @pytest.mark.parametrize("component", ["prometheus3", "victoriametrics"])
@@ -320,33 +337,7 @@ def test_recommend_mode_matches_the_engine_on_the_other_stores(
     once_per_store(
         "chosen-ends", history_store, lambda: load_at_chosen_ends(history_store, tmp_path_factory)
     )
-    namespace = f"{NS}-noon"
-    core, apps = client.CoreV1Api(cluster), client.AppsV1Api(cluster)
-
-    def created() -> bool:  # the namespace of another store's run may still be terminating
-        try:
-            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-        except ApiException as err:
-            if err.status == 409:
-                return False
-            raise
-        return True
-
-    wait_for(f"namespace {namespace} created", created, 120)
-    try:
-        apps.create_namespaced_deployment(namespace, deployment_body(namespace))
-        apps.create_namespaced_stateful_set(namespace, statefulset_body(namespace))
-        client.CustomObjectsApi(cluster).create_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL,
-            policy_body("shop", history_store.url, namespace, history="7d"),
-        )  # fmt: skip
-        wait_ready_with_three_containers(cluster, namespace)
-        assert_status_matches_the_engine(cluster, namespace, capsys)
-    finally:
-        client.CustomObjectsApi(cluster).delete_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, "shop"
-        )
-        core.delete_namespace(namespace, propagation_policy="Background")
+    matches_the_engine_in_a_namespace_of_its_own(cluster, f"{NS}-noon", history_store.url, capsys)
 
 
 def test_annotate_mode_writes_metadata_only_and_no_storm(

@@ -587,21 +587,9 @@ class Sandbox:
                 "--kubelet-request-timeout=5s",
                 "--profiling=false",
             ]
-        if comp == "prometheus":
-            home = cfg.data_dir("prometheus")
-            home.mkdir(parents=True, exist_ok=True)
-            tsdb = self._fresh_dir(home / "tsdb", keep_data)
-            conf = home / "prometheus.yml"
-            conf.write_text(PROMETHEUS_CONFIG)
-            return [
-                str(cfg.binary("prometheus")),
-                f"--config.file={conf}",
-                f"--storage.tsdb.path={tsdb}",
-                "--storage.tsdb.retention.time=400d",
-                f"--web.listen-address={host}:{cfg.port('prometheus')}",
-                "--web.enable-admin-api",
-                "--web.enable-lifecycle",
-            ]
+        if comp in ("prometheus", "prometheus3"):
+            # Prometheus 3 gets the same flags as 2: everything else at its own defaults.
+            return self._prometheus_command(comp, comp, PROMETHEUS_CONFIG, keep_data, history=True)
         if comp == "kube-state-metrics":
             return [
                 str(cfg.binary("kube-state-metrics")),
@@ -614,37 +602,13 @@ class Sandbox:
                 "cronjobs,nodes,namespaces",
             ]
         if comp == "prometheus-scrape":
-            home = cfg.data_dir("prometheus-scrape")
-            home.mkdir(parents=True, exist_ok=True)
-            tsdb = self._fresh_dir(home / "tsdb", keep_data)
-            token = home / "token"
+            token = cfg.data_dir(comp) / "token"
+            token.parent.mkdir(parents=True, exist_ok=True)
             token.write_text(pki.token(cfg))
             token.chmod(0o600)
-            conf = home / "prometheus.yml"
-            conf.write_text(scrape_config(cfg))
-            return [
-                str(cfg.binary("prometheus")),
-                f"--config.file={conf}",
-                f"--storage.tsdb.path={tsdb}",
-                f"--web.listen-address={host}:{cfg.port('prometheus-scrape')}",
-                "--web.enable-lifecycle",
-            ]
-        if comp == "prometheus3":
-            home = cfg.data_dir("prometheus3")
-            home.mkdir(parents=True, exist_ok=True)
-            tsdb = self._fresh_dir(home / "tsdb", keep_data)
-            conf = home / "prometheus.yml"
-            conf.write_text(PROMETHEUS_CONFIG)
-            # The same flags as Prometheus 2: everything else at Prometheus 3's defaults.
-            return [
-                str(cfg.binary("prometheus3")),
-                f"--config.file={conf}",
-                f"--storage.tsdb.path={tsdb}",
-                "--storage.tsdb.retention.time=400d",
-                f"--web.listen-address={host}:{cfg.port('prometheus3')}",
-                "--web.enable-admin-api",
-                "--web.enable-lifecycle",
-            ]
+            return self._prometheus_command(
+                comp, "prometheus", scrape_config(cfg), keep_data, history=False
+            )
         if comp == "victoriametrics":
             data = self._fresh_dir(cfg.data_dir("victoriametrics"), keep_data)
             return [
@@ -659,6 +623,27 @@ class Sandbox:
                 *cfg.victoriametrics_flags,
             ]
         raise ValueError(comp)
+
+    def _prometheus_command(
+        self, comp: str, binary: str, config: str, keep_data: bool, history: bool
+    ) -> list[str]:
+        """A Prometheus (2 or 3) with its own TSDB and configuration; ``history``: one
+        that gets loaded blocks (long retention, the admin API to delete series)."""
+        cfg = self.cfg
+        home = cfg.data_dir(comp)
+        home.mkdir(parents=True, exist_ok=True)
+        tsdb = self._fresh_dir(home / "tsdb", keep_data)
+        conf = home / "prometheus.yml"
+        conf.write_text(config)
+        history_flags = ["--storage.tsdb.retention.time=400d", "--web.enable-admin-api"]
+        return [
+            str(cfg.binary(binary)),
+            f"--config.file={conf}",
+            f"--storage.tsdb.path={tsdb}",
+            f"--web.listen-address={cfg.host}:{cfg.port(comp)}",
+            "--web.enable-lifecycle",
+            *(history_flags if history else []),
+        ]
 
     def _write_kwok_config(self) -> Path:
         share = self.cfg.kwok_share
