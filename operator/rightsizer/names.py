@@ -28,6 +28,13 @@ RECOMMENDATION_ANNOTATION = f"{GROUP}/recommendation"
 SUMMARY_ANNOTATION = f"{GROUP}/summary"
 #: On a workload (Apply mode): our last write, with the values before it.
 RECORD_ANNOTATION = f"{GROUP}/last-applied"
+#: On a workload (Apply mode, in-place methods): the requests and limits its pods are sized
+#: to without touching the template, JSON (``docs/design.md``, "In-place resize"). The
+#: in-place path writes it before resizing pods; the admission webhook gives new pods the
+#: same values.
+POD_RESOURCES_ANNOTATION = f"{GROUP}/pod-resources"
+#: On a pod: what the admission webhook changed at its creation (as VPA's ``vpaUpdates``).
+ADMISSION_ANNOTATION = f"{GROUP}/admission"
 #: On a workload, set by its owners: ``"true"`` keeps Apply mode away.
 EXCLUDE_ANNOTATION = f"{GROUP}/exclude"
 #: On a namespace: ``enabled`` opts it in to Apply mode.
