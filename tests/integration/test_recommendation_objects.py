@@ -348,6 +348,12 @@ def test_a_workload_selected_by_two_policies_has_one_object_owned_by_the_older(
             lambda: condition(get_policy(cluster, "newer", NS), "Conflict").get("status") == "True",
         )
         wait_reconciles(operator, NS, "newer", 2)
+        message = condition(get_policy(cluster, "newer", NS), "Conflict")["message"]
+        for ref, name in (
+            ("Deployment/web", "deployment-web"),
+            ("StatefulSet/db", "statefulset-db"),
+        ):
+            assert f"{ref} belongs to policy older (RightSizeRecommendation {NS}/{name})" in message
         found = objects(cluster)
         assert set(found) == {"deployment-web", "statefulset-db"}
         for obj in found.values():

@@ -106,3 +106,27 @@ def test_the_policy_schema_holds_every_field_of_the_overview_each_described() ->
     for field in ("summary", "topChanges", "recommendations"):
         missing = undescribed(status["properties"][field], field)
         assert [m for m in missing if not m.endswith(": maxItems")] == []
+
+
+def test_the_conflict_condition_names_each_workloads_owner_and_object() -> None:
+    from rightsizer.status.policy import conflict_message
+
+    assert conflict_message("shop", {}) == ""
+    text = conflict_message("shop", {"Deployment/web": "older", "StatefulSet/db": "older"})
+    assert text == (
+        "Deployment/web belongs to policy older (RightSizeRecommendation shop/deployment-web); "
+        "StatefulSet/db belongs to policy older (RightSizeRecommendation shop/statefulset-db)"
+    )
+
+
+def test_a_long_conflict_list_is_cut_and_says_how_to_list_the_rest() -> None:
+    from rightsizer.status.policy import CONFLICTS_NAMED, conflict_message
+
+    many = {f"Deployment/w{i:04d}": ("a" if i % 2 else "b") for i in range(1000)}
+    text = conflict_message("shop", many)
+    assert text.count("belongs to policy") == CONFLICTS_NAMED
+    assert text.endswith(
+        f"; and {1000 - CONFLICTS_NAMED} more: kubectl get rsr -n shop "
+        "-l 'rightsizer.dev/policy in (a,b)'"
+    )
+    assert len(text) < 2000

@@ -48,6 +48,7 @@ from rightsizer.sources.prometheus_history import (
     plan_chunks,
 )
 from rightsizer.status.build import Condition, iso, merge_conditions
+from rightsizer.status.policy import conflict_message
 
 CHECKPOINT_INTERVAL_S = 600.0
 #: Forget gone pods and containers at most this often (usage time; upstream: hourly).
@@ -490,7 +491,7 @@ def _conditions(
         Condition(
             ConditionType.CONFLICT, bool(conflicts),
             "SelectedByOlderPolicy" if conflicts else "NoConflict",
-            "; ".join(f"{w} belongs to policy {p}" for w, p in sorted(conflicts.items())),
+            conflict_message(given.policy.namespace, conflicts),
         ),
         Condition(
             ConditionType.READY, source_error is None,

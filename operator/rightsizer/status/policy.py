@@ -17,8 +17,11 @@ from typing import Any
 
 from rightsizer import names
 from rightsizer.names import RecommendationState
+from rightsizer.status.recommendation import object_name
 
 TOP_CHANGES = 20
+#: A ``Conflict`` condition names at most this many workloads (and how many more).
+CONFLICTS_NAMED = 10
 #: ``lastReconcileTime`` (and the history's read and checkpoint times) are rewritten on
 #: their own at most this often; any visible change writes them too.
 HEARTBEAT_S = 900.0
@@ -151,3 +154,30 @@ def status_patch(
     if not changed and not due:
         return None
     return {**patch, **legacy}
+
+
+def conflict_message(namespace: str, conflicts: Mapping[str, str]) -> str:
+    """The ``Conflict`` condition's message: each workload an older policy owns instead,
+    with that policy and the RightSizeRecommendation it holds (``kubectl get rsr NAME``);
+    at most ``CONFLICTS_NAMED`` of them, then how many more and how to list them.
+
+    ``conflicts`` maps ``Kind/name`` to the owning policy's name."""
+    if not conflicts:
+        return ""
+    named = sorted(conflicts.items())
+    parts = []
+    for ref, owner in named[:CONFLICTS_NAMED]:
+        kind, _, name = ref.partition("/")
+        parts.append(
+            f"{ref} belongs to policy {owner} "
+            f"(RightSizeRecommendation {namespace}/{object_name(kind, name)})"
+        )
+    text = "; ".join(parts)
+    rest = len(named) - CONFLICTS_NAMED
+    if rest > 0:
+        owners = ",".join(sorted(set(conflicts.values())))
+        text += (
+            f"; and {rest} more: kubectl get rsr -n {namespace} "
+            f"-l '{names.POLICY_LABEL} in ({owners})'"
+        )
+    return text
