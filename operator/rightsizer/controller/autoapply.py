@@ -383,9 +383,10 @@ class _ApplyRun:
         holds that follow our own write: its ResourcesApplied Event told)."""
         entry = {"state": kind, "reason": hold.reason if hold else kind,
                  "message": hold.message if hold else message}  # fmt: skip
+        told_now = self.result.states.get(ref) or {}
         self.result.states[ref] = entry
         before = self.inp.previous_states.get(ref) or {}
-        if hold is None or before.get("reason") == hold.reason:
+        if hold is None or hold.reason in (before.get("reason"), told_now.get("reason")):
             return
         if hold.reason in AFTER_OUR_WRITE and self._ours_applied(ref):
             return
