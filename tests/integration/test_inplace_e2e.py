@@ -27,7 +27,14 @@ from kubernetes.client import ApiClient
 from rightsizer.names import POD_RESOURCES_ANNOTATION, RECORD_ANNOTATION
 from rightsizer.quantity import parse_quantity
 from tests.integration.test_auto_apply_e2e import Cluster
-from tests.integration.test_operator_e2e import GROUP, PLURAL, VERSION, Operator, install_crd
+from tests.integration.test_operator_e2e import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Operator,
+    install_crd,
+    wait_reconciles,
+)
 from tests.integration.waiting import wait_for
 from tests.sandbox import Prometheus
 
@@ -204,6 +211,7 @@ def test_pods_are_resized_in_place_and_the_template_is_untouched(cluster: Setup)
     assert all(mem == 512 * MI for _, _, mem in done)
     for p in cl.pods(IP, "shrink"):
         assert [s["restartCount"] for s in p["status"]["containerStatuses"]] == [0]
+        assert p["status"]["qosClass"] == "Burstable"  # as before: never changed
     dep = cl.deployment(IP, "shrink")
     assert dep["spec"]["template"] == template
     assert template_requests(cl, IP, "shrink") == {"cpu": 1, "memory": 1024 * MI}
@@ -259,7 +267,7 @@ def test_an_infeasible_resize_rolls_out_under_in_place_or_rollout(cluster: Setup
     assert any(r == "ResourcesApplied" and "rolled out" in m for _, r, m in events), events
 
 
-def test_a_deferred_resize_is_waited_for_and_lands(cluster: Setup) -> None:
+def test_a_deferred_resize_is_waited_for_across_a_restart_and_lands(cluster: Setup) -> None:
     cl, uids = cluster
 
     def deferred() -> bool:
@@ -272,6 +280,14 @@ def test_a_deferred_resize_is_waited_for_and_lands(cluster: Setup) -> None:
     time.sleep(3)  # a few more ticks: waited for, not asked again, not held
     assert cl.state(IP, "deferred") == ("Applied", "Resizing")
     assert sum(r == "PodsResized" for _, r, _ in cl.events(IP, "deferred")) == 1
+    # The operator restarts in the middle of the resize: it reads the record and the pod
+    # again, asks nothing twice and loses nothing.
+    cl.operator.stop()
+    cl.start()
+    wait_reconciles(cl.operator, IP, "rightsize", 2, 90)
+    assert cl.state(IP, "deferred") == ("Applied", "Resizing")
+    assert sum(r == "PodsResized" for _, r, _ in cl.events(IP, "deferred")) == 1
+    assert sum(r == "ResourcesApplied" for _, r, _ in cl.events(IP, "deferred")) == 1
     # Room frees up on the node: the kubelet retries the resize and it lands.
     name = cl.pods(IP, "deferred")[0]["metadata"]["name"]
     client.CoreV1Api(cl.api).patch_namespaced_pod(
