@@ -61,6 +61,9 @@ class ConditionType(StrEnum):
     INSUFFICIENT_DATA = "InsufficientData"
     CONFLICT = "Conflict"
     AUTO_APPLY_BLOCKED = "AutoApplyBlocked"
+    IN_PLACE_RESIZE = "InPlaceResize"
+    """Apply mode with an in-place method: whether the cluster serves ``pods/resize``
+    (False: what the method falls back to, in the message)."""
 
 
 class RecommendationState(StrEnum):
@@ -93,6 +96,10 @@ class EventReason(StrEnum):
     RECONCILE_FAILED = "ReconcileFailed"
     RESOURCES_APPLIED = "ResourcesApplied"
     ROLLOUT_FAILED = "RolloutFailed"
+    PODS_RESIZED = "PodsResized"
+    """Running pods of the workload resized in place (their names in the message)."""
+    RESIZE_FAILED = "ResizeFailed"
+    """A container OOM-killed after an in-place resize: the previous values are back."""
 
 
 class HoldReason(StrEnum):
@@ -112,3 +119,14 @@ class HoldReason(StrEnum):
     APPLY_REJECTED = "ApplyRejected"
     REVERT_FAILED = "RevertFailed"
     SOURCE_UNAVAILABLE = "SourceUnavailable"
+    IN_PLACE_UNAVAILABLE = "InPlaceUnavailable"
+    """Method ``InPlace`` where the cluster does not serve ``pods/resize``."""
+    RESIZE_INFEASIBLE = "ResizeInfeasible"
+    """The kubelet answered ``PodResizePending`` ``Infeasible`` (or ``Deferred`` longer
+    than the policy's bound), and the method allows no rollout (or the guardrails do not)."""
+    RESIZE_ERROR = "ResizeError"
+    """The kubelet answered ``PodResizeInProgress`` ``Error``."""
+    QOS_CLASS_WOULD_CHANGE = "QoSClassWouldChange"
+    """An in-place resize would change a pod's QoS class: not made."""
+    RESIZING = "Resizing"
+    """An in-place resize of ours is still going on (pods asked, not all in force)."""

@@ -55,6 +55,7 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("apps", "daemonsets"): {"get", "list", "watch", "patch"},
     ("apps", "replicasets"): {"list"},
     ("", "pods"): {"list"},
+    ("", "pods/resize"): {"patch"},
     ("autoscaling", "horizontalpodautoscalers"): {"list", "watch"},
     ("", "namespaces"): {"list", "watch"},
     ("", "limitranges"): {"list", "watch"},

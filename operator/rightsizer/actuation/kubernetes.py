@@ -6,8 +6,10 @@ from collections.abc import Mapping
 
 from kubernetes import client
 from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
 
 from rightsizer import names
+from rightsizer.actuation.resources import WriteRejectedError, api_message
 from rightsizer.model.workloads import WorkloadInfo, apps_api_method
 
 
@@ -35,3 +37,44 @@ def write_policy_status(
         names.GROUP, names.VERSION, namespace, names.POLICY_PLURAL, name, {"status": dict(status)},
         _content_type="application/merge-patch+json", _request_timeout=STATUS_WRITE_TIMEOUT_S,
     )  # fmt: skip
+
+
+class AnnotateConflictError(RuntimeError):
+    """The workload changed since it was read (HTTP 409): decide again on the fresh one."""
+
+
+def annotate_checked(
+    api: ApiClient,
+    workload: WorkloadInfo,
+    annotations: Mapping[str, str | None],
+    resource_version: str = "",
+) -> None:
+    """Merge-patch the workload's own annotations (None removes one; never the pod
+    template, so nothing rolls). With ``resource_version``, only if the workload is still
+    as it was read (else ``AnnotateConflictError``); ``WriteRejectedError`` when refused."""
+    metadata: dict[str, object] = {"annotations": dict(annotations)}
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
+    patcher = getattr(client.AppsV1Api(api), apps_api_method("patch", workload.kind))
+    try:
+        patcher(
+            workload.name, workload.namespace, {"metadata": metadata},
+            _content_type="application/merge-patch+json", _request_timeout=(5, 30),
+        )  # fmt: skip
+    except ApiException as exc:
+        if exc.status == 409:
+            raise AnnotateConflictError(api_message(exc)) from None
+        raise WriteRejectedError(f"HTTP {exc.status}: {api_message(exc)}") from None
+
+
+def namespace_opted_in(api: ApiClient, namespace: str) -> bool:
+    """The namespace's opt-in label as the API server has it now (read right before a
+    write; a list by name, as the operator may list namespaces but not get them)."""
+    found = client.CoreV1Api(api).list_namespace(
+        field_selector=f"metadata.name={namespace}", _request_timeout=(5, 30)
+    )
+    return any(
+        ((ns.metadata.labels if ns.metadata else None) or {}).get(names.AUTO_APPLY_LABEL)
+        == names.AUTO_APPLY_ENABLED
+        for ns in found.items or []
+    )

@@ -25,6 +25,9 @@ class AppliedRecord:
     previous: Mapping[str, tuple[Resources, Resources]]
     """Container → (requests, limits) before the write."""
     applied: Mapping[str, tuple[Resources, Resources]]
+    method: str = "Rollout"
+    """How it was written: ``Rollout`` (the pod template) or ``InPlace`` (the workload's
+    ``rightsizer.dev/pod-resources`` annotation and its running pods' ``resize``)."""
 
 
 def _res_json(r: Resources) -> dict[str, int]:
@@ -50,6 +53,7 @@ def record_json(record: AppliedRecord) -> dict[str, Any]:
         "policy": record.policy, "generation": record.generation, "time": record.time_s,
         "state": record.state, "reason": record.reason,
         "previous": pairs(record.previous), "applied": pairs(record.applied),
+        **({"method": record.method} if record.method != "Rollout" else {}),
     }  # fmt: skip
 
 
@@ -65,6 +69,7 @@ def parse_record(data: Mapping[str, Any]) -> AppliedRecord | None:
             policy=str(data["policy"]), generation=int(data["generation"]),
             time_s=float(data["time"]), state=str(data["state"]), reason=str(data["reason"]),
             previous=pairs(data.get("previous") or {}), applied=pairs(data.get("applied") or {}),
+            method=str(data.get("method", "Rollout")),
         )  # fmt: skip
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

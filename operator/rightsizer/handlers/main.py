@@ -32,6 +32,7 @@ from prometheus_client import start_http_server
 
 from rightsizer import __version__, names
 from rightsizer.actuation import kubernetes as kube_writes
+from rightsizer.actuation import pods as pod_writes
 from rightsizer.actuation import resources
 from rightsizer.controller import autoapply
 from rightsizer.controller import observability as obs
@@ -51,6 +52,7 @@ from rightsizer.handlers.caches import Caches
 from rightsizer.handlers.pools import ReconcilePools
 from rightsizer.handlers.settings import settings_from_env, tick_s_from_env
 from rightsizer.history import store
+from rightsizer.model.inplace import UpdateMethod
 from rightsizer.model.workloads import PolicyInfo, WorkloadInfo
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
 from rightsizer.sources import kubernetes_api, metrics_server, prometheus_policy
@@ -517,9 +519,10 @@ def _auto_apply(
 ) -> dict[str, Any] | None:  # fmt: skip
     """Apply mode's pass; returns the status to write (None: nothing changed)."""
     try:
-        settings = parse_policy_spec(dict(t.spec)).update.settings
+        update = parse_policy_spec(dict(t.spec)).update
     except PolicyError:
         return new_status
+    settings = update.settings
     api: client.ApiClient = memo.api
     stored = stored_entries(recommendation_objects.existing(view.indexes, t.namespace), t.uid)
     previous_states = told_states(stored, runtime.apply_states)
@@ -532,12 +535,21 @@ def _auto_apply(
             quotas=view.of_kind("resourcequotas", t.namespace), limit_ranges=view.limit_ranges,
             previous_states=previous_states, now_s=t.now_s, source_ok=runtime.source_ok,
             watch=memo.rollout_watch, replay_events=not runtime.events_replayed,
+            method=update.method, in_place=update.in_place,
+            resize_served=update.method != UpdateMethod.ROLLOUT and _resize_served(memo),
         ),
         ports=autoapply.ApplyPorts(
             write=lambda plan, redecide: resources.write(api, plan, redecide),
             pods=lambda ns: resources.pods_of(api, ns),
             event=lambda event: _post(event, t.body),
             events=lambda ns, reason: _events(api, ns, reason),
+            annotate=lambda w, annotations, rv: kube_writes.annotate_checked(
+                api, w, annotations, rv
+            ),
+            resize=lambda pod, resize: pod_writes.resize_pod(
+                api, pod.namespace, pod.name, resize
+            ),
+            opted_in=lambda ns: kube_writes.namespace_opted_in(api, ns),
         ),
         pod_checks=runtime.pod_checks,
     )  # fmt: skip
@@ -560,7 +572,32 @@ def _auto_apply(
         t.logger.info(f"auto-apply: {result.writes} writes, {result.api_requests} API requests")
     if result.replayed_events:
         t.logger.info(f"auto-apply: posted {result.replayed_events} Events a restart had lost")
-    return status_after_pass(new_status, t.known, result.condition, (t.now_s, t.generation))
+    if result.pods_resized:
+        t.logger.info(f"auto-apply: {result.pods_resized} pods resized in place")
+    conditions = [result.condition, *result.conditions]
+    return status_after_pass(new_status, t.known, conditions, (t.now_s, t.generation))
+
+
+#: How long the answer to "does the cluster serve pods/resize?" is kept.
+RESIZE_DISCOVERY_TTL_S = 600.0
+
+
+def _resize_served(memo: kopf.Memo) -> bool:
+    """Whether the API server serves ``pods/resize``, asked at most every
+    ``RESIZE_DISCOVERY_TTL_S`` (a failed discovery keeps the last answer, else False)."""
+    known: tuple[float, bool] | None = getattr(memo, "resize_served", None)
+    now = time.monotonic()
+    if known is not None and now - known[0] < RESIZE_DISCOVERY_TTL_S:
+        return known[1]
+    try:
+        served = pod_writes.serves_resize(memo.api)
+    except Exception as exc:
+        operator_log.warning(f"pods/resize discovery failed ({type(exc).__name__})")
+        served = known[1] if known is not None else False
+        memo.resize_served = (now - RESIZE_DISCOVERY_TTL_S + 30.0, served)  # again in 30 s
+        return served
+    memo.resize_served = (now, served)
+    return served
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -57,6 +58,9 @@ class PodContainer:
     restart_on: frozenset[str] = frozenset()
     """Resources (``cpu``, ``memory``) whose change restarts this container."""
     restart_count: int = 0
+    oom_killed_s: float | None = None
+    """When the container last ended OOM-killed (None: it never did, as far as the
+    status tells)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class PodInfo:
     owner_uids: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     phase: str = ""
+    terminating: bool = False
+    """``metadata.deletionTimestamp`` is set."""
 
 
 def qos_class(containers: Iterable[ContainerResources]) -> QosClass:
@@ -218,6 +224,19 @@ def _container_resources(name: str, data: Mapping[str, Any] | None) -> Container
     )
 
 
+def _oom_killed_s(status: Mapping[str, Any] | None) -> float | None:
+    """When the container's current or last run ended OOM-killed (finishedAt)."""
+    for key in ("state", "lastState"):
+        ended = ((status or {}).get(key) or {}).get("terminated") or {}
+        if ended.get("reason") == "OOMKilled":
+            stamp = str(ended.get("finishedAt") or "")
+            try:
+                return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                return 0.0
+    return None
+
+
 def pod_info(body: Mapping[str, Any]) -> PodInfo:
     """What resize needs of a pod object (as the API returns it)."""
     meta = body.get("metadata") or {}
@@ -242,6 +261,7 @@ def pod_info(body: Mapping[str, Any]) -> PodInfo:
                     if p.get("restartPolicy") == RESTART_CONTAINER
                 ),
                 restart_count=int((reported or {}).get("restartCount") or 0),
+                oom_killed_s=_oom_killed_s(reported),
             )
         )
     qos = status.get("qosClass")
@@ -257,4 +277,5 @@ def pod_info(body: Mapping[str, Any]) -> PodInfo:
         owner_uids=tuple(str(o.get("uid")) for o in meta.get("ownerReferences") or []),
         labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
         phase=str(status.get("phase") or ""),
+        terminating=bool(meta.get("deletionTimestamp")),
     )

@@ -22,6 +22,7 @@ from rightsizer.engine.strategies import (
     profile_overrides,
 )
 from rightsizer.guardrails.apply import ApplySettings
+from rightsizer.model.inplace import InPlaceLimits, UpdateMethod
 from rightsizer.policy.matchers import validate_matchers
 
 
@@ -94,6 +95,9 @@ class UpdatePolicy:
     mode: UpdateMode = UpdateMode.RECOMMEND
     settings: ApplySettings = field(default_factory=ApplySettings)
     """Minimum change (also for Annotate mode) and Apply mode's guardrail settings."""
+    method: UpdateMethod = UpdateMethod.ROLLOUT
+    """How Apply mode writes (``docs/design.md``, "In-place resize")."""
+    in_place: InPlaceLimits = field(default_factory=InPlaceLimits)
 
 
 @dataclass(frozen=True)
@@ -259,8 +263,22 @@ def _update(update: Mapping[str, Any]) -> UpdatePolicy:
         update_mode = UpdateMode(mode)
     except ValueError:
         raise PolicyError(f"spec.update.mode: unknown mode {mode!r}") from None
+    method = update.get("method", UpdateMethod.ROLLOUT.value)
+    try:
+        update_method = UpdateMethod(method)
+    except ValueError:
+        raise PolicyError(f"spec.update.method: unknown method {method!r}") from None
+    in_place = update.get("inPlace") or {}
     return UpdatePolicy(
         mode=update_mode,
+        method=update_method,
+        in_place=InPlaceLimits(
+            max_pods_per_workload=max(1, int(in_place.get("maxPodsPerWorkload", 1))),
+            max_pods_per_namespace=max(1, int(in_place.get("maxPodsPerNamespace", 10))),
+            deferred_timeout_s=_duration(
+                in_place.get("deferredTimeout"), "spec.update.inPlace.deferredTimeout", 300.0
+            ),
+        ),
         settings=ApplySettings(
             min_change_percent=float(update.get("minChangePercent", 10)),
             cooldown_s=_duration(update.get("cooldown"), "spec.update.cooldown", 86400.0),

@@ -48,15 +48,16 @@ def merge_conditions(
 
 
 def status_after_pass(
-    new_status: Mapping[str, Any] | None, stored: Mapping[str, Any], condition: Condition,
-    when: tuple[float, int],
+    new_status: Mapping[str, Any] | None, stored: Mapping[str, Any],
+    condition: Condition | Sequence[Condition], when: tuple[float, int],
 ) -> dict[str, Any] | None:  # fmt: skip
     """This tick's new status (else nothing) with Apply mode's condition merged in; None
     when nothing changes what is stored. ``when``: the time and the policy generation the
     condition is for. (Each workload's state is on its recommendation object.)"""
     base = new_status if new_status is not None else stored
     now_s, generation = when
-    conditions = merge_conditions(base.get("conditions") or [], [condition], now_s, generation)
+    new = [condition] if isinstance(condition, Condition) else list(condition)
+    conditions = merge_conditions(base.get("conditions") or [], new, now_s, generation)
     if new_status is None and conditions == list(stored.get("conditions") or []):
         return None
     return {**(new_status or {}), "conditions": conditions}
