@@ -41,6 +41,7 @@ class Server:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+                done = False
                 with owner.lock:
                     owner.count += 1
                     owner.active += 1
@@ -52,6 +53,11 @@ class Server:
                         return
                     time.sleep(owner.delay_s)
                     body = json.dumps(owner.answer(form)).encode()
+                    # no longer held: the client may send its next query as soon as this
+                    # answer has reached it, before this thread gets to ``finally``
+                    with owner.lock:
+                        owner.active -= 1
+                        done = True
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
@@ -60,8 +66,9 @@ class Server:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 finally:
-                    with owner.lock:
-                        owner.active -= 1
+                    if not done:
+                        with owner.lock:
+                            owner.active -= 1
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -201,8 +201,15 @@ class PrometheusClient:
                 f"{self.config.max_response_bytes} bytes (the response size cap)",
                 SourceProblem.RESPONSE_TOO_LARGE,
             ) from None
-        except (SourceError, requests.exceptions.RequestException, OSError):
-            if watchdog.fired:  # what the aborted sockets made the request fail with
+        except (SourceError, requests.exceptions.RequestException, OSError) as exc:
+            # What the aborted sockets made the request fail with; or the socket timeout,
+            # when the deadline made it shorter than an attempt's and it fired first.
+            cut_by_deadline = (
+                isinstance(exc, SourceError)
+                and exc.problem is SourceProblem.TIMEOUT
+                and allowed_s < self.attempt_timeout_s
+            )
+            if watchdog.fired or cut_by_deadline:
                 raise SourceUnavailableError(
                     self._past_deadline(), SourceProblem.DEADLINE
                 ) from None
