@@ -113,6 +113,11 @@ class HeadroomSettings:
     """With at least this share of saturated samples, never go below the current request."""
     memory_window_s: float = 30 * DAY_S
     """Memory peaks (and OOM kills) older than this are forgotten (whole days)."""
+    memory_peak_half_life_s: float | None = None
+    """A decaying memory of peaks for the limit (None: off, the window's largest daily
+    peak): each day's peak weighs ``0.5 ^ (age / half-life)`` and the largest weighed
+    peak is the one the buffer multiplies (issue 18 item 2, idea (a); measured in
+    ``docs/quality.md``). Pair it with a longer ``memory_window_s`` (weeks)."""
     memory_margin: float = 0.15
     """Buffer on the memory peak once history is long (fraction)."""
     memory_confidence_margin: float = 1.0
@@ -172,6 +177,9 @@ class HeadroomSettings:
                 raise ValueError(f"{name} must be a finite number ≥ 0")  # fmt: skip
         if self.cpu_half_life_s <= 0:
             raise ValueError("the CPU half-life must be positive")
+        half_life = self.memory_peak_half_life_s
+        if half_life is not None and not (math.isfinite(half_life) and half_life > 0):
+            raise ValueError("the memory peak half-life must be positive")
         if self.memory_window_s < SLOT_S:
             raise ValueError("the memory window must be at least one day")
         if not 0 < self.saturation_fraction <= 1 or not 0 < self.saturation_share <= 1:
@@ -400,7 +408,8 @@ class HeadroomStrategy:
         cpu_lo = np.where(has_cpu, np.minimum(p50_m, cpu_m), 0)
         cpu_hi = np.where(has_cpu, max_m, 0)
 
-        peak = state.days.window_peak_bytes()
+        half_life = s.memory_peak_half_life_s
+        peak = state.days.window_peak_bytes(None if half_life is None else half_life / DAY_S)
         ooms = np.minimum(state.days.window_ooms(), s.max_oom_steps)
         confidence = s.memory_confidence_margin / np.maximum(days, MIN_HISTORY_DAYS)
         factor = (1.0 + s.memory_margin + confidence) * np.power(1.0 + s.oom_margin, ooms)
@@ -495,6 +504,8 @@ SETTINGS = [
             "this share of saturated samples keeps the current CPU request (default 0.01)"),
     Setting("memory_window", "settings", "memory_window_s", parse_duration_s,
             "memory peaks and OOM kills older than this are forgotten (default 30d)"),
+    Setting("memory_peak_half_life", "settings", "memory_peak_half_life_s", parse_duration_s,
+            "memory limit from a decaying memory of peaks with this half-life (default: off)"),
     Setting("memory_margin", "settings", "memory_margin", parse_non_negative,
             "memory limit: buffer on the peak, fraction (default 0.15)"),
     Setting("memory_confidence_margin", "settings", "memory_confidence_margin",
