@@ -18,6 +18,11 @@ it is first in line for eviction when the node runs short):
   this misses fewer days than a flat buffer of the same cost, while a buffer scaled by
   observed spikiness (past jumps over the running peak) misses more
   (``bench/bench_backtest_buffers.py``, ``docs/quality.md``);
+* with ``memory_peak_half_life`` (off by default), ``peak`` is a decaying memory of
+  peaks instead: the largest daily peak weighed by ``0.5 ^ (age / half-life)``. Measured
+  with hysteresis on the Bitbrains halves: a little less GiB-hours by limit at equal OOM
+  days on the tuning half, not no-worse than the default on the held-out half
+  (``bench/bench_peak_memory.py``, ``docs/quality.md``);
 * **request** = the ``memory_request_percentile`` of the daily peaks (p90: what the
   container reaches on nine days out of ten), never above the limit. With 100 the
   request is the limit (Guaranteed memory). A limit policy may give a higher limit,
