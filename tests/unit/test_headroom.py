@@ -155,6 +155,20 @@ def test_one_day_of_history_doubles_the_buffer() -> None:
     assert rec.limits.memory_bytes == math.ceil(GIB * 2.15 / MIB) * MIB
 
 
+def test_the_confidence_buffer_narrows_with_a_power_of_the_history() -> None:
+    peaks = [1.0, 1.0, 1.0, 1.0, 1.0]  # 4 days from first to last
+    default = recommend(daily_peaks(peaks))
+    assert default.upper_bound.memory_bytes == math.ceil(GIB * (1.15 + 1 / 4) / MIB) * MIB
+    slow = HeadroomSettings(memory_confidence_power=0.5)
+    rec = recommend(daily_peaks(peaks, settings=slow))
+    assert rec.upper_bound.memory_bytes == math.ceil(GIB * (1.15 + 1 / 2) / MIB) * MIB
+    fast = HeadroomSettings(memory_confidence_power=2)
+    rec = recommend(daily_peaks(peaks, settings=fast))
+    assert rec.upper_bound.memory_bytes == math.ceil(GIB * (1.15 + 1 / 16) / MIB) * MIB
+    with pytest.raises(SettingsError):
+        build_strategy("headroom", {"memory_confidence_power": "0"})
+
+
 def test_peaks_older_than_the_window_are_forgotten() -> None:
     state = daily_peaks([10] + [1] * 40)
     rec = recommend(state)

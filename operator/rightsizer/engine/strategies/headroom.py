@@ -127,6 +127,10 @@ class HeadroomSettings:
     """Buffer on the memory peak once history is long (fraction)."""
     memory_confidence_margin: float = 1.0
     """Extra buffer ÷ days of history (1.0: +100 % after one day, +10 % after ten)."""
+    memory_confidence_power: float = 1.0
+    """…÷ days of history to this power (1: as above; below 1 the buffer narrows more
+    slowly, above 1 faster — idea (c) of issue 18 item 2; neither won on the Bitbrains
+    tuning half, ``docs/quality.md``)."""
     oom_margin: float = 0.1
     """Extra buffer factor per OOM kill in the window."""
     max_oom_steps: int = 5
@@ -180,6 +184,8 @@ class HeadroomSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number ≥ 0")  # fmt: skip
+        if not (math.isfinite(self.memory_confidence_power) and self.memory_confidence_power > 0):
+            raise ValueError("memory_confidence_power must be positive")
         if self.cpu_half_life_s <= 0:
             raise ValueError("the CPU half-life must be positive")
         half_life = self.memory_peak_half_life_s
@@ -416,7 +422,8 @@ class HeadroomStrategy:
         half_life = s.memory_peak_half_life_s
         peak = state.days.window_peak_bytes(None if half_life is None else half_life / DAY_S)
         ooms = np.minimum(state.days.window_ooms(), s.max_oom_steps)
-        confidence = s.memory_confidence_margin / np.maximum(days, MIN_HISTORY_DAYS)
+        history = np.maximum(days, MIN_HISTORY_DAYS) ** s.memory_confidence_power
+        confidence = s.memory_confidence_margin / history
         factor = (1.0 + s.memory_margin + confidence) * np.power(1.0 + s.oom_margin, ooms)
         has_mem = peak > 0
         floor_b = s.min_memory_bytes
@@ -515,6 +522,8 @@ SETTINGS = [
             "memory limit: buffer on the peak, fraction (default 0.15)"),
     Setting("memory_confidence_margin", "settings", "memory_confidence_margin",
             parse_non_negative, "memory limit: extra buffer ÷ days of history (default 1.0)"),
+    Setting("memory_confidence_power", "settings", "memory_confidence_power", parse_float,
+            "memory limit: the extra buffer ÷ days of history to this power (default 1)"),
     Setting("memory_request_percentile", "settings", "memory_request_percentile",
             parse_percent_as_fraction,
             "memory request = this percentile of daily peaks; 100: request = limit (default 90)"),
