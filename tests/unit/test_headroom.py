@@ -120,9 +120,11 @@ def test_cpu_at_its_limit_keeps_the_current_request() -> None:
 
 
 # -- memory ---------------------------------------------------------------------------
-def daily_peaks(peaks_gib: list[float], start_day: int = 100) -> HeadroomUsage:
+def daily_peaks(
+    peaks_gib: list[float], start_day: int = 100, settings: HeadroomSettings | None = None
+) -> HeadroomUsage:
     """One sample at noon of consecutive days with the given memory."""
-    state = HeadroomUsage()
+    state = HeadroomUsage(settings)
     for i, peak in enumerate(peaks_gib):
         state.add(usage([(start_day + i) * DAY + DAY / 2], [0.1], [peak * GIB]))
     return state
@@ -153,11 +155,53 @@ def test_one_day_of_history_doubles_the_buffer() -> None:
     assert rec.limits.memory_bytes == math.ceil(GIB * 2.15 / MIB) * MIB
 
 
+def test_the_confidence_buffer_narrows_with_a_power_of_the_history() -> None:
+    peaks = [1.0, 1.0, 1.0, 1.0, 1.0]  # 4 days from first to last
+    default = recommend(daily_peaks(peaks))
+    assert default.upper_bound.memory_bytes == math.ceil(GIB * (1.15 + 1 / 4) / MIB) * MIB
+    slow = HeadroomSettings(memory_confidence_power=0.5)
+    rec = recommend(daily_peaks(peaks, settings=slow))
+    assert rec.upper_bound.memory_bytes == math.ceil(GIB * (1.15 + 1 / 2) / MIB) * MIB
+    fast = HeadroomSettings(memory_confidence_power=2)
+    rec = recommend(daily_peaks(peaks, settings=fast))
+    assert rec.upper_bound.memory_bytes == math.ceil(GIB * (1.15 + 1 / 16) / MIB) * MIB
+    with pytest.raises(SettingsError):
+        build_strategy("headroom", {"memory_confidence_power": "0"})
+
+
 def test_peaks_older_than_the_window_are_forgotten() -> None:
     state = daily_peaks([10] + [1] * 40)
     rec = recommend(state)
     assert rec.upper_bound.memory_bytes == math.ceil(GIB * (1.15 + 1 / 40) / MIB) * MIB
     assert rec.peak_memory_bytes == 10 * GIB  # the all-time peak is still reported
+
+
+def test_a_decaying_memory_of_peaks_weighs_each_day_by_its_age() -> None:
+    peaks = [8.0] + [1.0] * 14 + [2.0]  # a spike 15 days ago, yesterday's 1, today's 2
+    settings = HeadroomSettings(memory_peak_half_life_s=15 * DAY)
+    rec = recommend(daily_peaks(peaks, settings=settings))
+    days = 15.0
+    # the spike weighs half (8 × 0.5 = 4 GiB): still above today's 2 GiB
+    assert rec.upper_bound.memory_bytes == math.ceil(4 * GIB * (1.15 + 1 / days) / MIB) * MIB
+    # without decay the line is the window's peak, 8 GiB
+    plain = recommend(daily_peaks(peaks))
+    assert plain.upper_bound.memory_bytes == math.ceil(8 * GIB * (1.15 + 1 / days) / MIB) * MIB
+    # with a short half-life today's 2 GiB (age 0, weight 1) is the largest weighed peak
+    short = HeadroomSettings(memory_peak_half_life_s=2 * DAY)
+    rec = recommend(daily_peaks(peaks, settings=short))
+    assert rec.upper_bound.memory_bytes == math.ceil(2 * GIB * (1.15 + 1 / days) / MIB) * MIB
+    assert rec.peak_memory_bytes == 8 * GIB  # the all-time peak is still reported
+
+
+def test_the_peak_half_life_is_a_setting_and_off_by_default() -> None:
+    assert HeadroomSettings().memory_peak_half_life_s is None
+    strategy, _ = build_strategy("headroom", {"memory_peak_half_life": "3w"})
+    assert isinstance(strategy, HeadroomStrategy)
+    assert strategy.settings.memory_peak_half_life_s == 21 * DAY
+    with pytest.raises(SettingsError):
+        build_strategy("headroom", {"memory_peak_half_life": "0"})
+    with pytest.raises(ValueError, match="half-life must be positive"):
+        HeadroomSettings(memory_peak_half_life_s=-DAY)
 
 
 def test_an_oom_bumps_the_peak_and_widens_the_buffer() -> None:

@@ -99,12 +99,19 @@ class DailyPeaks:
         np.add.at(self.ooms, (rows, columns), 1.0)
 
     # -- reading ------------------------------------------------------------------------
-    def window_peak_bytes(self) -> FloatArray:
-        """The memory peak (OOM bumps included) over the window, 0 without samples."""
+    def window_peak_bytes(self, half_life_days: float | None = None) -> FloatArray:
+        """The memory peak (OOM bumps included) over the window, 0 without samples. With
+        ``half_life_days``, a decaying memory of peaks: each day's peak weighs
+        ``0.5 ^ (age / half_life_days)`` (the newest day, age 0, weighs 1) and the
+        largest weighed peak is returned."""
         if self.peak_bytes.shape[0] == 0:
             return np.zeros(0)
-        result: FloatArray = self.peak_bytes.max(axis=1)
-        return result
+        if half_life_days is None:
+            result: FloatArray = self.peak_bytes.max(axis=1)
+            return result
+        age = np.maximum(self.current_day()[:, None] - self.day, 0)
+        weighed: FloatArray = (self.peak_bytes * np.power(0.5, age / half_life_days)).max(axis=1)
+        return weighed
 
     def percentile(self, fraction: float) -> FloatArray:
         """Per container, the ``fraction`` percentile (lower value, no interpolation) of

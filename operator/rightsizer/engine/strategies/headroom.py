@@ -18,6 +18,11 @@ it is first in line for eviction when the node runs short):
   this misses fewer days than a flat buffer of the same cost, while a buffer scaled by
   observed spikiness (past jumps over the running peak) misses more
   (``bench/bench_backtest_buffers.py``, ``docs/quality.md``);
+* with ``memory_peak_half_life`` (off by default), ``peak`` is a decaying memory of
+  peaks instead: the largest daily peak weighed by ``0.5 ^ (age / half-life)``. Measured
+  with hysteresis on the Bitbrains halves: a little less GiB-hours by limit at equal OOM
+  days on the tuning half, not no-worse than the default on the held-out half
+  (``bench/bench_peak_memory.py``, ``docs/quality.md``);
 * **request** = the ``memory_request_percentile`` of the daily peaks (p90: what the
   container reaches on nine days out of ten), never above the limit. With 100 the
   request is the limit (Guaranteed memory). A limit policy may give a higher limit,
@@ -113,10 +118,19 @@ class HeadroomSettings:
     """With at least this share of saturated samples, never go below the current request."""
     memory_window_s: float = 30 * DAY_S
     """Memory peaks (and OOM kills) older than this are forgotten (whole days)."""
+    memory_peak_half_life_s: float | None = None
+    """A decaying memory of peaks for the limit (None: off, the window's largest daily
+    peak): each day's peak weighs ``0.5 ^ (age / half-life)`` and the largest weighed
+    peak is the one the buffer multiplies (issue 18 item 2, idea (a); measured in
+    ``docs/quality.md``). Pair it with a longer ``memory_window_s`` (weeks)."""
     memory_margin: float = 0.15
     """Buffer on the memory peak once history is long (fraction)."""
     memory_confidence_margin: float = 1.0
     """Extra buffer ÷ days of history (1.0: +100 % after one day, +10 % after ten)."""
+    memory_confidence_power: float = 1.0
+    """…÷ days of history to this power (1: as above; below 1 the buffer narrows more
+    slowly, above 1 faster — idea (c) of issue 18 item 2; neither won on the Bitbrains
+    tuning half, ``docs/quality.md``)."""
     oom_margin: float = 0.1
     """Extra buffer factor per OOM kill in the window."""
     max_oom_steps: int = 5
@@ -170,8 +184,13 @@ class HeadroomSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number ≥ 0")  # fmt: skip
+        if not (math.isfinite(self.memory_confidence_power) and self.memory_confidence_power > 0):
+            raise ValueError("memory_confidence_power must be positive")
         if self.cpu_half_life_s <= 0:
             raise ValueError("the CPU half-life must be positive")
+        half_life = self.memory_peak_half_life_s
+        if half_life is not None and not (math.isfinite(half_life) and half_life > 0):
+            raise ValueError("the memory peak half-life must be positive")
         if self.memory_window_s < SLOT_S:
             raise ValueError("the memory window must be at least one day")
         if not 0 < self.saturation_fraction <= 1 or not 0 < self.saturation_share <= 1:
@@ -400,9 +419,11 @@ class HeadroomStrategy:
         cpu_lo = np.where(has_cpu, np.minimum(p50_m, cpu_m), 0)
         cpu_hi = np.where(has_cpu, max_m, 0)
 
-        peak = state.days.window_peak_bytes()
+        half_life = s.memory_peak_half_life_s
+        peak = state.days.window_peak_bytes(None if half_life is None else half_life / DAY_S)
         ooms = np.minimum(state.days.window_ooms(), s.max_oom_steps)
-        confidence = s.memory_confidence_margin / np.maximum(days, MIN_HISTORY_DAYS)
+        history = np.maximum(days, MIN_HISTORY_DAYS) ** s.memory_confidence_power
+        confidence = s.memory_confidence_margin / history
         factor = (1.0 + s.memory_margin + confidence) * np.power(1.0 + s.oom_margin, ooms)
         has_mem = peak > 0
         floor_b = s.min_memory_bytes
@@ -495,10 +516,14 @@ SETTINGS = [
             "this share of saturated samples keeps the current CPU request (default 0.01)"),
     Setting("memory_window", "settings", "memory_window_s", parse_duration_s,
             "memory peaks and OOM kills older than this are forgotten (default 30d)"),
+    Setting("memory_peak_half_life", "settings", "memory_peak_half_life_s", parse_duration_s,
+            "memory limit from a decaying memory of peaks with this half-life (default: off)"),
     Setting("memory_margin", "settings", "memory_margin", parse_non_negative,
             "memory limit: buffer on the peak, fraction (default 0.15)"),
     Setting("memory_confidence_margin", "settings", "memory_confidence_margin",
             parse_non_negative, "memory limit: extra buffer ÷ days of history (default 1.0)"),
+    Setting("memory_confidence_power", "settings", "memory_confidence_power", parse_float,
+            "memory limit: the extra buffer ÷ days of history to this power (default 1)"),
     Setting("memory_request_percentile", "settings", "memory_request_percentile",
             parse_percent_as_fraction,
             "memory request = this percentile of daily peaks; 100: request = limit (default 90)"),
