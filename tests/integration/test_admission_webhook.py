@@ -29,9 +29,9 @@ from kubernetes.client.exceptions import ApiException
 
 from rightsizer import names
 from rightsizer.handlers.webhook import HANDLER_ID
-from tests.integration.test_operator_e2e import GROUP, PLURAL, VERSION, install_crd
+from tests.integration.test_operator_e2e import GROUP, PLURAL, RSR, VERSION, install_crd
 from tests.integration.waiting import wait_for
-from tests.sandbox import OperatorProcess, free_port
+from tests.sandbox import KubeAccess, OperatorProcess, free_port
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -139,27 +139,33 @@ def deployment(name: str, resources: dict[str, Any], sized: dict[str, Any],
     }  # fmt: skip
 
 
-def policy() -> dict[str, Any]:
+def policy(*, live: bool = False) -> dict[str, Any]:
     """Apply mode, reading nothing (its Prometheus is not on the operator's allow-list):
-    it never writes; the webhook only needs it to exist in Apply mode."""
+    it never writes; the webhook only needs it to exist in Apply mode. ``live``: reading
+    metrics-server instead, every few seconds — too little history to apply anything, but
+    its workloads get recommendation objects (InsufficientData)."""
+    source: dict[str, Any] = {"metricsServer": {"enabled": live}}
+    if not live:
+        source["prometheus"] = {"url": "http://127.0.0.1:9/"}
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "RightSizePolicy",
         "metadata": {"name": "sizer"},
         "spec": {
             "targets": {"kinds": ["Deployment"]},
-            "source": {"prometheus": {"url": "http://127.0.0.1:9/"},
-                       "metricsServer": {"enabled": False}},
+            "source": source,
             "update": {"mode": "Apply"},
-            "reconcileInterval": "1h",
+            "reconcileInterval": "3s" if live else "1h",
         },
     }  # fmt: skip
 
 
-def setup_namespace(api: ApiClient, ns: str, *deployments: dict[str, Any]) -> None:
+def setup_namespace(
+    api: ApiClient, ns: str, *deployments: dict[str, Any], live: bool = False
+) -> None:
     """The policy, then the Deployments (no pods yet), then a status on the policy: the
     operator's caches have listed everything once (its ticks wait for that)."""
     custom: Any = client.CustomObjectsApi(api)
-    custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, policy())
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, policy(live=live))
     for body in deployments:
         client.AppsV1Api(api).create_namespaced_deployment(ns, body)
 
@@ -245,6 +251,40 @@ def test_a_new_pod_gets_the_workloads_pod_resources(served: Webhook, k8s_api: Ap
         assert app(pod) == guaranteed
         assert pod["status"]["qosClass"] == "Guaranteed"
         assert "QoS class would change from Guaranteed to Burstable" in (note(pod) or "")
+    finally:
+        client.CoreV1Api(k8s_api).delete_namespace(ns)
+
+
+def test_the_recommendation_object_shows_the_drift(
+    served: Webhook, k8s_api: ApiClient, metrics_server: KubeAccess
+) -> None:
+    """Template, applied values and pods per set of values, from the real pods (sized by
+    the webhook here, as the in-place path would)."""
+    ns = namespace(k8s_api, served.scope, opted_in=True)
+    setup_namespace(k8s_api, ns, deployment("web", TEMPLATE, SIZED), live=True)
+    custom: Any = client.CustomObjectsApi(k8s_api)
+    try:
+        scale(k8s_api, ns, "web", 2)
+
+        def drift() -> Any:
+            try:
+                obj = custom.get_namespaced_custom_object(GROUP, VERSION, ns, RSR, "deployment-web")
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            containers = {c["name"]: c for c in (obj.get("status") or {}).get("containers", [])}
+            entry = (containers.get("app") or {}).get("drift") or {}
+            running = entry.get("running") or []
+            return entry if sum(r["pods"] for r in running) == 2 else None
+
+        entry = wait_for("the drift of deployment-web", drift, 120, hint=served.operator.hint)
+        assert entry["template"] == TEMPLATE
+        assert entry["applied"] == SIZED
+        assert entry["running"] == [
+            {"requests": SIZED["requests"], "limits": TEMPLATE["limits"], "pods": 2,
+             "matches": "Applied"},
+        ]  # fmt: skip
     finally:
         client.CoreV1Api(k8s_api).delete_namespace(ns)
 
