@@ -255,6 +255,26 @@ def test_a_new_pod_gets_the_workloads_pod_resources(served: Webhook, k8s_api: Ap
         client.CoreV1Api(k8s_api).delete_namespace(ns)
 
 
+def test_values_the_limitrange_refuses_are_not_set_and_the_pod_is_created(
+    served: Webhook, k8s_api: ApiClient
+) -> None:
+    """The API server's LimitRanger (after the webhook) would refuse 120m under a 200m
+    minimum: the pod is created with its template's values and the note says why."""
+    ns = namespace(k8s_api, served.scope, opted_in=True)
+    client.CoreV1Api(k8s_api).create_namespaced_limit_range(ns, {
+        "metadata": {"name": "floor"},
+        "spec": {"limits": [{"type": "Container", "min": {"cpu": "200m"}}]},
+    })  # fmt: skip
+    setup_namespace(k8s_api, ns, deployment("web", TEMPLATE, SIZED,
+                                            sidecar={"requests": {"cpu": "200m"}}))  # fmt: skip
+    try:
+        [pod] = scale(k8s_api, ns, "web", 1)
+        assert app(pod) == TEMPLATE
+        assert "cpu below the LimitRange's Container min" in (note(pod) or "")
+    finally:
+        client.CoreV1Api(k8s_api).delete_namespace(ns)
+
+
 def test_the_recommendation_object_shows_the_drift(
     served: Webhook, k8s_api: ApiClient, metrics_server: KubeAccess
 ) -> None:

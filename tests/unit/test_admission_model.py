@@ -4,11 +4,14 @@ what it changes, and when it keeps the template's values."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from rightsizer import names
+from rightsizer.engine.policy import LimitRangeItem
+from rightsizer.engine.recommendation import Resources
 from rightsizer.model.admission import (
     Owner,
     PodResourcesError,
@@ -181,3 +184,19 @@ def test_unset_values_are_added() -> None:
                       facts({"app": {"requests": {"cpu": "100m", "memory": "64Mi"}}}))  # fmt: skip
     assert decision.containers[0]["resources"]["requests"] == {"cpu": "100m", "memory": "64Mi"}
     assert "memory request unset→64Mi" in decision.note
+
+
+def test_values_a_limitrange_would_refuse_keep_the_template_values() -> None:
+    """The API server's LimitRanger runs after the webhook: a value outside its bounds
+    would refuse the pod, so the pod keeps its template's values."""
+    given = pod(container("app", {"cpu": "500m", "memory": "1Gi"}))
+    sized = {"app": {"requests": {"cpu": "120m", "memory": "310Mi"}}}
+    floor = LimitRangeItem("Container", min=Resources(200, None))
+    decision = decide(given, replace(facts(sized), limit_ranges=[floor]))
+    assert not decision.changed
+    assert decision.note.startswith("skipped: container app's request: cpu below the LimitRange")
+    pod_cap = LimitRangeItem("Pod", max=Resources(None, 256 * 2**20))
+    capped = decide(given, replace(facts(sized), limit_ranges=[pod_cap]))
+    assert "the pod's requests: memory above the LimitRange's Pod max" in capped.note
+    roomy = LimitRangeItem("Container", min=Resources(100, None), max=Resources(4000, 2**32))
+    assert decide(given, replace(facts(sized), limit_ranges=[roomy])).changed

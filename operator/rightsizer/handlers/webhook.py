@@ -102,7 +102,7 @@ def start(settings: kopf.OperatorSettings, api: ApiClient, webhook: WebhookSetti
 
 
 def _facts(
-    caches: Caches | None, namespace: str, meta: Mapping[str, Any], policies: kopf.Index[str, Any]
+    caches: Caches | None, namespace: str, meta: Mapping[str, Any], indexes: Mapping[str, Any]
 ) -> WorkloadFacts | None:
     owner = owner_of(meta)
     if owner is None or caches is None or not caches.synced():
@@ -113,9 +113,10 @@ def _facts(
         return None
     modes = {
         p.name: str((p.spec.get("update") or {}).get("mode") or "Recommend")
-        for p in policies.get(namespace, [])
+        for p in indexes["policies"].get(namespace, [])
     }
-    return WorkloadFacts(workload.annotations, workload.selector, modes)
+    limits = [item for items in indexes["limitranges"].get(namespace, []) for item in items]
+    return WorkloadFacts(workload.annotations, workload.selector, modes, limits)
 
 
 def size_pod(
@@ -123,16 +124,15 @@ def size_pod(
 ) -> None:
     """Sets the pod's containers' requests and limits to its workload's pod-resources and
     notes what it changed; anything unexpected leaves the pod alone. ``indexes``: Kopf's
-    (``policies``, ``namespaces``: ``main.py``)."""
+    (``policies``, ``namespaces``, ``limitranges``: ``main.py``)."""
     try:
-        policies: kopf.Index[str, Any] = indexes["policies"]
         namespaces: kopf.Index[str, dict[str, str]] = indexes["namespaces"]
         ns = namespace or ""
         labels = next(iter(namespaces.get(ns, [])), {})
         if labels.get(names.AUTO_APPLY_LABEL) != names.AUTO_APPLY_ENABLED:
             return  # the configuration's namespaceSelector should have kept it away
         meta = body.get("metadata") or {}
-        decision = decide(body, _facts(getattr(memo, "caches", None), ns, meta, policies))
+        decision = decide(body, _facts(getattr(memo, "caches", None), ns, meta, indexes))
         if decision.changed:
             containers = list((body.get("spec") or {}).get("containers") or [])
             for index, container in decision.containers.items():

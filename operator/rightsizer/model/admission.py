@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rightsizer import names
+from rightsizer.engine.policy import LimitRangeItem
+from rightsizer.engine.recommendation import Resources
 from rightsizer.model.pods import qos_class
 from rightsizer.model.workloads import ContainerResources, parse_resources
 from rightsizer.quantity import QuantityError, cpu_millicores, memory_bytes
@@ -112,6 +114,9 @@ class WorkloadFacts:
     selector: Mapping[str, str]
     policy_modes: Mapping[str, str] = field(default_factory=dict)
     """Policies of the namespace → their ``spec.update.mode``."""
+    limit_ranges: Sequence[LimitRangeItem] = ()
+    """The namespace's LimitRange items: values outside their min/max would make the
+    API server refuse the pod."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,9 @@ def decide(pod: Mapping[str, Any], facts: WorkloadFacts | None) -> AdmissionDeci
                     note=f"skipped: container {c.name}: the {resource} request would exceed "
                     f"its limit{by}"
                 )
+    outside = _outside_limit_ranges(after, facts.limit_ranges)
+    if outside:
+        return AdmissionDecision(note=f"skipped: {outside}{by}")
     template_class, new_class = qos_class(before), qos_class(after)
     if new_class != template_class:
         return AdmissionDecision(
@@ -208,3 +216,44 @@ def decide(pod: Mapping[str, Any], facts: WorkloadFacts | None) -> AdmissionDeci
             f"{new_class}{by}"
         )
     return AdmissionDecision(containers=changed, note=" | ".join(notes) + by)
+
+
+def _outside(values: Resources, item: LimitRangeItem, what: str) -> str:
+    for attr, resource in (("cpu_millicores", "cpu"), ("memory_bytes", "memory")):
+        value = getattr(values, attr)
+        low, high = getattr(item.min, attr), getattr(item.max, attr)
+        if value is None:
+            continue
+        if low is not None and value < low:
+            return f"{what}: {resource} below the LimitRange's {item.type} min"
+        if high is not None and value > high:
+            return f"{what}: {resource} above the LimitRange's {item.type} max"
+    return ""
+
+
+def _total(values: Sequence[Resources]) -> Resources:
+    def add(attr: str) -> int | None:
+        known = [getattr(v, attr) for v in values if getattr(v, attr) is not None]
+        return sum(known) if known else None
+
+    return Resources(add("cpu_millicores"), add("memory_bytes"))
+
+
+def _outside_limit_ranges(
+    containers: Sequence[ContainerResources], items: Sequence[LimitRangeItem]
+) -> str:
+    """Why the API server's LimitRanger would refuse these values (empty: it would not)."""
+    for item in items:
+        if item.type == "Container":
+            for c in containers:
+                for side, values in (("request", c.requests), ("limit", c.limits)):
+                    why = _outside(values, item, f"container {c.name}'s {side}")
+                    if why:
+                        return why
+        elif item.type == "Pod":
+            for side in ("requests", "limits"):
+                total = _total([getattr(c, side) for c in containers])
+                why = _outside(total, item, f"the pod's {side}")
+                if why:
+                    return why
+    return ""
