@@ -200,3 +200,17 @@ def test_values_a_limitrange_would_refuse_keep_the_template_values() -> None:
     assert "the pod's requests: memory above the LimitRange's Pod max" in capped.note
     roomy = LimitRangeItem("Container", min=Resources(100, None), max=Resources(4000, 2**32))
     assert decide(given, replace(facts(sized), limit_ranges=[roomy])).changed
+
+
+def test_an_increase_a_quota_has_no_room_for_keeps_the_template_values() -> None:
+    given = pod(container("app", {"cpu": "500m", "memory": "1Gi"}))
+    grow = {"app": {"requests": {"cpu": "900m"}}}
+    quota = {"name": "team", "hard": {"requests.cpu": "2"}, "used": {"requests.cpu": "1500m"}}
+    decision = decide(given, replace(facts(grow), quotas=[quota]))
+    assert not decision.changed
+    assert decision.note.startswith("skipped: ResourceQuota team: requests.cpu would exceed")
+    # Room enough, or a decrease (never refused for more than the template asks): set.
+    roomy = {**quota, "used": {"requests.cpu": "500m"}}
+    assert decide(given, replace(facts(grow), quotas=[roomy])).changed
+    shrink = {"app": {"requests": {"cpu": "100m"}}}
+    assert decide(given, replace(facts(shrink), quotas=[quota])).changed

@@ -116,7 +116,8 @@ def _facts(
         for p in indexes["policies"].get(namespace, [])
     }
     limits = [item for items in indexes["limitranges"].get(namespace, []) for item in items]
-    return WorkloadFacts(workload.annotations, workload.selector, modes, limits)
+    quotas = list(indexes["resourcequotas"].get(namespace, []))
+    return WorkloadFacts(workload.annotations, workload.selector, modes, limits, quotas)
 
 
 def size_pod(
@@ -124,7 +125,8 @@ def size_pod(
 ) -> None:
     """Sets the pod's containers' requests and limits to its workload's pod-resources and
     notes what it changed; anything unexpected leaves the pod alone. ``indexes``: Kopf's
-    (``policies``, ``namespaces``, ``limitranges``: ``main.py``)."""
+    (``policies``, ``namespaces``, ``limitranges``, ``resourcequotas``:
+    ``main.py``)."""
     try:
         namespaces: kopf.Index[str, dict[str, str]] = indexes["namespaces"]
         ns = namespace or ""

@@ -117,6 +117,9 @@ class WorkloadFacts:
     limit_ranges: Sequence[LimitRangeItem] = ()
     """The namespace's LimitRange items: values outside their min/max would make the
     API server refuse the pod."""
+    quotas: Sequence[Mapping[str, Any]] = ()
+    """The namespace's ResourceQuotas: ``hard`` and ``used`` (quantities by resource name,
+    as the quota controller last counted them)."""
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,9 @@ def decide(pod: Mapping[str, Any], facts: WorkloadFacts | None) -> AdmissionDeci
                     note=f"skipped: container {c.name}: the {resource} request would exceed "
                     f"its limit{by}"
                 )
-    outside = _outside_limit_ranges(after, facts.limit_ranges)
+    outside = _outside_limit_ranges(after, facts.limit_ranges) or _over_quota(
+        before, after, facts.quotas
+    )
     if outside:
         return AdmissionDecision(note=f"skipped: {outside}{by}")
     template_class, new_class = qos_class(before), qos_class(after)
@@ -256,4 +261,37 @@ def _outside_limit_ranges(
                 why = _outside(total, item, f"the pod's {side}")
                 if why:
                     return why
+    return ""
+
+
+#: Quota resource names → (side, resource) they count.
+_QUOTA_KEYS = {
+    "requests.cpu": ("requests", "cpu"), "cpu": ("requests", "cpu"),
+    "requests.memory": ("requests", "memory"), "memory": ("requests", "memory"),
+    "limits.cpu": ("limits", "cpu"), "limits.memory": ("limits", "memory"),
+}  # fmt: skip
+
+
+def _over_quota(
+    before: Sequence[ContainerResources], after: Sequence[ContainerResources],
+    quotas: Sequence[Mapping[str, Any]],
+) -> str:  # fmt: skip
+    """Why a ResourceQuota would refuse the pod with the new values when it has room for
+    the template's (empty: it would not). Only increases can: the quota controller's
+    ``used`` counts the pods already there."""
+    for quota in quotas:
+        hard, used = quota.get("hard") or {}, quota.get("used") or {}
+        for key, (side, resource) in _QUOTA_KEYS.items():
+            if key not in hard:
+                continue
+            attr = "cpu_millicores" if resource == "cpu" else "memory_bytes"
+            old = getattr(_total([getattr(c, side) for c in before]), attr) or 0
+            new = getattr(_total([getattr(c, side) for c in after]), attr) or 0
+            try:
+                room = _number(resource, str(hard[key]))
+                taken = _number(resource, str(used.get(key, "0")))
+            except QuantityError:
+                continue
+            if room is not None and new > old and (taken or 0) + new > room:
+                return f"ResourceQuota {quota.get('name')}: {key} would exceed its hard limit"
     return ""
