@@ -120,11 +120,12 @@ def _facts(
     return WorkloadFacts(workload.annotations, workload.selector, modes, limits, quotas)
 
 
-def size_pod(
+async def size_pod(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, namespace: str | None, **indexes: Any
 ) -> None:
     """Sets the pod's containers' requests and limits to its workload's pod-resources and
-    notes what it changed; anything unexpected leaves the pod alone. ``indexes``: Kopf's
+    notes what it changed; anything unexpected leaves the pod alone. Async: it reads only
+    memory (a sync handler would queue behind Kopf's worker threads while a pod waits). ``indexes``: Kopf's
     (``policies``, ``namespaces``, ``limitranges``, ``resourcequotas``:
     ``main.py``)."""
     try:
