@@ -125,9 +125,9 @@ async def size_pod(
 ) -> None:
     """Sets the pod's containers' requests and limits to its workload's pod-resources and
     notes what it changed; anything unexpected leaves the pod alone. Async: it reads only
-    memory (a sync handler would queue behind Kopf's worker threads while a pod waits). ``indexes``: Kopf's
-    (``policies``, ``namespaces``, ``limitranges``, ``resourcequotas``:
-    ``main.py``)."""
+    memory (a sync handler would queue behind Kopf's worker threads while a pod waits).
+    ``indexes``: Kopf's (``policies``, ``namespaces``, ``limitranges``,
+    ``resourcequotas``: ``main.py``)."""
     try:
         namespaces: kopf.Index[str, dict[str, str]] = indexes["namespaces"]
         ns = namespace or ""
