@@ -31,7 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from rightsizer.dev.synthetic import MI, ContainerProfile, profile_frame
 from tests.integration.waiting import wait_for
-from tests.sandbox import KubeAccess, OperatorProcess, Prometheus, Sandbox
+from tests.sandbox import KubeAccess, OperatorProcess, Prometheus, Sandbox, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -64,6 +64,11 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("", "secrets"): {"get"},
     ("", "events"): {"create"},
     ("metrics.k8s.io", "pods"): {"list"},
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"get", "patch"},
+}
+#: The rules limited to named objects (``resourceNames``), and those names.
+NAMED_RULES: dict[tuple[str, str], list[str]] = {
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): ["rightsizer"],
 }
 
 #: Things the operator must NOT be able to do: (verb, API group, resource).
@@ -99,6 +104,13 @@ FORBIDDEN = (
     ("create", "", "serviceaccounts/token"),
     ("patch", "admissionregistration.k8s.io", "validatingadmissionpolicies"),
     ("delete", "admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
+    # Its own webhook configuration by name only (NAMED_RULES), never another's.
+    ("patch", "admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+    ("get", "admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+    ("create", "admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+    ("list", "admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+    ("delete", "admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+    ("patch", "admissionregistration.k8s.io", "validatingwebhookconfigurations"),
 )
 
 
@@ -161,9 +173,14 @@ def test_cluster_role_has_no_wildcard_and_exactly_the_needed_verbs() -> None:
     wildcards = [s for s in strings(role) if "*" in s]
     assert not wildcards, f"wildcards in the ClusterRole: {wildcards}"
     for rule in role["rules"]:
-        assert set(rule) == {"apiGroups", "resources", "verbs"}, (
-            f"only apiGroups/resources/verbs expected (no resourceNames, nonResourceURLs): {rule}"
+        named = {(g, r) for g in rule["apiGroups"] for r in rule["resources"]} & set(NAMED_RULES)
+        keys = {"apiGroups", "resources", "verbs"} | ({"resourceNames"} if named else set())
+        assert set(rule) == keys, (
+            f"only apiGroups/resources/verbs expected (resourceNames where pinned, no "
+            f"nonResourceURLs): {rule}"
         )
+        for pinned in named:
+            assert rule["resourceNames"] == NAMED_RULES[pinned], rule
         assert len(rule["verbs"]) == len(set(rule["verbs"])), rule
     assert granted(role["rules"]) == EXPECTED_RULES
 
@@ -223,8 +240,17 @@ def test_operator_deployment_is_hardened() -> None:
     assert probe["path"] == "/healthz"
     assert ports[probe["port"]] == 8081
     assert ports["metrics"] == 8080
+    assert ports["webhook"] == 9443
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["RIGHTSIZER_METRICS_PORT"] == "8080"
+    # The webhook serves on its port and fills in the caBundle of the configuration
+    # the manifests ship (and the ClusterRole names).
+    assert env["RIGHTSIZER_WEBHOOK_PORT"] == "9443"
+    assert env["RIGHTSIZER_WEBHOOK_ADDRESS"] == "0.0.0.0"
+    [webhook_configuration] = NAMED_RULES[
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations")
+    ]
+    assert env["RIGHTSIZER_WEBHOOK_CONFIGURATION"] == webhook_configuration
     # Policies may name only the Prometheus configured at install.
     assert env["RIGHTSIZER_PROMETHEUS_ALLOWED_URLS"] == "http://prometheus.monitoring:9090"
     # 0.0.0.0 (the operator's default is loopback) is the pod's own network namespace
@@ -236,9 +262,33 @@ def test_operator_deployment_is_hardened() -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
 
-    service = one("Service")
-    assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
-    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(8080, "metrics")]
+    services = {o["metadata"]["name"]: o for o in manifest_objects() if o["kind"] == "Service"}
+    assert set(services) == {"rightsizer-metrics", "rightsizer-webhook"}
+    for service in services.values():
+        assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
+    ports_of = {n: [(p["port"], p["targetPort"]) for p in s["spec"]["ports"]]
+                for n, s in services.items()}  # fmt: skip
+    assert ports_of == {"rightsizer-metrics": [(8080, "metrics")],
+                        "rightsizer-webhook": [(443, "webhook")]}  # fmt: skip
+
+
+def test_webhook_configuration_never_blocks_a_pod_and_calls_the_service_over_tls() -> None:
+    configuration = one("MutatingWebhookConfiguration")
+    [hook] = configuration["webhooks"]
+    assert hook["failurePolicy"] == "Ignore"
+    assert hook["timeoutSeconds"] <= 5
+    assert hook["sideEffects"] == "None"
+    assert hook["reinvocationPolicy"] == "Never"
+    assert hook["namespaceSelector"] == {"matchLabels": {AUTO_APPLY_LABEL: "enabled"}}
+    assert hook["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                              "resources": ["pods"], "scope": "Namespaced"}]  # fmt: skip
+    # The Service, never a URL; the caBundle is the operator's to fill in.
+    config = hook["clientConfig"]
+    assert set(config) == {"service"}, config
+    assert config["service"]["name"] == "rightsizer-webhook"
+    assert config["service"]["port"] == 443
+    assert config["service"]["path"] == "/size-pods"
+    assert "insecureSkipTLSVerify" not in json.dumps(configuration)
 
 
 def test_network_policy_admits_only_scraping_and_lets_out_only_api_prometheus_dns() -> None:
@@ -252,10 +302,13 @@ def test_network_policy_admits_only_scraping_and_lets_out_only_api_prometheus_dn
 
     # Ingress: the metrics port only, from a named namespace (probes come from the node,
     # which NetworkPolicy always lets through).
-    [ingress] = spec["ingress"]
+    ingress, webhook = spec["ingress"]
     assert [p["port"] for p in ingress["ports"]] == ["metrics"]
     assert "metrics" in ports
     assert all("namespaceSelector" in peer for peer in ingress["from"]), ingress
+    # The API server (any address: it is the cluster's own) to the webhook port only.
+    assert [p["port"] for p in webhook["ports"]] == ["webhook"]
+    assert "webhook" in ports
 
     # Egress: every rule names its ports; together only HTTPS (API server), Prometheus
     # and DNS.
@@ -372,6 +425,8 @@ def test_manifests_are_accepted_and_the_pod_is_admitted(installed: str, k8s_api:
         "clusterrole.rbac.authorization.k8s.io/rightsizer",
         "clusterrolebinding.rbac.authorization.k8s.io/rightsizer",
         "service/rightsizer-metrics",
+        "service/rightsizer-webhook",
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io/rightsizer",
         "deployment.apps/rightsizer",
         "networkpolicy.networking.k8s.io/rightsizer",
         "validatingadmissionpolicy.admissionregistration.k8s.io/rightsizer-policy-author-rights",
@@ -396,9 +451,9 @@ def test_manifests_are_accepted_and_the_pod_is_admitted(installed: str, k8s_api:
     assert "violate" not in failures()
 
 
-def allowed(k8s_api: ApiClient, verb: str, group: str, resource: str) -> bool:
-    """Whether the operator's ServiceAccount may do this cluster-wide (a SubjectAccessReview,
-    what `kubectl auth can-i --as` sends)."""
+def allowed(k8s_api: ApiClient, verb: str, group: str, resource: str, name: str = "") -> bool:
+    """Whether the operator's ServiceAccount may do this cluster-wide (to the object
+    ``name``, if given; a SubjectAccessReview, what `kubectl auth can-i --as` sends)."""
     base, _, sub = resource.partition("/")
     review = {
         "apiVersion": "authorization.k8s.io/v1",
@@ -408,7 +463,7 @@ def allowed(k8s_api: ApiClient, verb: str, group: str, resource: str) -> bool:
             "groups": ["system:serviceaccounts", f"system:serviceaccounts:{OPERATOR_NS}",
                        "system:authenticated"],
             "resourceAttributes": {"verb": verb, "group": group, "resource": base,
-                                   "subresource": sub},
+                                   "subresource": sub, "name": name},
         },
     }  # fmt: skip
     authz: Any = client.AuthorizationV1Api(k8s_api)
@@ -426,11 +481,15 @@ def test_service_account_has_the_pinned_rights_and_no_more(
         for r in role.rules
     ]
     assert granted(rules) == EXPECTED_RULES
+    named = {(g, res): list(r.resource_names) for r in role.rules if r.resource_names
+             for g in r.api_groups or [] for res in r.resources or []}  # fmt: skip
+    assert named == NAMED_RULES
     refused = [
         f"{verb} {group}/{resource}"
         for (group, resource), verbs in EXPECTED_RULES.items()
         for verb in sorted(verbs)
-        if not allowed(k8s_api, verb, group, resource)
+        for name in NAMED_RULES.get((group, resource), [""])
+        if not allowed(k8s_api, verb, group, resource, name)
     ]
     assert not refused, f"{SA_USER} lacks: {refused}"
     too_much = [f"{v} {g}/{r}" for v, g, r in FORBIDDEN if allowed(k8s_api, v, g, r)]
@@ -561,11 +620,16 @@ class Operator(OperatorProcess):
         # TMPDIR are the pod's /tmp; the ports and the tick are the harness's).
         own = {"HOME", "TMPDIR", "KUBECONFIG", "RIGHTSIZER_TICK_SECONDS",
                "RIGHTSIZER_METRICS_PORT", "RIGHTSIZER_METRICS_ADDRESS",
-               "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS"}  # fmt: skip
+               "RIGHTSIZER_PROMETHEUS_ALLOWED_URLS", "RIGHTSIZER_WEBHOOK_PORT",
+               "RIGHTSIZER_WEBHOOK_ADDRESS"}  # fmt: skip
         values = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
         if allowed_prometheus is None:
             allowed_prometheus = values.get("RIGHTSIZER_PROMETHEUS_ALLOWED_URLS", "")
         env = {k: v for k, v in values.items() if k not in own}
+        if values.get("RIGHTSIZER_WEBHOOK_PORT", "0") != "0":
+            # The webhook on a free local port: it still reads and patches the installed
+            # configuration named in the container's environment, with the rights given.
+            env["RIGHTSIZER_WEBHOOK_PORT"] = str(free_port())
         command = container["command"]
         argv = [str(Path(sys.executable).parent / command[0]), *command[1:]]
         super().__init__(kubeconfig, log, allowed_prometheus, tick_s=2, argv=argv, env=env)
@@ -626,6 +690,10 @@ def test_operator_works_with_only_its_service_account(
 
     operator = Operator(kubeconfig, tmp_path / "operator.log", prometheus.url)
     try:
+        # The webhook's CA, put into the installed configuration with the account's rights.
+        admission: Any = client.AdmissionregistrationV1Api(k8s_api)
+        [hook] = admission.read_mutating_webhook_configuration("rightsizer").webhooks
+        assert hook.client_config.ca_bundle, operator.hint()
         custom.create_namespaced_custom_object(
             GROUP,
             VERSION,

@@ -119,7 +119,8 @@ def test_chart_and_manifests_do_not_drift() -> None:
     kinds = sorted(o["kind"] for o in chart)
     assert kinds == sorted(o["kind"] for o in manifests if o["kind"] != "Namespace"), kinds
     for obj in chart:
-        twin = only(manifests, obj["kind"])
+        [twin] = [o for o in manifests if (o["kind"], o["metadata"]["name"]) == (obj["kind"],
+                  obj["metadata"]["name"])]  # fmt: skip
         assert obj["metadata"]["name"] == twin["metadata"]["name"], obj["kind"]
         if obj["kind"] in NAMESPACED:  # kustomize also stamps cluster-wide kinds it lacks
             assert obj["metadata"]["namespace"] == twin["metadata"]["namespace"], obj["kind"]
@@ -137,6 +138,13 @@ def test_chart_and_manifests_do_not_drift() -> None:
                 }
         assert body == twin_body, f"{obj['kind']} differs from manifests/"
     assert granted(only(chart, "ClusterRole")["rules"]) == EXPECTED_RULES
+    # Without the webhook: no configuration, Service, port or rights for it.
+    off = render("--set", "webhook.enabled=false")
+    assert not [o for o in off if o["kind"] == "MutatingWebhookConfiguration"]
+    assert [o["metadata"]["name"] for o in off if o["kind"] == "Service"] == ["rightsizer-metrics"]
+    env = {e["name"]: e["value"] for e in container(off)["env"]}
+    assert env["RIGHTSIZER_WEBHOOK_PORT"] == "0"
+    assert "mutatingwebhookconfigurations" not in json.dumps(only(off, "ClusterRole"))
 
 
 def test_chart_ships_the_project_crds_and_dashboard() -> None:
@@ -183,7 +191,10 @@ def test_values_reach_their_objects() -> None:
     monitor = only(objects, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kps"
     assert (
-        monitor["spec"]["selector"]["matchLabels"] == (only(objects, "Service")["spec"]["selector"])
+        monitor["spec"]["selector"]["matchLabels"]
+        == next(o for o in objects if o["metadata"]["name"].endswith("-metrics"))["spec"][
+            "selector"
+        ]
     )
     kinds = {o["kind"] for o in objects}
     assert not kinds & {"ValidatingAdmissionPolicy", "NetworkPolicy"}

@@ -358,3 +358,22 @@ def test_effective_objects_are_the_written_status_else_the_stored_one() -> None:
     assert out["deployment-new"]["severity"] == "critical"
     failed_create = effective([new], [], plan_writes(POLICY, [new], [], 10), {"deployment-new"})
     assert failed_create == []
+
+
+def test_drift_is_shown_per_container_and_fits_the_schema() -> None:
+    """Workloads sized in place show their drift (``status/drift.py`` builds it)."""
+    sized = {"requests": {"cpu": "120m", "memory": "310Mi"}}
+    drift = {"app": {
+        "template": {"requests": {"cpu": "500m", "memory": "1Gi"}}, "applied": sized,
+        "running": [{**sized, "pods": 2, "matches": "Applied"}],
+    }}  # fmt: skip
+    rows = assess([rec()], {}, min_history_s=3600, min_samples=30)
+    (body,) = desired_objects(POLICY, [workload()], rows, {}, NOW - 60, NOW,
+                              {"Deployment/web": drift})  # fmt: skip
+    (c,) = body["status"]["containers"]
+    assert c["drift"] == drift["app"]
+    assert unknown_fields({k: v for k, v in body.items() if k != "metadata"}, schema(), "") == []
+    (without,) = build([rec()])
+    assert "drift" not in without["status"]["containers"][0]
+    (write,) = plan_writes(POLICY, [body], [seen(as_stored(without))], 10)
+    assert write.action is Action.PATCH_STATUS

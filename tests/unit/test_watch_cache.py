@@ -69,6 +69,8 @@ def test_events_add_change_and_drop_entries() -> None:
     store.apply(event("ADDED", body("a", "y", "3", "200m")))
     store.apply(event("MODIFIED", body("a", "x", "4", "300m")))
     assert sorted(store.get("a")) == ["200m", "300m"]
+    found = (store.find("a", "x"), store.find("a", "nope"), store.find("b", "x"))
+    assert found == ("300m", None, None)
     store.apply(event("DELETED", body("a", "x", "5")))
     store.apply(event("DELETED", body("a", "y", "6")))
     store.apply(event("DELETED", body("a", "never-seen", "7")))
@@ -110,12 +112,15 @@ def test_the_caches_keep_what_the_reconcile_reads() -> None:
     """The same projections the Kopf indexes kept: a ``WorkloadInfo`` per workload, a
     ``Seen`` per recommendation object."""
     deployment = {
-        "metadata": {"namespace": "shop", "name": "web", "uid": "u1"},
+        "metadata": {"namespace": "shop", "name": "web", "uid": "u1",
+                     "annotations": {"rightsizer.dev/pod-resources": "{}", "other": "x"}},
         "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c"}]}}},
-    }
+    }  # fmt: skip
     _, project = CACHED["deployments"]
     info = project(deployment)
     assert isinstance(info, WorkloadInfo) and info.ref.endswith("web")
+    # The admission webhook reads the pod-resources annotation from the cache.
+    assert info.annotations == {"rightsizer.dev/pod-resources": "{}"}
     _, project = CACHED[RECOMMENDATIONS]
     rsr = {"metadata": {"namespace": "shop", "name": "deployment-web"}, "spec": {}}
     assert project(rsr).name == "deployment-web"

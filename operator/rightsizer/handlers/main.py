@@ -48,9 +48,11 @@ from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
 from rightsizer.handlers import recommendations as recommendation_objects
+from rightsizer.handlers import webhook
 from rightsizer.handlers.caches import Caches
 from rightsizer.handlers.pools import ReconcilePools
 from rightsizer.handlers.settings import settings_from_env, tick_s_from_env
+from rightsizer.handlers.webhook import webhook_settings_from_env
 from rightsizer.history import store
 from rightsizer.model.inplace import UpdateMethod
 from rightsizer.model.workloads import PolicyInfo, WorkloadInfo
@@ -66,6 +68,8 @@ from rightsizer.status.recommendation import PolicyRef, shown_state
 
 GROUP, VERSION, PLURAL = names.GROUP, names.VERSION, names.POLICY_PLURAL
 TICK_S = tick_s_from_env()
+#: Read when the handlers are registered: Kopf refuses admission handlers without a server.
+WEBHOOK = webhook_settings_from_env()
 DEFAULT_INTERVAL_S = 300.0
 #: After a source error, try again this soon (or at the policy's interval, if shorter).
 RETRY_AFTER_SOURCE_ERROR_S = 30.0
@@ -120,11 +124,21 @@ def startup(
     endpoint = operator_settings.metrics
     if endpoint is not None:
         start_http_server(endpoint.port, addr=endpoint.address)
+    webhook_line = "no admission webhook"
+    if WEBHOOK is not None:
+        webhook_line = webhook.start(settings, memo.api, WEBHOOK)
     allowed = ", ".join(e.url for e in memo.allowed_prometheus.endpoints) or "none"
     logger.info(
         f"rightsizer operator started (version {__version__}, metrics on {endpoint}, "
-        f"allowed Prometheus endpoints: {allowed})"
+        f"{webhook_line}, allowed Prometheus endpoints: {allowed})"
     )
+
+
+if WEBHOOK is not None:
+    kopf.on.mutate(
+        "", "v1", "pods", id=webhook.HANDLER_ID, operations=["CREATE"], side_effects=False,
+        ignore_failures=True,
+    )(webhook.size_pod)  # fmt: skip
 
 
 # -- indexes: what reconciles read; nothing is written to these objects by indexing --------

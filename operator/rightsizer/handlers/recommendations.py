@@ -18,6 +18,7 @@ from typing import Any
 import kopf
 
 from rightsizer.actuation import recommendations as rsr_writes
+from rightsizer.actuation import resources
 from rightsizer.actuation.pacing import TokenBucket
 from rightsizer.controller import observability as obs
 from rightsizer.controller.runtime import PolicyRuntime
@@ -25,6 +26,7 @@ from rightsizer.handlers import caches
 from rightsizer.handlers.settings import OperatorSettings
 from rightsizer.model.workloads import WorkloadInfo
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
+from rightsizer.status import drift
 from rightsizer.status.recommendation import (
     PolicyRef,
     Seen,
@@ -58,6 +60,22 @@ def owned_workloads(
     return [w for kind in _KINDS for w in indexes[kind].get(namespace, []) if w.ref in owned]
 
 
+def pod_drift(
+    memo: kopf.Memo, namespace: str, workloads: Collection[WorkloadInfo]
+) -> dict[str, dict[str, dict[str, Any]]] | None:
+    """The drift of the workloads sized in place (``status/drift.py``), from one list of
+    the namespace's pods; None when none is (and no pods are listed)."""
+    sized = drift.in_place_workloads(workloads)
+    if not sized:
+        return None
+    try:
+        pods = resources.pods_of(memo.api, namespace)
+    except Exception as exc:  # shown without ``running`` until the next reconcile
+        operator_log.warning(f"pods of {namespace} not listed ({type(exc).__name__})")
+        pods = None
+    return drift.drift(sized, pods)
+
+
 def sync(
     memo: kopf.Memo, indexes: Mapping[str, Any], policy: PolicyRef, spec: Mapping[str, Any],
     entries: Mapping[str, Mapping[str, Any]], now_s: float,
@@ -86,7 +104,8 @@ def _sync(
         return None  # an invalid spec changes nothing: the objects stay as they were
     workloads = owned_workloads(indexes, policy.namespace, set(runtime.owned))
     desired = desired_objects(
-        policy, workloads, runtime.rows, entries, runtime.read_until_s, now_s
+        policy, workloads, runtime.rows, entries, runtime.read_until_s, now_s,
+        pod_drift(memo, policy.namespace, workloads),
     )  # fmt: skip
     have = existing(indexes, policy.namespace)
     writes = plan_writes(policy, desired, have, min_change)

@@ -178,6 +178,11 @@ class Store(Generic[V]):
             entries = self._by_namespace.get(namespace)
             return tuple(entries.values()) if entries else tuple(default)
 
+    def find(self, namespace: str, name: str) -> V | None:
+        """One object's projection (the admission webhook's lookup of a pod's owner)."""
+        with self._lock:
+            return self._by_namespace.get(namespace, {}).get(name)
+
     def __len__(self) -> int:
         with self._lock:
             return sum(len(entries) for entries in self._by_namespace.values())

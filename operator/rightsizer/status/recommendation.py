@@ -115,7 +115,9 @@ def _current(row: Assessment, workload: WorkloadInfo) -> tuple[Resources, Resour
     return r.current_requests, r.current_limits
 
 
-def _container(row: Assessment, workload: WorkloadInfo) -> dict[str, Any]:
+def _container(
+    row: Assessment, workload: WorkloadInfo, drift: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     r = row.recommendation
     requests, limits = _current(row, workload)
     current = {"requests": requests, "limits": limits}
@@ -142,6 +144,8 @@ def _container(row: Assessment, workload: WorkloadInfo) -> dict[str, Any]:
     if not row.enough_data:
         entry["insufficientData"] = row.reason
     entry["exact"] = {key: _exact(value) for key, value in shown.items()}
+    if drift:
+        entry["drift"] = dict(drift)
     return entry
 
 
@@ -201,9 +205,11 @@ def _condition(rows: Sequence[Assessment], now_s: float) -> dict[str, Any]:
 def desired_object(
     policy: PolicyRef, workload: WorkloadInfo, rows: Sequence[Assessment],
     entry: Mapping[str, Any], read_until_s: float | None, now_s: float,
+    drift: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The whole object for one workload; ``entry``: its ``lastAction`` and ``autoApply``
-    (Annotate and Apply modes keep them on the object: ``auto_apply_entries``), if any."""
+    (Annotate and Apply modes keep them on the object: ``auto_apply_entries``), if any;
+    ``drift``: container → its drift entry (``status/drift.py``), if sized in place."""
     rows = sorted(rows, key=lambda r: r.recommendation.container)
     ready = [r.recommendation.confidence for r in rows if r.enough_data]
     status: dict[str, Any] = {
@@ -213,7 +219,9 @@ def desired_object(
         "confidence": f"{min(ready):.1f}d" if ready else "-",
         "state": _state(rows, entry),
         "pods": max((r.replicas for r in rows), default=workload.replicas),
-        "containers": [_container(r, workload) for r in rows],
+        "containers": [
+            _container(r, workload, (drift or {}).get(r.recommendation.container)) for r in rows
+        ],
         "conditions": [_condition(rows, now_s)],
         **{key: (dict(entry[key]) if entry.get(key) else None) for key in _OPTIONAL_STATUS},
     }
@@ -251,16 +259,21 @@ def owner_reference(policy: PolicyRef) -> dict[str, Any]:
 def desired_objects(
     policy: PolicyRef, workloads: Sequence[WorkloadInfo], rows: Sequence[Assessment],
     entries: Mapping[str, Mapping[str, Any]], read_until_s: float | None, now_s: float,
+    drift: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """One object per workload with rows (the workloads the policy owns); ``entries``:
-    workload (``Kind/name``) → its ``lastAction`` and ``autoApply``."""
+    workload (``Kind/name``) → its ``lastAction`` and ``autoApply``; ``drift``: workload →
+    container → drift entry."""
     by_workload: dict[str, list[Assessment]] = {}
     for row in rows:
         by_workload.setdefault(row.recommendation.workload, []).append(row)
+    drift = drift or {}
     return [
-        desired_object(policy, w, by_workload[w.ref], entries.get(w.ref, {}), read_until_s, now_s)
+        desired_object(
+            policy, w, rows_of, entries.get(w.ref, {}), read_until_s, now_s, drift.get(w.ref)
+        )
         for w in sorted(workloads, key=lambda w: w.ref)
-        if w.ref in by_workload
+        if (rows_of := by_workload.get(w.ref))
     ]
 
 
@@ -313,6 +326,7 @@ def _kept(status: Mapping[str, Any]) -> dict[str, Any]:
         "lastAction": status.get("lastAction"),
         "conditions": [dict(c) for c in status.get("conditions") or []],
         "containers": {str(c.get("name")): dict(c.get("exact") or {}) for c in containers},
+        "drift": {str(c.get("name")): c["drift"] for c in containers if c.get("drift")},
     }
 
 
@@ -384,6 +398,8 @@ def status_changed(
     if shown_state(before.get("autoApply")) != shown_state(after.get("autoApply")):
         return True
     if _conditions_changed(before.get("conditions") or [], after["conditions"]):
+        return True
+    if (before.get("drift") or {}) != after["drift"]:  # pods resized, added or gone
         return True
     return _moved(before.get("containers") or {}, after["containers"], min_change_percent)
 
