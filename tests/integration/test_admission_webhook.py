@@ -141,7 +141,8 @@ def deployment(name: str, resources: dict[str, Any], sized: dict[str, Any],
 
 def policy(*, live: bool = False) -> dict[str, Any]:
     """Apply mode, reading nothing (its Prometheus is not on the operator's allow-list):
-    it never writes; the webhook only needs it to exist in Apply mode. ``live``: reading
+    it never writes; the webhook only needs it to exist in Apply mode with an in-place
+    method. ``live``: reading
     metrics-server instead, every few seconds — too little history to apply anything, but
     its workloads get recommendation objects (InsufficientData)."""
     source: dict[str, Any] = {"metricsServer": {"enabled": live}}
@@ -153,7 +154,7 @@ def policy(*, live: bool = False) -> dict[str, Any]:
         "spec": {
             "targets": {"kinds": ["Deployment"]},
             "source": source,
-            "update": {"mode": "Apply"},
+            "update": {"mode": "Apply", "method": "InPlaceOrRollout"},
             "reconcileInterval": "3s" if live else "1h",
         },
     }  # fmt: skip

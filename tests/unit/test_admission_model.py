@@ -214,3 +214,20 @@ def test_an_increase_a_quota_has_no_room_for_keeps_the_template_values() -> None
     assert decide(given, replace(facts(grow), quotas=[roomy])).changed
     shrink = {"app": {"requests": {"cpu": "100m"}}}
     assert decide(given, replace(facts(shrink), quotas=[quota])).changed
+
+
+def test_only_a_policy_that_sizes_pods_in_place_lets_the_webhook_size_them() -> None:
+    from rightsizer.model.admission import sizing_mode
+
+    def spec(**update: str) -> dict[str, Any]:
+        return {"update": update}
+
+    assert sizing_mode(spec(mode="Apply", method="InPlace")) == "Apply"
+    assert sizing_mode(spec(mode="Apply", method="InPlaceOrRollout")) == "Apply"
+    assert sizing_mode(spec(mode="Apply", method="Rollout")) == "Apply with method Rollout"
+    assert sizing_mode(spec(mode="Apply")) == "Apply with method Rollout"  # the default
+    assert sizing_mode(spec(mode="Annotate", method="InPlace")) == "Annotate"
+    assert sizing_mode({}) == "Recommend"
+    rollout = facts({"app": {"requests": {"cpu": "120m"}}}, mode=sizing_mode(spec(mode="Apply")))
+    note = decide(pod(container("app", {"cpu": "500m"})), rollout).note
+    assert note == "skipped: the policy 'sizer' is in mode Apply with method Rollout"

@@ -106,6 +106,18 @@ def owner_of(meta: Mapping[str, Any]) -> Owner | None:
     return None
 
 
+def sizing_mode(policy_spec: Mapping[str, Any]) -> str:
+    """A policy's mode as the webhook sees it: ``Apply`` only when it sizes pods in place
+    (method ``InPlace`` or ``InPlaceOrRollout``); a ``Rollout`` policy changes templates,
+    so a ``pod-resources`` annotation left from an earlier method sizes nothing."""
+    update = policy_spec.get("update") or {}
+    mode = str(update.get("mode") or "Recommend")
+    method = str(update.get("method") or "Rollout")
+    if mode == "Apply" and method == "Rollout":
+        return "Apply with method Rollout"
+    return mode
+
+
 @dataclass(frozen=True)
 class WorkloadFacts:
     """What the operator knows of the owning workload and its policy (from its caches)."""
