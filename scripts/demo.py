@@ -11,8 +11,11 @@
    a week of realistic usage history for exactly those workloads into Prometheus
    (``rightsizer dev openmetrics`` + promtool), ending now.
 4. Creates a RightSizePolicy, waits until it is Ready and prints ``kubectl get rsp -A``
-   and the recommendations. Everything is left running; the last lines say how to look
-   around and how to stop.
+   and the recommendations.
+5. Opts the namespace in and switches the policy to Apply with ``method: InPlace``: the
+   running pods are resized through ``pods/resize`` — the same pods (UIDs), no restart, no
+   new ReplicaSet — shown before and after. Everything is left running; the last lines say
+   how to look around and how to stop.
 
 A re-run replaces the demo namespace, its history and the operator process.
 """
@@ -542,13 +545,33 @@ class Demo:
         say(recommendations_table(self.recommendations(), policy.get("status") or {}))
 
     # -------------------------------------------------------------- 5. auto-apply
-    def auto_apply(self) -> None:
-        """Opt the namespace in, switch the policy to Apply, wait for the first writes."""
+    def pods(self) -> list[dict[str, Any]]:
+        out = self.k("get", "pods", "-n", self.namespace, "-o", "json", capture=True)
+        pods: list[dict[str, Any]] = json.loads(out)["items"]
+        return sorted(pods, key=lambda p: p["metadata"]["name"])
+
+    def show_pods(self, title: str) -> list[dict[str, Any]]:
+        """The pods with their UIDs, the requests asked (spec) and in force (the kubelet's
+        report), and restarts — what an in-place resize changes and what it leaves."""
         ns = self.namespace
-        say(f"$ kubectl label namespace {ns} rightsizer.dev/auto-apply=enabled")
+        say(
+            f"$ kubectl get pods -n {ns} -o custom-columns=POD:…,UID:…,REQUESTS:…,IN-FORCE:…"
+            f"   # {title}"
+        )
+        pods = self.pods()
+        say(pods_table(pods))
+        return pods
+
+    def auto_apply(self) -> None:
+        """Opt the namespace in, switch the policy to Apply with in-place resize, wait until
+        the pods run the new values, and show that they are the same pods."""
+        ns = self.namespace
+        before = self.show_pods("before")
+        replica_sets = self.k("get", "replicasets", "-n", ns, "-o", "name", capture=True).split()
+        say(f"\n$ kubectl label namespace {ns} rightsizer.dev/auto-apply=enabled")
         self.k("label", "namespace", ns, "rightsizer.dev/auto-apply=enabled", "--overwrite",
                capture=True)  # fmt: skip
-        patch = '{"spec":{"update":{"mode":"Apply","maxConcurrentRollouts":2}}}'
+        patch = '{"spec":{"update":{"mode":"Apply","method":"InPlace"}}}'
         say(f"$ kubectl patch rsp {POLICY} -n {ns} --type merge -p '{patch}'")
         self.k("patch", "rsp", POLICY, "-n", ns, "--type", "merge", "-p", patch, capture=True)
         t0 = time.monotonic()
@@ -557,21 +580,30 @@ class Demo:
             applied = [w for w in entries if (w.get("lastAction") or {}).get("type") == "Applied"]
             decided = [w for w in entries if w.get("autoApply")]
             waiting = [w for w in decided if (w.get("autoApply") or {}).get("reason")
-                       in ("RolloutLimit", "RolloutInProgress")]  # fmt: skip
+                       in ("RolloutLimit", "RolloutInProgress", "Resizing")]  # fmt: skip
             if applied and decided and not waiting:
                 break
             if time.monotonic() - t0 > self.timeout_s:
                 raise DemoError(f"no write after {self.timeout_s:.0f}s; last lines of "
                                 f"{self.operator_log}:\n" + tail(self.operator_log))  # fmt: skip
             time.sleep(1.0)
-        say(f"    first writes after {time.monotonic() - t0:.0f}s\n")
+        say(f"    every pod resized after {time.monotonic() - t0:.0f}s\n")
         say(f"$ kubectl get rsr -n {ns}")
         say(self.k("get", "rsr", "-n", ns, capture=True).rstrip() + "\n")
-        say(applied_table(entries))
-        say(f"\n$ kubectl get replicasets -n {ns}   # the rollouts the writes started")
-        say(self.k("get", "replicasets", "-n", ns, capture=True).rstrip())
-        say(f"\n$ kubectl get events -n {ns} --field-selector reason=ResourcesApplied")
-        events = self.k("get", "events", "-n", ns, "--field-selector", "reason=ResourcesApplied",
+        say(applied_table(entries) + "\n")
+        after = self.show_pods("after")
+        same = {p["metadata"]["uid"] for p in before} & {p["metadata"]["uid"] for p in after}
+        restarts = sum(
+            c.get("restartCount", 0)
+            for p in after
+            for c in p["status"].get("containerStatuses") or []
+        )
+        now_sets = self.k("get", "replicasets", "-n", ns, "-o", "name", capture=True).split()
+        say(f"    resized in place: {len(same)} of {len(before)} pods kept their UID, "
+            f"{restarts} container restarts, ReplicaSets {len(replica_sets)} → {len(now_sets)} "
+            "(no rollout; the templates are unchanged)")  # fmt: skip
+        say(f"\n$ kubectl get events -n {ns} --field-selector reason=PodsResized")
+        events = self.k("get", "events", "-n", ns, "--field-selector", "reason=PodsResized",
                         "-o", "custom-columns=OBJECT:.involvedObject.name,MESSAGE:.message",
                         capture=True)  # fmt: skip
         say(events.rstrip())
@@ -661,6 +693,31 @@ def recommendations_table(objects: list[dict[str, Any]], status: dict[str, Any])
         listing = (status.get("recommendations") or {}).get("command")
         if listing:
             out.append(f"All of them: {listing}")
+    return "\n".join(out)
+
+
+def pods_table(pods: list[dict[str, Any]]) -> str:
+    """POD, UID (its start), requests asked and in force (cpu/memory per container)."""
+
+    def pairs(containers: list[dict[str, Any]]) -> str:
+        return " ".join(
+            f"{_fmt_cpu(r.get('cpu'))}/{_fmt_mem(r.get('memory'))}"
+            for r in ((c.get("resources") or {}).get("requests") or {} for c in containers)
+        )
+
+    header = ("POD", "UID", "REQUESTS (SPEC)", "IN FORCE (KUBELET)", "RESTARTS")
+    rows = [
+        (
+            p["metadata"]["name"], p["metadata"]["uid"][:8],
+            pairs(p["spec"]["containers"]),
+            pairs(p["status"].get("containerStatuses") or []) or "-",
+            str(sum(c.get("restartCount", 0) for c in p["status"].get("containerStatuses") or [])),
+        )
+        for p in pods
+    ]  # fmt: skip
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    out = ["  ".join(h.ljust(wd) for h, wd in zip(header, widths, strict=True)).rstrip()]
+    out += ["  ".join(v.ljust(wd) for v, wd in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(out)
 
 
