@@ -16,7 +16,7 @@ import json
 import socket
 import ssl
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,13 +90,16 @@ class Webhook:
 
 
 @contextmanager
-def webhook(api: ApiClient, kubeconfig: str, log: Path) -> Iterator[Webhook]:
-    """A configuration of its own and an operator serving it."""
+def webhook(
+    api: ApiClient, kubeconfig: str, log: Path, allowed_prometheus: Sequence[str] = ()
+) -> Iterator[Webhook]:
+    """A configuration of its own and an operator serving it (reading the Prometheus
+    endpoints of ``allowed_prometheus`` for its policies, if any)."""
     scope = uuid.uuid4().hex[:8]
     name, port = f"rightsizer-e2e-{scope}", free_port()
     admission: Any = client.AdmissionregistrationV1Api(api)
     admission.create_mutating_webhook_configuration(configuration(name, port, scope))
-    operator = OperatorProcess(kubeconfig, log, env={
+    operator = OperatorProcess(kubeconfig, log, allowed_prometheus, env={
         "RIGHTSIZER_WEBHOOK_PORT": str(port), "RIGHTSIZER_WEBHOOK_CONFIGURATION": name,
     })  # fmt: skip
     hook = Webhook(api, name, port, scope, operator)

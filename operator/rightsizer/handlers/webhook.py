@@ -111,7 +111,12 @@ def _facts(
     workload = store.find(namespace, owner.name)
     if workload is None:
         return None
-    modes = {p.name: sizing_mode(p.spec) for p in indexes["policies"].get(namespace, [])}
+    # The in-place path names its policy ``namespace/name``; a bare name is read too.
+    modes = {
+        key: sizing_mode(p.spec)
+        for p in indexes["policies"].get(namespace, [])
+        for key in (p.name, f"{namespace}/{p.name}")
+    }
     limits = [item for items in indexes["limitranges"].get(namespace, []) for item in items]
     quotas = list(indexes["resourcequotas"].get(namespace, []))
     return WorkloadFacts(workload.annotations, workload.selector, modes, limits, quotas)
