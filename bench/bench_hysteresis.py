@@ -126,8 +126,17 @@ def main() -> None:
     grid_sets = dict(candidates())
     if pick is not None and pick.label in grid_sets and not args.no_grid:
         finals.append(contender(pick.label, "headroom", grid_sets[pick.label]))
+    report_halves(frame, finals, settings, chosen, held_out, everything=args.all)
+
+
+def report_halves(
+    frame: pd.DataFrame, finals: list[Contender], settings: BacktestSettings,
+    chosen: set[str], held_out: set[str], *, everything: bool,
+) -> None:  # fmt: skip
+    """The finalists (and `percentile` with a 7-day window) on the held-out VMs, and with
+    ``everything`` on all of them: one table each."""
     halves = [(f"held out ({len(held_out)} VMs, never searched on)", held_out)]
-    if args.all:
+    if everything:
         halves.append((f"all {len(chosen) + len(held_out)} VMs", chosen | held_out))
     for name, pods in halves:
         part = subset(frame, pods)

@@ -37,7 +37,7 @@ import sys
 
 import pandas as pd
 
-from bench_hysteresis import choose, measures
+from bench_hysteresis import choose, measures, report_halves
 from bench_profiles import (
     HEADER,
     TRACE,
@@ -136,17 +136,7 @@ def main() -> None:
     finals: list[Contender] = [*baselines(), default, *extras]
     finals += [contender(p.label, "headroom", sets[p.label])
                for p in dict.fromkeys(q for q in picks.values() if q is not None)]  # fmt: skip
-    halves = [(f"held out ({len(held_out)} VMs, never searched on)", held_out)]
-    if args.all:
-        halves.append((f"all {len(chosen) + len(held_out)} VMs", chosen | held_out))
-    for name, pods in halves:
-        part = subset(frame, pods)
-        others = measure(part, finals, settings)
-        others.append(percentile_7d(part, settings))
-        print(f"\n## {name}\n\n{HEADER}")
-        for p in others:
-            print(row(p))
-        sys.stdout.flush()
+    report_halves(frame, finals, settings, chosen, held_out, everything=args.all)
 
 
 if __name__ == "__main__":

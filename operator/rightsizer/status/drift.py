@@ -25,24 +25,15 @@ from rightsizer.model.admission import (
 )
 from rightsizer.model.pods import pod_info
 from rightsizer.model.workloads import ContainerResources, WorkloadInfo, parse_resources
-from rightsizer.status.recommendation import readable_cpu, readable_memory
+from rightsizer.status.recommendation import readable
 
 Values = tuple[Resources, Resources]
 """Requests and limits."""
 
 
-def _readable(r: Resources) -> dict[str, str]:
-    out = {}
-    if r.cpu_millicores is not None:
-        out["cpu"] = readable_cpu(r.cpu_millicores)
-    if r.memory_bytes is not None:
-        out["memory"] = readable_memory(r.memory_bytes)
-    return out
-
-
 def _sides(values: Values) -> dict[str, dict[str, str]]:
     return {
-        side: q for side, q in zip(("requests", "limits"), map(_readable, values), strict=True) if q
+        side: q for side, q in zip(("requests", "limits"), map(readable, values), strict=True) if q
     }
 
 

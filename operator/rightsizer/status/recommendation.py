@@ -80,7 +80,8 @@ def readable_memory(num_bytes: int | float | None) -> str:
     return f"{num_bytes:.0f}"
 
 
-def _readable(r: Resources) -> dict[str, str]:
+def readable(r: Resources) -> dict[str, str]:
+    """``{"cpu": "120m", "memory": "310Mi"}``: the values that are set, as people write them."""
     out = {}
     if r.cpu_millicores is not None:
         out["cpu"] = readable_cpu(r.cpu_millicores)
@@ -127,7 +128,7 @@ def _container(
     }  # fmt: skip
     shown = {**current, **(bounds if row.enough_data else {})}
     entry: dict[str, Any] = {"name": r.container}
-    entry.update({key: _readable(value) for key, value in shown.items()})
+    entry.update({key: readable(value) for key, value in shown.items()})
     entry.update(
         samples={"cpu": r.cpu_samples, "memory": r.memory_samples},
         confidence=round(r.confidence, 3),
