@@ -9,6 +9,7 @@ tests/integration/test_hpa_e2e.py)."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -197,7 +198,7 @@ def test_the_pass_moves_the_hpa_dry_run_first_then_writes_the_workload() -> None
     assert action["hpa"] == [{"name": "web", "metric": 0, "resource": "cpu",
                               "previous": 60, "applied": 120}]  # fmt: skip
     events = {e.reason: e for e in result.events}
-    assert events["HpaTargetMoved"].target["kind"] == "HorizontalPodAutoscaler"  # type: ignore[index]
+    assert (events["HpaTargetMoved"].target or {})["kind"] == "HorizontalPodAutoscaler"
     assert "60%→120%" in events["HpaTargetMoved"].message
     assert "60%→120%" in events["ResourcesApplied"].message
     assert "target 60%→120%" in result.states["Deployment/web"]["message"]
@@ -207,7 +208,12 @@ def test_a_target_moved_meanwhile_is_read_again_and_decided_again() -> None:
     fake = FakeHpa(60)
     fake.moved_by_someone = 70  # someone sets 70 % between our read and our patch
     written: list[ResourcesWrite] = []
-    result = run(fake, lambda plan, redecide: written.append(plan) or (plan, 2))
+
+    def write(plan: ResourcesWrite, redecide: Any) -> tuple[ResourcesWrite, int]:
+        written.append(plan)
+        return plan, 2
+
+    result = run(fake, write)
     assert fake.reads == 1
     assert fake.calls[-1] == ("write", 70, 140) and fake.percent == 140
     (plan,) = written
@@ -255,10 +261,14 @@ def test_a_failed_rollout_puts_the_hpa_target_back_with_the_requests() -> None:
                           "creationTimestamp": "2027-01-15T08:00:00Z"},
              "status": {"containerStatuses": [oom]}}]  # fmt: skip
     writes: list[ResourcesWrite] = []
+
+    def write(plan: ResourcesWrite, redecide: Any) -> tuple[ResourcesWrite, int]:
+        writes.append(plan)
+        return plan, 2
+
     result = apply_pass(
         opted_in(rows=[row()], workloads=[info], hpas=[fake.info()], settings=COMPENSATE),
-        ports=ApplyPorts(write=lambda plan, r: writes.append(plan) or (plan, 2),
-                         pods=lambda ns: pods, hpa_read=fake.read, hpa_move=fake.move),
+        ports=ApplyPorts(write=write, pods=lambda ns: pods, hpa_read=fake.read, hpa_move=fake.move),
         pod_checks={},
     )  # fmt: skip
     assert writes[0].record["state"] == "Reverted"
@@ -271,3 +281,53 @@ def test_a_failed_rollout_puts_the_hpa_target_back_with_the_requests() -> None:
         "applied": 60,
     }
     assert any(e.reason == "HpaTargetMoved" and "put back" in e.message for e in result.events)
+
+
+def hpa_replicas(replicas: int, usage_per_pod: float, request: int, target: int) -> int:
+    """The HPA controller's rule: ceil(replicas × utilization ÷ target), unchanged within
+    its 10 % tolerance, between minReplicas 2 and maxReplicas 20."""
+    ratio = usage_per_pod / request * 100 / target
+    if abs(ratio - 1) <= 0.1:
+        return replicas
+    return min(20, max(2, math.ceil(replicas * ratio)))
+
+
+def closed_loop(choice: str, rounds: int = 6) -> list[tuple[int, int, int]]:
+    """A fixed total load (1200m) shared by the HPA's replicas; each round the operator
+    recommends from the per-pod usage as it is (× 1.15, a stand-in for the strategy's
+    percentile and headroom), Apply mode decides, the HPA settles. (request, target,
+    replicas) after each round."""
+    load, request, target, replicas = 1200.0, 1000, 60, 2
+    out = []
+    for _ in range(rounds):
+        per_pod = load / replicas
+        w = workload(containers=(ContainerResources(
+            "app", Resources(request, 1024 * MI), Resources(None, 1024 * MI)),))  # fmt: skip
+        h = hpa(target)
+        recommended = row(cpu=int(per_pod * 1.15), mem=1024 * MI, lim_cpu=None,
+                          lim_mem=1024 * MI, peak=100 * MI)  # fmt: skip
+        settings = replace(COMPENSATE, hpa_resources=choice)
+        d = decide(w, [recommended], ctx(hpa_resources=h.scaled_resources, hpas=(h,),
+                                         settings=settings))  # fmt: skip
+        if d.writes:
+            request = d.changes[0].requests.cpu_millicores or request
+            target = d.hpa[0].changes[0].after_percent if d.hpa else target
+        for _ in range(10):  # the HPA settles
+            replicas = hpa_replicas(replicas, load / replicas, request, target)
+        out.append((request, target, replicas))
+    return out
+
+
+def test_per_pod_usage_is_a_fixed_point_with_compensation_and_ratchets_without() -> None:
+    """Item 3's rule (docs/design.md): per-pod usage is used as it is. With the scale point
+    kept, one write and then nothing moves; with ``Allow`` each lowered request adds
+    replicas, which lowers per-pod usage, which lowers the next recommendation."""
+    kept = closed_loop("Compensate")
+    print("Compensate:", kept)
+    assert kept[0] == (690, 87, 2)  # 1000m → 690m, 60 % → 87 %, still 2 replicas
+    assert all(r == kept[0] for r in kept)  # a fixed point
+    ratchet = closed_loop("Allow")
+    print("Allow:", ratchet)
+    requests = [r for r, _, _ in ratchet]
+    assert requests == sorted(requests, reverse=True) and requests[-1] < kept[0][0] / 3
+    assert ratchet[-1][2] >= 3 * kept[0][2]
