@@ -383,12 +383,12 @@ def quota_shortfall(
 
 
 def compensations(
-    w: WorkloadInfo, changes: Sequence[ContainerChange], ctx: ApplyContext
+    before: Mapping[str, Resources], changes: Sequence[ContainerChange], ctx: ApplyContext
 ) -> tuple[list[HpaPlan], dict[str, str], list[str]]:
     """``Compensate``: per HPA of the workload, the target changes that keep its scale
-    point when the pod's requests (every container of ``w``) go as ``changes`` say; the
-    resources to hold (resource → why); notes (targets that need nothing)."""
-    before = {c.name: c.requests for c in w.containers}
+    point when the pod's requests (``before``: every container → its requests now) go as
+    ``changes`` say; the resources to hold (resource → why); notes (targets that need
+    nothing)."""
     after = dict(before) | {c.container: c.requests for c in changes}
     plans: list[HpaPlan] = []
     held: dict[str, str] = {}
@@ -402,29 +402,62 @@ def compensations(
     return plans, held, notes
 
 
+@dataclass(frozen=True)
+class Outcomes:
+    """What Apply mode would do with a workload's containers, and its HPAs."""
+
+    containers: list[ContainerOutcome]
+    hpa: list[HpaPlan]
+    held: dict[str, str]
+    """Resources held for an HPA target out of bounds, and why."""
+    notes: list[str]
+    """About HPA targets that need no change."""
+
+    @property
+    def changes(self) -> list[ContainerChange]:
+        return [o.change for o in self.containers if o.change is not None]
+
+
+def container_outcomes(
+    items: Sequence[tuple[Assessment, tuple[Resources, Resources] | None]],
+    before: Mapping[str, Resources], ctx: ApplyContext,
+) -> Outcomes:  # fmt: skip
+    """Each container's outcome (``items``: its recommendation and current values), with
+    ``Compensate``'s HPA target changes; a resource whose target would leave the bounds
+    is held and the containers decided again without it. ``before``: every container of
+    the pod → its requests now (``Resource`` metrics are on their sum)."""
+    held: dict[str, str] = {}
+    plans: list[HpaPlan] = []
+    notes: list[str] = []
+    compensating = ctx.settings.hpa_resources == "Compensate" and bool(ctx.hpas)
+    for _ in range(len(RESOURCES) + 1):  # each round holds at least one more resource
+        outcomes = [container_change(row, ctx, current, held) for row, current in items]
+        if not compensating:
+            break
+        changes = [o.change for o in outcomes if o.change is not None]
+        plans, more, notes = compensations(before, changes, ctx)
+        if not set(more) - set(held):
+            break
+        held.update(more)
+    return Outcomes(outcomes, plans, held, notes)
+
+
 def decide(w: WorkloadInfo, rows: Sequence[Assessment], ctx: ApplyContext) -> Decision:
     hold = _workload_hold(w, ctx)
     if hold is not None:
         return Decision(w.ref, hold=hold)
     now = {c.name: (c.requests, c.limits) for c in w.containers}
-    held: dict[str, str] = {}
-    plans: list[HpaPlan] = []
-    hpa_notes: list[str] = []
-    compensating = ctx.settings.hpa_resources == "Compensate" and bool(ctx.hpas)
-    for _ in range(len(RESOURCES) + 1):  # each round holds at least one more resource
-        outcomes = [
-            container_change(row, ctx, now[row.recommendation.container], held)
+    found = container_outcomes(
+        [
+            (row, now[row.recommendation.container])
             for row in sorted(rows, key=lambda r: r.recommendation.container)
             if row.recommendation.container in now  # else gone from the template since
-        ]
-        changes = [o.change for o in outcomes if o.change is not None]
-        if not compensating:
-            break
-        plans, more, hpa_notes = compensations(w, changes, ctx)
-        if not set(more) - set(held):
-            break
-        held.update(more)
-    notes = tuple(o.note for o in outcomes if o.note) + tuple(hpa_notes)
+        ],
+        {c.name: c.requests for c in w.containers},
+        ctx,
+    )
+    outcomes, changes, plans, held = found.containers, found.changes, found.hpa, found.held
+    notes = tuple(o.note for o in outcomes if o.note) + tuple(found.notes)
     base = Decision(w.ref, tuple(changes), None, notes, tuple(plans))
     if not changes:
         insufficient = [o.note for o in outcomes if o.insufficient_data is not None]
