@@ -331,3 +331,42 @@ def test_per_pod_usage_is_a_fixed_point_with_compensation_and_ratchets_without()
     requests = [r for r, _, _ in ratchet]
     assert requests == sorted(requests, reverse=True) and requests[-1] < kept[0][0] / 3
     assert ratchet[-1][2] >= 3 * kept[0][2]
+
+
+@pytest.mark.parametrize("conflict", [False, True])
+def test_in_place_moves_the_hpa_with_the_annotation_and_puts_it_back_on_a_conflict(
+    conflict: bool,
+) -> None:
+    """The in-place methods: the HPA target moves right before the annotation write that
+    starts the resizes (the record carries it); a 409 on that write puts it back."""
+    from rightsizer.actuation.kubernetes import AnnotateConflictError
+    from rightsizer.model.inplace import UpdateMethod
+
+    fake = FakeHpa(60)
+    annotated: list[dict[str, Any]] = []
+
+    def annotate(w: Any, annotations: Any, rv: str) -> None:
+        annotated.append({"hpa at": fake.percent, **annotations})
+        if conflict:
+            raise AnnotateConflictError("409")
+
+    def write(plan: Any, redecide: Any) -> Any:
+        raise AssertionError("the template is not written in place")
+
+    result = apply_pass(
+        opted_in(rows=[row()], workloads=[workload()], hpas=[fake.info()], settings=COMPENSATE,
+                 method=UpdateMethod.IN_PLACE, resize_served=True),
+        ports=ApplyPorts(write=write, pods=lambda ns: [], annotate=annotate,
+                         hpa_read=fake.read, hpa_move=fake.move),
+        pod_checks={},
+    )  # fmt: skip
+    (written,) = annotated
+    assert written["hpa at"] == 120  # the HPA first
+    record = json.loads(written[RECORD_ANNOTATION])
+    assert record["method"] == "InPlace" and record["hpa"][0]["applied"] == 120
+    if conflict:
+        assert fake.calls[-1] == ("write", 120, 60) and fake.percent == 60
+        assert "Deployment/web" not in result.last_actions
+    else:
+        assert fake.percent == 120
+        assert result.last_actions["Deployment/web"]["hpa"][0]["previous"] == 60

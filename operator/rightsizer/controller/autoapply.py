@@ -487,6 +487,7 @@ class _ApplyRun:
                         self.result.api_requests += 1
                         if not dry_run:
                             done.append(plan)
+                            self.result.writes += 1
             except HpaChangedError:
                 self.put_back(done)
                 read = self.ports.hpa_read
