@@ -14,13 +14,18 @@ lowers the request 1000m → 500m (one 50 % step). Then, under the same per-pod 
   out.
 
 kwok's usage does not spread over more replicas, so "the same load" here means the same
-usage per pod (as in test_hpa_compensation.py)."""
+usage per pod (as in test_hpa_compensation.py).
+
+One thing is mocked: an OOM kill. kwok runs no containers, so ``test_a_failed_rollout_
+puts_the_hpa_target_back`` writes what a kubelet reports after one (``lastState.terminated
+.reason: OOMKilled``) into a new pod's status itself."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,7 @@ from kubernetes.client import ApiClient
 
 from rightsizer.actuation.hpa import read_hpa
 from rightsizer.model.hpa import HPA_RECORD_ANNOTATION
+from rightsizer.names import RECORD_ANNOTATION
 from tests.integration.test_auto_apply_e2e import Cluster
 from tests.integration.test_hpa_compensation import only_new_pods_measured, utilization
 from tests.integration.test_operator_e2e import GROUP, PLURAL, VERSION, Operator, install_crd
@@ -41,7 +47,10 @@ from tests.sandbox import KubeAccess, Prometheus
 pytestmark = [pytest.mark.k8s, pytest.mark.prometheus, pytest.mark.slow]
 
 COMPENSATE, SKIP, ALLOW = "hpa-compensate", "hpa-skip", "hpa-allow"
-CHOICES = {COMPENSATE: "Compensate", SKIP: "Skip", ALLOW: "Allow"}
+REVERT = "hpa-revert"
+"""``Compensate`` again; a new pod is then OOM-killed: the write is reverted, the HPA's
+target with it."""
+CHOICES = {COMPENSATE: "Compensate", SKIP: "Skip", ALLOW: "Allow", REVERT: "Compensate"}
 STEP_S = 300
 DAYS = 2
 MI = 2**20
@@ -245,3 +254,41 @@ def test_allow_lowers_the_request_alone_and_the_hpa_scales_out(cluster: Setup) -
         f"{scaled['desiredReplicas']} (utilization {utilization(scaled)} %, target 20 %)"
     )
     assert scaled["desiredReplicas"] > 2
+
+
+def test_a_failed_rollout_puts_the_hpa_target_back(cluster: Setup) -> None:
+    cl, _ = cluster
+    core = client.CoreV1Api(cl.api)
+    wait_for("the CPU request lowered", lambda: cl.requests(REVERT, "web")["cpu"] < 1, 180)
+    assert cl.target(REVERT) == 40
+
+    def new_pod() -> Any:
+        for p in core.list_namespaced_pod(REVERT, label_selector="app=web").items:
+            requests = p.spec.containers[0].resources.requests or {}
+            if requests.get("cpu") == "500m" and p.status.container_statuses:
+                return p
+        return None
+
+    pod = wait_for("a pod of the new ReplicaSet running", new_pod, 120)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    statuses = cl.api.sanitize_for_serialization(pod.status.container_statuses)
+    statuses[0]["lastState"] = {"terminated": {
+        "reason": "OOMKilled", "exitCode": 137, "startedAt": now, "finishedAt": now}}  # fmt: skip
+    core.patch_namespaced_pod_status(pod.metadata.name, REVERT,
+                                     {"status": {"containerStatuses": statuses}})  # fmt: skip
+    wait_for("the request put back", lambda: cl.requests(REVERT, "web")["cpu"] == 1, 120)
+    wait_for("the HPA target put back", lambda: cl.target(REVERT) == 20, 60)
+    record = json.loads(cl.deployment(REVERT, "web")["metadata"]["annotations"][
+        RECORD_ANNOTATION])  # fmt: skip
+    assert record["state"] == "Reverted" and "OOMKilled" in record["reason"]
+    assert record["hpa"] == [{"name": "web", "metric": 0, "resource": "cpu",
+                              "previous": 40, "applied": 20}]  # fmt: skip
+    wait_for("lastAction Reverted with the HPA", lambda: (
+        (a := cl.entry(REVERT, "web").get("lastAction") or {}).get("type") == "Reverted"
+        and a.get("hpa")), 60)  # fmt: skip
+    wait_for("the HPA's put-back Event", lambda: any(
+        r == "HpaTargetMoved" and "put back" in m
+        for r, m in cl.hpa_events(REVERT)), 60)  # fmt: skip
+    previous = json.loads(cl.hpa(REVERT)["metadata"]["annotations"][HPA_RECORD_ANNOTATION])
+    assert previous["targets"] == {"0": [40, 20]}
+    print(f"{REVERT}: reverted ({record['reason']}): cpu back to 1000m, HPA target 40 % → 20 %")
