@@ -100,6 +100,9 @@ class EventReason(StrEnum):
     """Running pods of the workload resized in place (their names in the message)."""
     RESIZE_FAILED = "ResizeFailed"
     """A container OOM-killed after an in-place resize: the previous values are back."""
+    HPA_TARGET_MOVED = "HpaTargetMoved"
+    """On an HPA: its utilization target moved with the requests of the workload it scales
+    (``hpaResources: Compensate``), or moved back with them."""
 
 
 class HoldReason(StrEnum):
@@ -130,3 +133,8 @@ class HoldReason(StrEnum):
     """An in-place resize would change a pod's QoS class: not made."""
     RESIZING = "Resizing"
     """An in-place resize of ours is still going on (pods asked, not all in force)."""
+    HPA_TARGET_OUT_OF_BOUNDS = "HpaTargetOutOfBounds"
+    """``hpaResources: Compensate``: the HPA target that would keep its scale point falls
+    outside ``hpaUtilizationBounds`` (or cannot be computed): that resource is held."""
+    HPA_CHANGED = "HpaChanged"
+    """The HPA's target moved while we were writing it: decided again at the next pass."""

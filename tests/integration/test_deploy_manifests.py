@@ -56,7 +56,7 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("apps", "replicasets"): {"list"},
     ("", "pods"): {"list"},
     ("", "pods/resize"): {"patch"},
-    ("autoscaling", "horizontalpodautoscalers"): {"list", "watch"},
+    ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch", "patch"},
     ("", "namespaces"): {"list", "watch"},
     ("", "limitranges"): {"list", "watch"},
     ("", "resourcequotas"): {"list", "watch"},

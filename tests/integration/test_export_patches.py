@@ -28,6 +28,7 @@ from rightsizer.export.patches import (
 )
 from rightsizer.guardrails.apply import ApplyContext, ApplySettings, container_change
 from rightsizer.model.assessment import Assessment, Severity
+from rightsizer.model.hpa import UtilizationBounds
 from rightsizer.quantity import cpu_millicores, memory_bytes
 from rightsizer.sources.kubernetes_api import template_containers
 from rightsizer.sources.samples_file import read_samples
@@ -221,3 +222,76 @@ def test_report_kube_jsonpatch_end_to_end(
         got["app"]["requests"]["cpu"]
         == by_path["/spec/template/spec/containers/1/resources/requests/cpu"]
     )
+
+
+def hpa_body(name: str, cpu_percent: int) -> dict[str, Any]:
+    """An HPA on the pod's CPU utilization, and on memory by an absolute average."""
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": 1, "maxReplicas": 4,
+            "metrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "target": {
+                    "type": "Utilization", "averageUtilization": cpu_percent}}},
+                {"type": "Resource", "resource": {"name": "memory", "target": {
+                    "type": "AverageValue", "averageValue": "500Mi"}}},
+            ],
+        },
+    }  # fmt: skip
+
+
+def test_hpa_target_changes_are_exported_next_to_the_requests(
+    k8s_api: ApiClient, namespace: str
+) -> None:
+    """Issue 16 item 5: with the live HPAs (read by ``hpas_of``), ``Compensate`` exports
+    the HPA's new target next to the request change; both renderings apply to the real
+    API server and leave the same target, the other metric as it was."""
+    from rightsizer.sources.kubernetes_api import hpas_of
+
+    apps, v2 = client.AppsV1Api(k8s_api), client.AutoscalingV2Api(k8s_api)
+    proxy = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "1Gi"}}
+    for name in ("web-smp", "web-json"):
+        apps.create_namespaced_deployment(
+            namespace, deployment(namespace, name, ("proxy", "app"), proxy)
+        )
+        v2.create_namespaced_horizontal_pod_autoscaler(namespace, hpa_body(name, 60))
+    templates = templates_of(k8s_api, namespace)
+    hpas = hpas_of(k8s_api, namespace)
+    settings = ApplySettings(hpa_resources="Compensate")
+
+    def target(name: str) -> tuple[int, Any]:
+        spec = k8s_api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
+            v2.read_namespaced_horizontal_pod_autoscaler(name, namespace))["spec"]  # fmt: skip
+        return (spec["metrics"][0]["resource"]["target"]["averageUtilization"],
+                spec["metrics"][1]["resource"]["target"])  # fmt: skip
+
+    # pod CPU requests: app 1000m + proxy 1000m → 500m + 500m (one 50 % step each)
+    plan = plan_changes(rows(namespace, "web-smp"), settings, templates, hpas)
+    text = render_kustomize(plan, settings, templates=templates)
+    assert "HPA target cpu 60%→120% (pod requests 2000m→1000m)" in text
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert [d["kind"] for d in docs] == ["Deployment", "HorizontalPodAutoscaler"]
+    apps.patch_namespaced_deployment("web-smp", namespace, docs[0], _content_type=SMP)
+    v2.patch_namespaced_horizontal_pod_autoscaler("web-smp", namespace, docs[1],
+                                                  _content_type=SMP)  # fmt: skip
+    assert target("web-smp") == (120, {"type": "AverageValue", "averageValue": "500Mi"})
+
+    plan = plan_changes(rows(namespace, "web-json"), settings, templates, hpas)
+    entries = json.loads(render_jsonpatch(plan, templates))
+    assert [e["target"]["kind"] for e in entries] == ["Deployment", "HorizontalPodAutoscaler"]
+    apps.patch_namespaced_deployment("web-json", namespace, entries[0]["patch"],
+                                     _content_type=JSON_PATCH)  # fmt: skip
+    v2.patch_namespaced_horizontal_pod_autoscaler("web-json", namespace, entries[1]["patch"],
+                                                  _content_type=JSON_PATCH)  # fmt: skip
+    assert target("web-json")[0] == 120
+
+    # Skip leaves both resources the HPA scales on (cpu and memory) out: nothing to patch.
+    skip = ApplySettings(hpa_resources="Skip")
+    assert plan_changes(rows(namespace, "web-json"), skip, templates, hpas).workloads == ()
+    # A target that would leave the bounds holds the CPU change, said in the header.
+    narrow = ApplySettings(hpa_resources="Compensate", hpa_bounds=UtilizationBounds(10, 100))
+    plan = plan_changes(rows(namespace, "web-json"), narrow, templates, hpas)
+    assert not plan.workloads[0].hpa
+    assert "held (HpaTargetOutOfBounds)" in render_kustomize(plan, narrow)

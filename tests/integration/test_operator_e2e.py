@@ -426,6 +426,11 @@ def test_annotate_mode_writes_metadata_only_and_no_storm(
         ({"resources": {"memory": {"minAllowed": "2Gi", "maxAllowed": "1Gi"}}},
          "minAllowed must not exceed maxAllowed"),
         ({"reconcileInterval": "0s"}, "positive duration"),
+        ({"update": {"hpaResources": "Sometimes"}}, 'Unsupported value: "Sometimes"'),
+        ({"update": {"hpaUtilizationBounds": {"minPercent": 150, "maxPercent": 150}}},
+         "hpaUtilizationBounds.minPercent must be below maxPercent"),
+        ({"update": {"hpaUtilizationBounds": {"minPercent": 300}}},
+         "hpaUtilizationBounds.minPercent must be below maxPercent"),
         ({"source": {"prometheus": {"url": "prometheus:9090"}}}, "must start with http://"),
         # the attacks and their relatives: nothing but scheme, host, port and path
         ({"source": {"prometheus": {"url": "http://127.0.0.1:15911/internal/admin#"}}},

@@ -233,3 +233,10 @@ def test_patch_options_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "recommend", "--samples", str(EXAMPLE), "--format",
                          "kustomize", "--max-step-down", "150")  # fmt: skip
     assert code == 2 and out == "" and "--max-step-down" in err
+
+
+@pytest.mark.parametrize("bounds", ["200-100", "x", "0-50"])
+def test_hpa_bounds_are_checked(capsys: pytest.CaptureFixture[str], bounds: str) -> None:
+    code, out, err = run(capsys, "recommend", "--samples", str(EXAMPLE), "--format",
+                         "kustomize", "--hpa-bounds", bounds)  # fmt: skip
+    assert code == 2 and out == "" and "--hpa-bounds" in err

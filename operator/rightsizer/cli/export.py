@@ -10,6 +10,7 @@ from pathlib import Path
 from rightsizer import __version__
 from rightsizer.export.patches import (
     PATCH_FORMATS,
+    Hpas,
     Templates,
     UnknownContainersError,
     nothing_to_change,
@@ -19,6 +20,7 @@ from rightsizer.export.patches import (
 )
 from rightsizer.guardrails.apply import ApplySettings
 from rightsizer.model.assessment import Assessment
+from rightsizer.model.hpa import UtilizationBounds
 
 __all__ = ["JSONPATCH_NEEDS_KUBE", "PATCH_FORMATS", "add_patch_arguments", "write_patches"]
 
@@ -49,6 +51,18 @@ def add_patch_arguments(p: argparse.ArgumentParser) -> None:
                    default=_DEFAULTS.min_change_percent,
                    help="leave containers whose requests move less than this, in %% "
                         "(default %(default)g)")  # fmt: skip
+    g.add_argument("--hpa-resources", choices=("Skip", "Allow", "Compensate"),
+                   default="Compensate",
+                   help="resources an HPA scales on by utilization (live HPAs: report "
+                        "--kube): leave alone, change, or change with the HPA's target "
+                        "moved to keep its scale point, exported next to them (default "
+                        "%(default)s)")  # fmt: skip
+    g.add_argument(
+        "--hpa-bounds",
+        default="10-200",
+        metavar="MIN-MAX",
+        help="Compensate: targets allowed, in %% (default %(default)s)",
+    )
 
 
 def apply_settings(args: argparse.Namespace, bad_input: type[Exception]) -> ApplySettings:
@@ -60,10 +74,19 @@ def apply_settings(args: argparse.Namespace, bad_input: type[Exception]) -> Appl
         if not value >= 0 or (high is not None and value > high):
             bound = f"between 0 and {high:g}" if high is not None else "0 or more"
             raise bad_input(f"{flag} must be {bound} (percent), got {value:g}")
+    low_text, _, high_text = str(args.hpa_bounds).partition("-")
+    try:
+        bounds = UtilizationBounds(int(low_text), int(high_text))
+    except ValueError:
+        raise bad_input(f"--hpa-bounds must be MIN-MAX in percent, got {args.hpa_bounds}") from None
+    if not 0 < bounds.low_percent < bounds.high_percent:
+        raise bad_input(f"--hpa-bounds: MIN must be positive and below MAX ({args.hpa_bounds})")
     return ApplySettings(
         min_change_percent=args.min_change,
         max_step_down_percent=args.max_step_down,
         memory_peak_margin_percent=args.memory_peak_margin,
+        hpa_resources=args.hpa_resources,
+        hpa_bounds=bounds,
     )
 
 
@@ -74,10 +97,11 @@ def write_patches(
     command: str,
     templates: Templates | None = None,
     output: str | None = None,
+    hpas: Hpas = (),
 ) -> int:
     """Render, write to ``output`` (or stdout) and report on stderr. Returns the exit
     code: 0, or 1 when containers were left out for lack of a place in the templates."""
-    plan = plan_changes(rows, settings, templates)
+    plan = plan_changes(rows, settings, templates, hpas)
     produced_by = f"rightsizer {__version__} ({command})"
     code = 0
     try:

@@ -7,7 +7,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +184,8 @@ class ReportPlan:
 class ReportReads:
     collected: Collected
     templates: Templates | None
+    hpas: list[dict[str, Any]] = field(default_factory=list)
+    """The live HPAs of the namespaces (``--kube`` with a patch format)."""
 
 
 def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
@@ -203,8 +205,9 @@ def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
     )
     if plan.patch_settings is not None:
         return write_patches(
-            rows, args.format, plan.patch_settings, "report", reads.templates, args.output
-        )
+            rows, args.format, plan.patch_settings, "report", reads.templates, args.output,
+            reads.hpas,
+        )  # fmt: skip
     text = render_report(rows, totals(rows), args.format, _source(args, plan, config, reads))
     if args.output:
         Path(args.output).write_text(text)
@@ -286,13 +289,16 @@ def _read(
                 r for r in collected.recommendations if (r.namespace, r.workload) in allowed
             ]
         templates: Templates | None = None
+        hpas: list[dict[str, Any]] = []
         if api is not None and plan.patch_settings is not None:
             namespaces = sorted({r.namespace for r in collected.recommendations})
             templates = _templates(api, namespaces, plan.kinds)
+            for ns in namespaces:
+                hpas.extend(kube.hpas_of(api, ns))
     finally:
         progress.done()
         client.close()
-    return ReportReads(collected, templates)
+    return ReportReads(collected, templates, hpas)
 
 
 def _cluster_reads(api: Any) -> ClusterReads:

@@ -11,11 +11,13 @@ the Events of its recent writes that a crash lost (``guardrails.events``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from rightsizer.actuation.hpa import HpaChangedError
 from rightsizer.actuation.kubernetes import AnnotateConflictError
 from rightsizer.actuation.pods import ResizeConflictError
 from rightsizer.actuation.resources import ResourcesWrite, WriteRejectedError
@@ -28,6 +30,7 @@ from rightsizer.guardrails.apply import (
     ContainerChange,
     Decision,
     Hold,
+    HpaPlan,
     QuotaRoom,
     applied_record,
     decide,
@@ -42,7 +45,14 @@ from rightsizer.guardrails.events import (
     replay_due,
     write_event,
 )
-from rightsizer.guardrails.record import AppliedRecord, parse_record, record_json, revert_record
+from rightsizer.guardrails.record import (
+    AppliedRecord,
+    HpaTarget,
+    hpa_target_json,
+    parse_record,
+    record_json,
+    revert_record,
+)
 from rightsizer.guardrails.rollout import (
     PodHealth,
     RolloutWatch,
@@ -52,6 +62,7 @@ from rightsizer.guardrails.rollout import (
 )
 from rightsizer.guardrails.rollout import watched as watched_rollout
 from rightsizer.model.assessment import Assessment
+from rightsizer.model.hpa import HpaInfo, TargetChange, revert_changes
 from rightsizer.model.inplace import (
     InPlaceLimits,
     InPlacePlan,
@@ -117,6 +128,13 @@ class ApplyPorts:
     opted_in: Callable[[str], bool] | None = None
     """The namespace's opt-in label read from the API server now, right before an in-place
     write (None: the index's labels are taken as they are)."""
+    hpa_read: Callable[[str, str], HpaInfo] | None = None
+    """An HPA (namespace, name) as the API server has it now (``Compensate``)."""
+    hpa_move: Callable[[HpaInfo, Sequence[TargetChange], bool], object] = field(
+        default=lambda hpa, changes, dry_run: None
+    )
+    """Move an HPA's targets (``actuation.hpa.move_targets``; the bool: dry-run only);
+    raises ``HpaChangedError`` (decide again) or ``WriteRejectedError``."""
 
 
 @dataclass
@@ -159,7 +177,8 @@ def _pairs_json(m: Mapping[str, tuple[Resources, Resources]]) -> dict[str, Any]:
 
 
 def last_action(record: AppliedRecord) -> dict[str, Any]:
-    """The status form of a write: what was there before and what was written."""
+    """The status form of a write: what was there before and what was written (and the
+    HPA targets moved with it: ``hpa``)."""
     return {
         "type": record.state,
         "method": record.method,
@@ -167,6 +186,7 @@ def last_action(record: AppliedRecord) -> dict[str, Any]:
         "time": iso(record.time_s),
         "previous": _pairs_json(record.previous),
         "applied": _pairs_json(record.applied),
+        **({"hpa": [hpa_target_json(h) for h in record.hpa]} if record.hpa else {}),
     }
 
 
@@ -210,8 +230,8 @@ class ApplyInput:
     workloads: Sequence[WorkloadInfo]
     """The workloads the policy owns."""
     namespace_labels: Mapping[str, str]
-    hpas: Sequence[tuple[str, tuple[str, ...]]]
-    """(``Kind/name`` scaled, resources it scales on) per HPA of the namespace."""
+    hpas: Sequence[HpaInfo]
+    """The HPAs of the namespace."""
     quotas: Sequence[Mapping[str, Any]]
     limit_ranges: Sequence[LimitRangeItem]
     previous_states: Mapping[str, Mapping[str, Any]]
@@ -312,8 +332,10 @@ class _ApplyRun:
         for row in inp.rows:
             self.by_workload.setdefault(row.recommendation.workload, []).append(row)
         self.hpa_resources: dict[str, set[str]] = {}
-        for target, resources in inp.hpas:
-            self.hpa_resources.setdefault(target, set()).update(resources)
+        self.hpas: dict[str, list[HpaInfo]] = {}
+        for hpa in inp.hpas:
+            self.hpa_resources.setdefault(hpa.target_ref, set()).update(hpa.scaled_resources)
+            self.hpas.setdefault(hpa.target_ref, []).append(hpa)
         self.rooms = quota_rooms(inp.quotas)
         self.records = {w.ref: record_of(w) for w in inp.workloads}
         self.by_ref = {w.ref: w for w in inp.workloads}
@@ -416,6 +438,7 @@ class _ApplyRun:
         self.result.writes += 1
         self.result.last_actions[w.ref] = last_action(revert)
         self.emit(Event(w.body(), "Warning", EventReason.ROLLOUT_FAILED, failed_message(failure)))
+        self.revert_hpas(w, revert)
         self.state(
             w.ref, "Held", Hold(HoldReason.HELD_AFTER_FAILED_ROLLOUT, f"reverted: {failure}")
         )
@@ -428,17 +451,115 @@ class _ApplyRun:
             settings=inp.settings, now_s=inp.now_s, policy=inp.policy,
             policy_generation=inp.generation,
             hpa_resources=frozenset(self.hpa_resources.get(info.ref, set())), quotas=self.rooms,
+            hpas=tuple(self.hpas.get(info.ref, ())),
             limit_ranges=inp.limit_ranges, rollouts_in_flight=flight,
             rollout=rollout_state(info.rollout), record=record_of(info),
             surge_pods=info.rollout.surge_pods,
         )  # fmt: skip
 
-    def redecide(self, kind: str, fresh: dict[str, Any], flight: int) -> ResourcesWrite | None:
-        """After a 409: the decision again, on the workload as it is now."""
+    def redecide(
+        self, kind: str, fresh: dict[str, Any], flight: int,
+        hpa_moved: tuple[HpaTarget, ...] = (),
+    ) -> ResourcesWrite | None:  # fmt: skip
+        """After a 409: the decision again, on the workload as it is now. With HPA targets
+        already moved for the first decision, a new decision that would move them
+        differently writes nothing now (they are put back; the next pass decides again)."""
         info = workload_info(kind, fresh)
         ctx = self.context(info, flight)
         again = decide(info, self.by_workload.get(info.ref, []), ctx)
+        if again.writes and again.hpa_targets() != hpa_moved:
+            return None
         return _plan(again, info, ctx) if again.writes else None
+
+    # -- HPA targets (``hpaResources: Compensate``) ----------------------------------------
+    def move_hpas(
+        self, w: WorkloadInfo, decision: Decision, ctx: ApplyContext
+    ) -> tuple[Decision, ApplyContext] | None:
+        """Move the HPA targets ``decision`` goes with: all dry-run first, then for real.
+        A target moved meanwhile: the HPAs read again and the workload decided again (a
+        few times). None when nothing is to be written now (the hold is told)."""
+        for _ in range(3):
+            done: list[HpaPlan] = []
+            try:
+                for dry_run in (True, False):
+                    for plan in decision.hpa:
+                        self.ports.hpa_move(plan.hpa, plan.changes, dry_run)
+                        self.result.api_requests += 1
+                        if not dry_run:
+                            done.append(plan)
+                            self.result.writes += 1
+            except HpaChangedError:
+                self.put_back(done)
+                read = self.ports.hpa_read
+                if read is None:
+                    break
+                fresh = tuple(read(h.namespace, h.name) for h in ctx.hpas)
+                self.result.api_requests += len(fresh)
+                self.hpas[w.ref] = list(fresh)
+                ctx = replace(ctx, hpas=fresh)
+                decision = decide(w, self.by_workload.get(w.ref, []), ctx)
+                if not decision.writes:
+                    self.state(w.ref, "Held", decision.hold)
+                    return None
+                if not decision.hpa:
+                    return decision, ctx
+                continue
+            except WriteRejectedError as exc:
+                self.put_back(done)
+                self.state(w.ref, "Held", Hold(HoldReason.APPLY_REJECTED, f"HPA: {exc}"))
+                return None
+            for plan in decision.hpa:
+                text = "; ".join(c.describe() for c in plan.changes)
+                self.emit(Event(plan.hpa.body(), "Normal", EventReason.HPA_TARGET_MOVED,
+                                f"{text}: moved with the requests of {w.ref} by policy "
+                                f"{self.inp.policy} (hpaResources Compensate)"))  # fmt: skip
+            return decision, ctx
+        why = "the HPA's target kept moving while we wrote it"
+        self.state(w.ref, "Held", Hold(HoldReason.HPA_CHANGED, why))
+        return None
+
+    def put_back(self, plans: Sequence[HpaPlan]) -> None:
+        """Undo HPA target moves of this pass whose workload write did not happen."""
+        for plan in plans:
+            back = revert_changes(plan.changes)
+            with contextlib.suppress(HpaChangedError, WriteRejectedError):  # someone set it
+                self.ports.hpa_move(replace(plan.hpa, has_annotations=True), back, False)
+            self.result.api_requests += 1
+
+    def revert_hpas(self, w: WorkloadInfo, revert: AppliedRecord) -> None:
+        """Put back the HPA targets moved with a write being reverted (``revert.hpa``: the
+        moves that undo them), each only if it is still the one we set; an Event each."""
+        read = self.ports.hpa_read
+        if not revert.hpa or read is None:
+            return
+        for name in sorted({h.hpa for h in revert.hpa}):
+            try:
+                info = read(w.namespace, name)
+                self.result.api_requests += 1
+                changes = []
+                for h in revert.hpa:
+                    metric = info.metric(h.index) if h.hpa == name else None
+                    if metric is not None:
+                        changes.append(TargetChange(metric, h.before_percent, h.after_percent,
+                                                    0, 0))  # fmt: skip
+                self.ports.hpa_move(info, changes, False)
+                self.result.api_requests += 1
+            except Exception as exc:  # moved by someone since, refused, gone (404)
+                why = str(exc) if isinstance(exc, HpaChangedError | WriteRejectedError) else (
+                    type(exc).__name__)  # fmt: skip
+                self.emit(Event(w.body(), "Warning", EventReason.HPA_TARGET_MOVED,
+                                f"HPA {name}: target not put back ({why})"))  # fmt: skip
+                continue
+            self.result.writes += 1
+            text = ", ".join(h.text() for h in revert.hpa if h.hpa == name)
+            self.emit(
+                Event(
+                    info.body(),
+                    "Normal",
+                    EventReason.HPA_TARGET_MOVED,
+                    f"put back with the requests of {w.ref}: {text} ({revert.reason})",
+                )
+            )
 
     def decide_and_write(self, w: WorkloadInfo) -> None:
         group = self.by_workload.get(w.ref)
@@ -462,16 +583,24 @@ class _ApplyRun:
         if not decision.writes:
             self.state(w.ref, "Held", decision.hold)
             return
+        if decision.hpa:
+            moved = self.move_hpas(w, decision, ctx)
+            if moved is None:
+                return
+            decision, ctx = moved
+        targets = decision.hpa_targets()
         try:
             written, requests = self.ports.write(
                 _plan(decision, w, ctx),
-                lambda fresh: self.redecide(w.kind, fresh, flight),
+                lambda fresh: self.redecide(w.kind, fresh, flight, targets),
             )
             self.result.api_requests += requests
         except WriteRejectedError as exc:
+            self.put_back(decision.hpa)
             self.state(w.ref, "Held", Hold(HoldReason.APPLY_REJECTED, str(exc)))
             return
         if written is None:
+            self.put_back(decision.hpa)
             return
         self._applied(w, decision, written)
 
@@ -481,9 +610,9 @@ class _ApplyRun:
         self.in_flight += 1
         self.result.writes += 1
         self.result.last_actions[w.ref] = last_action(rec_data)
-        message = applied_message(decision.changes, decision.notes, self.inp.policy)
+        message = applied_message(decision.changes, _with_hpa(decision), self.inp.policy)
         self.emit(Event(w.body(), "Normal", EventReason.RESOURCES_APPLIED, message))
-        self.state(w.ref, "Applied", None, "; ".join(c.text() for c in decision.changes))
+        self.state(w.ref, "Applied", None, _applied_text(decision))
 
     # -- in place -----------------------------------------------------------------------
     def namespace_pods(self) -> list[PodInfo]:
@@ -534,6 +663,11 @@ class _ApplyRun:
                 return
         if not self.opted_in(w.ref):
             return
+        if decision.hpa:
+            moved = self.move_hpas(effective, decision, ctx)
+            if moved is None:
+                return
+            decision, ctx = moved
         record = replace(applied_record(decision, ctx), method=IN_PLACE)
         values = {c.container: (c.requests, c.limits) for c in decision.changes}
         annotations = {
@@ -545,14 +679,16 @@ class _ApplyRun:
             self.result.api_requests += 1
         except AnnotateConflictError:
             self.result.api_requests += 1
+            self.put_back(decision.hpa)
             return  # the workload moved on: decided again at the next pass
         except WriteRejectedError as exc:
+            self.put_back(decision.hpa)
             self.state(w.ref, "Held", Hold(HoldReason.APPLY_REJECTED, str(exc)))
             return
         self.result.writes += 1
         self.records[w.ref] = record
         self.result.last_actions[w.ref] = last_action(record)
-        message = applied_message(decision.changes, decision.notes, inp.policy)
+        message = applied_message(decision.changes, _with_hpa(decision), inp.policy)
         self.emit(Event(w.body(), "Normal", EventReason.RESOURCES_APPLIED,
                         f"in place (pods resized, template unchanged): {message}"))  # fmt: skip
         self.in_place_progress(w, record)
@@ -649,6 +785,7 @@ class _ApplyRun:
         self.emit(Event(w.body(), "Warning", EventReason.RESIZE_FAILED,
                         f"{failure}: previous values put back (annotation and pods); held "
                         "until the policy changes"))  # fmt: skip
+        self.revert_hpas(w, revert)
         self.state(
             w.ref, "Held", Hold(HoldReason.HELD_AFTER_FAILED_ROLLOUT, f"reverted: {failure}")
         )
@@ -675,6 +812,7 @@ class _ApplyRun:
         rolled = AppliedRecord(
             policy=inp.policy, generation=inp.generation, time_s=inp.now_s, state="Applied",
             reason="InPlaceInfeasible", previous=record.previous, applied=record.applied,
+            hpa=record.hpa,
         )  # fmt: skip
         plan = ResourcesWrite(w.kind, w.namespace, w.name, dict(record.applied),
                               record_json(rolled))  # fmt: skip
@@ -695,3 +833,16 @@ class _ApplyRun:
                         f"possible ({why})"))  # fmt: skip
         self.state(w.ref, "Applied", None, f"rolled out instead: {why}")
         return True
+
+
+def _with_hpa(decision: Decision) -> tuple[str, ...]:
+    """The decision's notes, the HPA targets it moves first."""
+    moved = tuple(c.describe() for p in decision.hpa for c in p.changes)
+    return moved + decision.notes
+
+
+def _applied_text(decision: Decision) -> str:
+    """The state message of a write: the request changes, then the HPA targets moved."""
+    text = "; ".join(c.text() for c in decision.changes)
+    moved = "; ".join(t.text() for t in decision.hpa_targets())
+    return text + (f"; {moved}" if moved else "")

@@ -13,13 +13,20 @@ function Apply mode writes with: increases at once, decreases by at most
   template, so it needs the live template; each container's operations start with a
   ``test`` of its name, so a reordered template makes the whole patch fail instead of
   changing the wrong container.
+
+Where the live HPAs are known (``--kube``), a resource an HPA scales on by utilization is
+treated as ``hpaResources`` says (default ``Compensate`` for exports): the HPA's target
+change is exported next to the request change — in ``kustomize``, a strategic-merge
+patch of the HPA with its whole ``spec.metrics`` (an atomic list: it is replaced as a
+whole); in ``jsonpatch``, a ``test`` and a ``replace`` of each ``averageUtilization``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -30,9 +37,11 @@ from rightsizer.guardrails.apply import (
     ApplyContext,
     ApplySettings,
     ContainerChange,
-    container_change,
+    HpaPlan,
+    container_outcomes,
 )
 from rightsizer.model.assessment import Assessment
+from rightsizer.model.hpa import HpaInfo, MetricSource, hpa_info
 from rightsizer.quantity import QuantityError, cpu_millicores, memory_bytes, quantities
 
 PATCH_FORMATS = ("kustomize", "jsonpatch")
@@ -69,6 +78,24 @@ WorkloadKey = tuple[str, str]
 """(namespace, ``Kind/name``)."""
 Templates = Mapping[WorkloadKey, Sequence[str | TemplateContainer]]
 """Per workload, its pod template's containers in order (names, or names and resources)."""
+Hpas = Sequence[Mapping[str, Any]]
+"""The live HPAs (autoscaling/v2 objects as the API returns them), of every namespace."""
+
+
+@dataclass(frozen=True)
+class HpaChange:
+    """An HPA's target changes that go with a workload's request changes, and its
+    ``spec.metrics`` as it is (the kustomize patch states the whole list)."""
+
+    plan: HpaPlan
+    metrics: tuple[Mapping[str, Any], ...]
+
+    def new_metrics(self) -> list[dict[str, Any]]:
+        out = [copy.deepcopy(dict(m)) for m in self.metrics]
+        for c in self.plan.changes:
+            field_ = "resource" if c.metric.source is MetricSource.RESOURCE else "containerResource"
+            out[c.metric.index][field_]["target"]["averageUtilization"] = c.after_percent
+        return out
 
 
 @dataclass(frozen=True)
@@ -77,6 +104,7 @@ class WorkloadChanges:
     workload: str
     """``Kind/name``."""
     changes: tuple[ContainerChange, ...]
+    hpa: tuple[HpaChange, ...] = field(default=())
 
     @property
     def kind(self) -> str:
@@ -95,9 +123,16 @@ class Plan:
     insufficient_data: int
     """Containers left alone for too little history or confidence."""
 
+    held: tuple[str, ...] = ()
+    """Resources held for an HPA target out of bounds (``ns/Kind/name: why``)."""
+
     @property
     def containers(self) -> int:
         return sum(len(w.changes) for w in self.workloads)
+
+    @property
+    def hpa_targets(self) -> int:
+        return sum(len(h.plan.changes) for w in self.workloads for h in w.hpa)
 
 
 class UnknownContainersError(ValueError):
@@ -122,34 +157,68 @@ def _template(templates: Templates | None, key: WorkloadKey) -> list[TemplateCon
             for c in templates[key]]  # fmt: skip
 
 
+def _pod_requests(
+    template: Sequence[TemplateContainer] | None, rows: Sequence[Assessment]
+) -> dict[str, Resources]:
+    """Every container of the pod → its requests now: the live template's where it
+    knows them, else as the recommendations saw them."""
+    out = {r.recommendation.container: r.recommendation.current_requests for r in rows}
+    for tc in template or []:
+        current = tc.current()
+        if current is not None:
+            out[tc.name] = current[0]
+    return out
+
+
 def plan_changes(
-    rows: Sequence[Assessment], settings: ApplySettings, templates: Templates | None = None
-) -> Plan:
+    rows: Sequence[Assessment], settings: ApplySettings, templates: Templates | None = None,
+    hpas: Hpas = (),
+) -> Plan:  # fmt: skip
     """The changes Apply mode would make, per workload. Where ``templates`` know a
     container's resources, those are its current values (as in Apply mode); otherwise
-    the values the recommendation saw."""
-    ctx = ApplyContext(settings=settings, now_s=0, policy="", policy_generation=0)
-    by_workload: dict[WorkloadKey, list[ContainerChange]] = {}
-    insufficient = 0
+    the values the recommendation saw. ``hpas``: the live HPAs (``settings.hpa_resources``
+    says what happens to the resources they scale on)."""
+    by_hpa_target: dict[WorkloadKey, list[tuple[HpaInfo, tuple[Mapping[str, Any], ...]]]] = {}
+    for body in hpas:
+        info = hpa_info(body)
+        metrics = tuple((body.get("spec") or {}).get("metrics") or [])
+        by_hpa_target.setdefault((info.namespace, info.target_ref), []).append((info, metrics))
+    by_key: dict[WorkloadKey, list[Assessment]] = {}
     for row in rows:
         rec = row.recommendation
-        key = (rec.namespace, rec.workload)
-        known = {c.name: c for c in _template(templates, key) or []}
-        tc = known.get(rec.container)
-        outcome = container_change(row, ctx, tc.current() if tc else None)
-        if outcome.insufficient_data is not None:
-            insufficient += 1
-        if outcome.change is not None:
-            by_workload.setdefault(key, []).append(outcome.change)
-    workloads = []
-    for (ns, workload), changes in sorted(by_workload.items()):
-        order = [c.name for c in _template(templates, (ns, workload)) or []]
+        by_key.setdefault((rec.namespace, rec.workload), []).append(row)
+    workloads: list[WorkloadChanges] = []
+    held: list[str] = []
+    insufficient = 0
+    for key, group in sorted(by_key.items()):
+        found = by_hpa_target.get(key, [])
+        ctx = ApplyContext(
+            settings=settings, now_s=0, policy="", policy_generation=0,
+            hpa_resources=frozenset(r for info, _ in found for r in info.scaled_resources),
+            hpas=tuple(info for info, _ in found),
+        )  # fmt: skip
+        template = _template(templates, key)
+        known = {c.name: c for c in template or []}
+        items = []
+        for row in sorted(group, key=lambda r: r.recommendation.container):
+            tc = known.get(row.recommendation.container)
+            items.append((row, tc.current() if tc else None))
+        outcomes = container_outcomes(items, _pod_requests(template, group), ctx)
+        insufficient += sum(o.insufficient_data is not None for o in outcomes.containers)
+        held.extend(f"{key[0]}/{key[1]} {res}: {why}" for res, why in sorted(outcomes.held.items()))
+        changes = outcomes.changes
+        if not changes:
+            continue
+        order = [c.name for c in template or []]
         changes.sort(
             key=lambda c: (order.index(c.container), "") if c.container in order
             else (len(order), c.container)
         )  # fmt: skip
-        workloads.append(WorkloadChanges(ns, workload, tuple(changes)))
-    return Plan(tuple(workloads), checked=len(rows), insufficient_data=insufficient)
+        metrics_of = {info.name: m for info, m in found}
+        hpa = tuple(HpaChange(p, metrics_of[p.hpa.name]) for p in outcomes.hpa)
+        workloads.append(WorkloadChanges(key[0], key[1], tuple(changes), hpa))
+    return Plan(tuple(workloads), checked=len(rows), insufficient_data=insufficient,
+                held=tuple(held))  # fmt: skip
 
 
 def _values(r: Resources) -> dict[str, str]:
@@ -188,7 +257,7 @@ def _split_known(
             placed.append((index, (template or [])[index]))
             changes.append(c)
         if changes:
-            kept.append((WorkloadChanges(w.namespace, w.workload, tuple(changes)), placed))
+            kept.append((WorkloadChanges(w.namespace, w.workload, tuple(changes), w.hpa), placed))
     return kept, missing
 
 
@@ -198,8 +267,38 @@ def header(plan: Plan, settings: ApplySettings, produced_by: str) -> str:
         f"{plan.containers} container(s) in {len(plan.workloads)} workload(s), as Apply mode "
         f"would write them (maxStepDownPercent {settings.max_step_down_percent:g}, "
         f"memoryPeakMarginPercent {settings.memory_peak_margin_percent:g}, "
-        f"minChangePercent {settings.min_change_percent:g}).\n"
-    )
+        f"minChangePercent {settings.min_change_percent:g})"
+        + (f"; {plan.hpa_targets} HPA target(s) moved with them to keep their scale points "
+           f"(hpaResources {settings.hpa_resources})" if plan.hpa_targets else "")
+        + ".\n"
+        + "".join(f"# HPA {h.plan.hpa.namespace}/{h.plan.hpa.name}: "
+                  + "; ".join(c.describe() for c in h.plan.changes) + "\n"
+                  for w in plan.workloads for h in w.hpa)
+        + "".join(f"# held ({HPA_HELD}): {why}\n" for why in plan.held)
+    )  # fmt: skip
+
+
+HPA_HELD = "HpaTargetOutOfBounds"
+
+
+def hpa_merge_patch(h: HpaChange) -> dict[str, Any]:
+    """One HPA's strategic-merge patch: its whole ``spec.metrics`` with the new targets."""
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": h.plan.hpa.name, "namespace": h.plan.hpa.namespace},
+        "spec": {"metrics": h.new_metrics()},
+    }  # fmt: skip
+
+
+def hpa_json_patch(h: HpaChange) -> dict[str, Any]:
+    """One HPA's kustomize-style JSON patch entry: ``test`` and ``replace`` per target."""
+    ops: list[dict[str, Any]] = []
+    for c in h.plan.changes:
+        ops.append({"op": "test", "path": c.metric.path, "value": c.before_percent})
+        ops.append({"op": "replace", "path": c.metric.path, "value": c.after_percent})
+    target = {"group": "autoscaling", "version": "v2", "kind": "HorizontalPodAutoscaler",
+              "name": h.plan.hpa.name, "namespace": h.plan.hpa.namespace}  # fmt: skip
+    return {"target": target, "patch": ops}
 
 
 def strategic_merge_patch(w: WorkloadChanges) -> dict[str, Any]:
@@ -223,7 +322,10 @@ def render_kustomize(
     """Multi-document YAML, one strategic-merge patch per workload, after a comment line.
     With ``templates``, containers not in them are left out (``UnknownContainersError``)."""
     kept, missing = _split_known(plan, templates)
-    docs = [strategic_merge_patch(w) for w, _ in kept]
+    docs = []
+    for w, _ in kept:
+        docs.append(strategic_merge_patch(w))
+        docs.extend(hpa_merge_patch(h) for h in w.hpa)
     text = header(plan, settings, produced_by)
     if docs:
         text += yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True)
@@ -272,6 +374,7 @@ def json_patches(plan: Plan, templates: Templates) -> tuple[list[dict[str, Any]]
         target = {"group": "apps", "version": "v1", "kind": w.kind, "name": w.name,
                   "namespace": w.namespace}  # fmt: skip
         entries.append({"target": target, "patch": ops})
+        entries.extend(hpa_json_patch(h) for h in w.hpa)
     return entries, missing
 
 

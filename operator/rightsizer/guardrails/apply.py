@@ -11,7 +11,10 @@ ends the decision; every hold has a CamelCase reason for status and Events):
 4. ``RolloutInProgress``: the workload is rolling out (ours or anyone's).
 5. ``Cooldown``: our last write is more recent than the policy's cooldown.
 6. per container: ``InsufficientData`` (too little history, or confidence below the
-   minimum) keeps that container as it is; resources an HPA scales on are left alone.
+   minimum) keeps that container as it is; resources an HPA scales on are left alone
+   (``hpaResources: Skip``), written (``Allow``), or written with the HPA's utilization
+   target moved to keep its scale point (``Compensate``; a target that would leave
+   ``hpaUtilizationBounds`` holds that resource: ``HpaTargetOutOfBounds``).
    New values: increases at once; decreases at most ``maxStepDownPercent`` per write and
    never below the observed memory peak plus margin; limits never below requests.
 7. ``BelowMinimumChange``: no request moves by at least ``minChangePercent`` — and, where
@@ -32,10 +35,11 @@ from dataclasses import dataclass, field, replace
 
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import KeepBand, Resources
-from rightsizer.guardrails.record import AppliedRecord
+from rightsizer.guardrails.record import AppliedRecord, HpaTarget
 from rightsizer.guardrails.rollout import RolloutState
 from rightsizer.model.assessment import Assessment
 from rightsizer.model.change import moved_enough, must_move
+from rightsizer.model.hpa import HpaInfo, TargetChange, UtilizationBounds, compensate
 from rightsizer.model.workloads import WorkloadInfo
 from rightsizer.names import EXCLUDE_ANNOTATION, HoldReason
 from rightsizer.quantity import DAY_S, human_cpu, human_memory
@@ -71,7 +75,10 @@ class ApplySettings:
     max_concurrent_rollouts: int = 2
     allow_gitops_managed: bool = False
     hpa_resources: str = "Skip"
-    """``Skip``: resources an HPA scales on are never written; ``Allow``: they are."""
+    """``Skip``: resources an HPA scales on are never written; ``Allow``: they are;
+    ``Compensate``: they are, and the HPA's utilization target moves with them."""
+    hpa_bounds: UtilizationBounds = field(default_factory=UtilizationBounds)
+    """``Compensate``: the targets it may set."""
 
 
 @dataclass(frozen=True)
@@ -119,16 +126,36 @@ class ContainerOutcome:
 
 
 @dataclass(frozen=True)
+class HpaPlan:
+    """The target changes of one HPA that go with a decision's request changes."""
+
+    hpa: HpaInfo
+    changes: tuple[TargetChange, ...]
+
+    def targets(self) -> tuple[HpaTarget, ...]:
+        return tuple(
+            HpaTarget(self.hpa.name, c.metric.index, c.metric.resource, c.before_percent,
+                      c.after_percent)
+            for c in self.changes
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Decision:
     workload: str
     changes: tuple[ContainerChange, ...] = ()
     hold: Hold | None = None
     notes: tuple[str, ...] = ()
     """What was left alone and why (e.g. an HPA's resource), for status and Events."""
+    hpa: tuple[HpaPlan, ...] = ()
+    """``Compensate``: the HPA targets to move in the same step as the requests."""
 
     @property
     def writes(self) -> bool:
         return self.hold is None and bool(self.changes)
+
+    def hpa_targets(self) -> tuple[HpaTarget, ...]:
+        return tuple(t for p in self.hpa for t in p.targets())
 
 
 @dataclass(frozen=True)
@@ -149,6 +176,8 @@ class ApplyContext:
     policy_generation: int
     hpa_resources: frozenset[str] = frozenset()
     """Resources an HPA targeting this workload scales on (``cpu``, ``memory``)."""
+    hpas: tuple[HpaInfo, ...] = ()
+    """The HPAs targeting this workload (``Compensate`` reads their metrics)."""
     quotas: Sequence[QuotaRoom] = ()
     limit_ranges: Sequence[LimitRangeItem] = ()
     rollouts_in_flight: int = 0
@@ -249,10 +278,12 @@ def _must_write(
 
 
 def container_change(
-    row: Assessment, ctx: ApplyContext, current: tuple[Resources, Resources] | None = None
-) -> ContainerOutcome:
+    row: Assessment, ctx: ApplyContext, current: tuple[Resources, Resources] | None = None,
+    held: Mapping[str, str] | None = None,
+) -> ContainerOutcome:  # fmt: skip
     """The new values for one container, or why it stays. ``current`` (requests, limits)
-    as the workload has them now; default: as the recommendation saw them."""
+    as the workload has them now; default: as the recommendation saw them. ``held``:
+    resources kept as they are, and why (an HPA target out of bounds)."""
     r = row.recommendation
     if current is not None:
         r = replace(r, current_requests=current[0], current_limits=current[1])
@@ -269,6 +300,10 @@ def container_change(
         if res in ctx.hpa_resources and s.hpa_resources == "Skip":
             requests[attr], limits[attr] = cur_req, cur_lim
             left_alone.append(f"{res} left alone: an HPA scales on it")
+            continue
+        if held and res in held:
+            requests[attr], limits[attr] = cur_req, cur_lim
+            left_alone.append(f"{res} held ({HoldReason.HPA_TARGET_OUT_OF_BOUNDS}): {held[res]}")
             continue
         new_req = _new_value(res, getattr(r.target, attr), cur_req, floor, s)
         rec_lim = getattr(r.limits, attr)
@@ -347,22 +382,90 @@ def quota_shortfall(
     return None
 
 
+def compensations(
+    before: Mapping[str, Resources], changes: Sequence[ContainerChange], ctx: ApplyContext
+) -> tuple[list[HpaPlan], dict[str, str], list[str]]:
+    """``Compensate``: per HPA of the workload, the target changes that keep its scale
+    point when the pod's requests (``before``: every container → its requests now) go as
+    ``changes`` say; the resources to hold (resource → why); notes (targets that need
+    nothing)."""
+    after = dict(before) | {c.container: c.requests for c in changes}
+    plans: list[HpaPlan] = []
+    held: dict[str, str] = {}
+    notes: list[str] = []
+    for hpa in sorted(ctx.hpas, key=lambda h: h.name):
+        comp = compensate(hpa, before, after, ctx.settings.hpa_bounds)
+        if comp.changes:
+            plans.append(HpaPlan(hpa, comp.changes))
+        held.update(comp.held or {})
+        notes.extend(f"HPA {hpa.name}: {u}" for u in comp.unaffected if "absolute" in u)
+    return plans, held, notes
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """What Apply mode would do with a workload's containers, and its HPAs."""
+
+    containers: list[ContainerOutcome]
+    hpa: list[HpaPlan]
+    held: dict[str, str]
+    """Resources held for an HPA target out of bounds, and why."""
+    notes: list[str]
+    """About HPA targets that need no change."""
+
+    @property
+    def changes(self) -> list[ContainerChange]:
+        return [o.change for o in self.containers if o.change is not None]
+
+
+def container_outcomes(
+    items: Sequence[tuple[Assessment, tuple[Resources, Resources] | None]],
+    before: Mapping[str, Resources], ctx: ApplyContext,
+) -> Outcomes:  # fmt: skip
+    """Each container's outcome (``items``: its recommendation and current values), with
+    ``Compensate``'s HPA target changes; a resource whose target would leave the bounds
+    is held and the containers decided again without it. ``before``: every container of
+    the pod → its requests now (``Resource`` metrics are on their sum)."""
+    held: dict[str, str] = {}
+    plans: list[HpaPlan] = []
+    notes: list[str] = []
+    compensating = ctx.settings.hpa_resources == "Compensate" and bool(ctx.hpas)
+    for _ in range(len(RESOURCES) + 1):  # each round holds at least one more resource
+        outcomes = [container_change(row, ctx, current, held) for row, current in items]
+        if not compensating:
+            break
+        changes = [o.change for o in outcomes if o.change is not None]
+        plans, more, notes = compensations(before, changes, ctx)
+        if not set(more) - set(held):
+            break
+        held.update(more)
+    return Outcomes(outcomes, plans, held, notes)
+
+
 def decide(w: WorkloadInfo, rows: Sequence[Assessment], ctx: ApplyContext) -> Decision:
     hold = _workload_hold(w, ctx)
     if hold is not None:
         return Decision(w.ref, hold=hold)
     now = {c.name: (c.requests, c.limits) for c in w.containers}
-    outcomes = [
-        container_change(row, ctx, now[row.recommendation.container])
-        for row in sorted(rows, key=lambda r: r.recommendation.container)
-        if row.recommendation.container in now  # else gone from the template since
-    ]
-    changes = [o.change for o in outcomes if o.change is not None]
-    base = Decision(w.ref, tuple(changes), None, tuple(o.note for o in outcomes if o.note))
+    found = container_outcomes(
+        [
+            (row, now[row.recommendation.container])
+            for row in sorted(rows, key=lambda r: r.recommendation.container)
+            if row.recommendation.container in now  # else gone from the template since
+        ],
+        {c.name: c.requests for c in w.containers},
+        ctx,
+    )
+    outcomes, changes, plans, held = found.containers, found.changes, found.hpa, found.held
+    notes = tuple(o.note for o in outcomes if o.note) + tuple(found.notes)
+    base = Decision(w.ref, tuple(changes), None, notes, tuple(plans))
     if not changes:
         insufficient = [o.note for o in outcomes if o.insufficient_data is not None]
         if insufficient and len(insufficient) == len(rows):
             return replace(base, hold=Hold(HoldReason.INSUFFICIENT_DATA, "; ".join(insufficient)))
+        if held:
+            why = "; ".join(f"{res}: {msg}" for res, msg in sorted(held.items()))
+            return replace(base, hold=Hold(HoldReason.HPA_TARGET_OUT_OF_BOUNDS, why))
         return replace(
             base,
             hold=Hold(
@@ -396,4 +499,5 @@ def applied_record(decision: Decision, ctx: ApplyContext) -> AppliedRecord:
         reason="RecommendationApplied",
         previous={c.container: (c.before_requests, c.before_limits) for c in decision.changes},
         applied={c.container: (c.requests, c.limits) for c in decision.changes},
+        hpa=decision.hpa_targets(),
     )  # fmt: skip

@@ -5,10 +5,26 @@ JSON codec (pure)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rightsizer.engine.recommendation import Resources
+
+
+@dataclass(frozen=True)
+class HpaTarget:
+    """One HPA utilization target moved with the requests (``hpaResources: Compensate``)."""
+
+    hpa: str
+    """The HPA's name (in the workload's namespace)."""
+    index: int
+    """The metric's position in its ``spec.metrics``."""
+    resource: str
+    before_percent: int
+    after_percent: int
+
+    def text(self) -> str:
+        return f"HPA {self.hpa} {self.resource} target {self.before_percent}%→{self.after_percent}%"
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,8 @@ class AppliedRecord:
     method: str = "Rollout"
     """How it was written: ``Rollout`` (the pod template) or ``InPlace`` (the workload's
     ``rightsizer.dev/pod-resources`` annotation and its running pods' ``resize``)."""
+    hpa: tuple[HpaTarget, ...] = field(default=())
+    """HPA targets moved in the same step (``hpaResources: Compensate``)."""
 
 
 def _res_json(r: Resources) -> dict[str, int]:
@@ -54,7 +72,21 @@ def record_json(record: AppliedRecord) -> dict[str, Any]:
         "state": record.state, "reason": record.reason,
         "previous": pairs(record.previous), "applied": pairs(record.applied),
         **({"method": record.method} if record.method != "Rollout" else {}),
+        **({"hpa": [hpa_target_json(h) for h in record.hpa]} if record.hpa else {}),
     }  # fmt: skip
+
+
+def hpa_target_json(h: HpaTarget) -> dict[str, Any]:
+    return {"name": h.hpa, "metric": h.index, "resource": h.resource,
+            "previous": h.before_percent, "applied": h.after_percent}  # fmt: skip
+
+
+def _hpa_from(data: Any) -> tuple[HpaTarget, ...]:
+    return tuple(
+        HpaTarget(str(h["name"]), int(h["metric"]), str(h["resource"]), int(h["previous"]),
+                  int(h["applied"]))
+        for h in data or []
+    )  # fmt: skip
 
 
 def parse_record(data: Mapping[str, Any]) -> AppliedRecord | None:
@@ -69,7 +101,7 @@ def parse_record(data: Mapping[str, Any]) -> AppliedRecord | None:
             policy=str(data["policy"]), generation=int(data["generation"]),
             time_s=float(data["time"]), state=str(data["state"]), reason=str(data["reason"]),
             previous=pairs(data.get("previous") or {}), applied=pairs(data.get("applied") or {}),
-            method=str(data.get("method", "Rollout")),
+            method=str(data.get("method", "Rollout")), hpa=_hpa_from(data.get("hpa")),
         )  # fmt: skip
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
@@ -80,4 +112,6 @@ def revert_record(record: AppliedRecord, reason: str, now_s: float) -> AppliedRe
     return replace(
         record, time_s=now_s, state="Reverted", reason=reason,
         previous=record.applied, applied=record.previous,
+        hpa=tuple(replace(h, before_percent=h.after_percent, after_percent=h.before_percent)
+                  for h in record.hpa),
     )  # fmt: skip

@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
 from rightsizer import __version__, names
+from rightsizer.actuation import hpa as hpa_writes
 from rightsizer.actuation import kubernetes as kube_writes
 from rightsizer.actuation import pods as pod_writes
 from rightsizer.actuation import resources
@@ -54,6 +55,7 @@ from rightsizer.handlers.pools import ReconcilePools
 from rightsizer.handlers.settings import settings_from_env, tick_s_from_env
 from rightsizer.handlers.webhook import webhook_settings_from_env
 from rightsizer.history import store
+from rightsizer.model.hpa import HpaInfo, hpa_info
 from rightsizer.model.inplace import UpdateMethod
 from rightsizer.model.workloads import PolicyInfo, WorkloadInfo
 from rightsizer.policy.spec import PolicyError, parse_policy_spec
@@ -62,7 +64,7 @@ from rightsizer.sources.endpoints import AllowList
 from rightsizer.sources.errors import LIMIT_PROBLEMS
 from rightsizer.sources.limits import SourceLimits
 from rightsizer.status.auto_apply import object_entries, stored_entries, told_states
-from rightsizer.status.build import Condition, merge_conditions, status_after_pass
+from rightsizer.status.build import Condition, iso, merge_conditions, status_after_pass
 from rightsizer.status.policy import overview, status_patch
 from rightsizer.status.recommendation import PolicyRef, shown_state
 
@@ -171,16 +173,10 @@ def resourcequotas(
 
 
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
-def hpas(
-    namespace: str | None, spec: kopf.Spec, **_: Any
-) -> dict[str, tuple[str, tuple[str, ...]]]:
-    target = spec.get("scaleTargetRef") or {}
-    resources = tuple(
-        str((m.get("resource") or {}).get("name"))
-        for m in spec.get("metrics") or []
-        if m.get("type") in ("Resource", "ContainerResource")
-    )
-    return {namespace or "": (f"{target.get('kind')}/{target.get('name')}", resources)}
+def hpas(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, HpaInfo]:
+    """What Apply mode needs of each HPA: its target and cpu/memory metrics (a few fields
+    per HPA, not the object)."""
+    return {namespace or "": hpa_info(dict(body))}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -564,6 +560,10 @@ def _auto_apply(
                 api, pod.namespace, pod.name, resize
             ),
             opted_in=lambda ns: kube_writes.namespace_opted_in(api, ns),
+            hpa_read=lambda ns, name: hpa_info(hpa_writes.read_hpa(api, ns, name)),
+            hpa_move=lambda hpa, changes, dry_run: hpa_writes.move_targets(
+                api, hpa, changes, iso(t.now_s), dry_run
+            ),
         ),
         pod_checks=runtime.pod_checks,
     )  # fmt: skip

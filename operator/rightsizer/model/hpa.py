@@ -74,6 +74,18 @@ class HpaInfo:
     metrics: tuple[ResourceMetric, ...]
     has_annotations: bool = False
     """Whether ``metadata.annotations`` exists (a JSON patch cannot add into a missing map)."""
+    uid: str = ""
+
+    def body(self) -> dict[str, Any]:
+        """A minimal object reference for Events."""
+        return {
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
+        }  # fmt: skip
+
+    def metric(self, index: int) -> ResourceMetric | None:
+        """Its metric at ``spec.metrics[index]`` (None: not a cpu/memory one)."""
+        return next((m for m in self.metrics if m.index == index), None)
 
     @property
     def target_ref(self) -> str:
@@ -122,6 +134,7 @@ def hpa_info(obj: Mapping[str, Any]) -> HpaInfo:
         resource_version=str(meta.get("resourceVersion", "")),
         metrics=tuple(metrics),
         has_annotations=meta.get("annotations") is not None,
+        uid=str(meta.get("uid", "")),
     )
 
 

@@ -22,6 +22,7 @@ from rightsizer.engine.strategies import (
     profile_overrides,
 )
 from rightsizer.guardrails.apply import ApplySettings
+from rightsizer.model.hpa import UtilizationBounds
 from rightsizer.model.inplace import InPlaceLimits, UpdateMethod
 from rightsizer.policy.matchers import validate_matchers
 
@@ -287,6 +288,25 @@ def _update(update: Mapping[str, Any]) -> UpdatePolicy:
             memory_peak_margin_percent=float(update.get("memoryPeakMarginPercent", 10)),
             max_concurrent_rollouts=max(1, int(update.get("maxConcurrentRollouts", 2))),
             allow_gitops_managed=bool(update.get("allowGitOpsManaged", False)),
-            hpa_resources=str(update.get("hpaResources", "Skip")),
+            hpa_resources=_hpa_resources(update.get("hpaResources", "Skip")),
+            hpa_bounds=_hpa_bounds(update.get("hpaUtilizationBounds") or {}),
         ),
     )
+
+
+HPA_RESOURCES = ("Skip", "Allow", "Compensate")
+
+
+def _hpa_resources(value: Any) -> str:
+    if value not in HPA_RESOURCES:
+        raise PolicyError(f"spec.update.hpaResources: unknown choice {value!r}")
+    return str(value)
+
+
+def _hpa_bounds(bounds: Mapping[str, Any]) -> UtilizationBounds:
+    low, high = int(bounds.get("minPercent", 10)), int(bounds.get("maxPercent", 200))
+    if not 0 < low < high:
+        raise PolicyError(
+            "spec.update.hpaUtilizationBounds: minPercent must be positive and below maxPercent"
+        )
+    return UtilizationBounds(low, high)

@@ -148,6 +148,14 @@ def template_containers(
     return found
 
 
+def hpas_of(api: ApiClient, namespace: str) -> list[dict[str, Any]]:
+    """The namespace's HorizontalPodAutoscalers (autoscaling/v2) as plain data."""
+    found = call_api(client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler,
+                     namespace)  # fmt: skip
+    plain: list[dict[str, Any]] = api.sanitize_for_serialization(found).get("items") or []
+    return plain
+
+
 def pod_names(api: ApiClient, namespace: str) -> set[str] | None:
     """Names of the namespace's pods now; None when the API does not answer (forgetting
     then goes by idleness alone)."""
