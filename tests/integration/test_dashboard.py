@@ -30,6 +30,7 @@ from kubernetes.client import ApiClient
 
 from tests.integration.test_auto_apply_e2e import deployment
 from tests.integration.test_deploy_manifests import GROUP, PLURAL, VERSION, Operator, policies
+from tests.integration.test_operator_e2e import install_crd
 from tests.integration.waiting import free_port, wait_for
 from tests.sandbox import Prometheus, Sandbox
 from tests.sandbox.http import request
@@ -193,6 +194,7 @@ def running(
     sandbox: Sandbox, k8s_api: ApiClient, kubeconfig: str, prometheus: Prometheus,
     namespace: str, tmp_path: Path,
 ) -> Iterator[tuple[Operator, Scraper]]:  # fmt: skip
+    install_crd(kubeconfig)  # whatever ran before (the CRD may not be there yet)
     end_s = float(int(time.time() // STEP_S) * STEP_S)
     usage(namespace, end_s).to_csv(tmp_path / "samples.csv", index=False)
     prometheus.load_samples(tmp_path / "samples.csv", end_s, tmp_path / "om")
@@ -210,7 +212,8 @@ def running(
         (apps.read_namespaced_deployment(n, namespace).status.available_replicas or 0) >= 1
         for n in ("shrink", "grows", "excluded")), 60)  # fmt: skip
 
-    operator = Operator(Path(kubeconfig), tmp_path / "operator.log", prometheus.url)
+    # The dashboard's subject is the metrics: no admission webhook (no configuration here).
+    operator = Operator(Path(kubeconfig), tmp_path / "operator.log", prometheus.url, webhook=False)
     scraper = Scraper(
         sandbox.cfg.binary("prometheus"), f"127.0.0.1:{operator.metrics_port}", tmp_path
     )

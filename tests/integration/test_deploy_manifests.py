@@ -62,7 +62,7 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("", "resourcequotas"): {"list", "watch"},
     ("", "configmaps"): {"get", "create", "update"},
     ("", "secrets"): {"get"},
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "list"},
     ("metrics.k8s.io", "pods"): {"list"},
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"get", "patch"},
 }
@@ -611,10 +611,14 @@ class Operator(OperatorProcess):
         log: Path,
         allowed_prometheus: str | None,
         container: dict[str, Any] | None = None,
+        *,
+        webhook: bool = True,
     ) -> None:
         """``container``: the Deployment's container to run (its command and environment;
         default: manifests/'s); metrics and the probe listen on free local ports.
-        ``allowed_prometheus``: replaces the container's allow-list (None: keep it)."""
+        ``allowed_prometheus``: replaces the container's allow-list (None: keep it).
+        ``webhook``: False runs it without its admission webhook (whose configuration only
+        the manifests' install creates)."""
         container = container or one("Deployment")["spec"]["template"]["spec"]["containers"][0]
         # The container's settings, but for what a local process needs of its own (HOME and
         # TMPDIR are the pod's /tmp; the ports and the tick are the harness's).
@@ -626,7 +630,9 @@ class Operator(OperatorProcess):
         if allowed_prometheus is None:
             allowed_prometheus = values.get("RIGHTSIZER_PROMETHEUS_ALLOWED_URLS", "")
         env = {k: v for k, v in values.items() if k not in own}
-        if values.get("RIGHTSIZER_WEBHOOK_PORT", "0") != "0":
+        if not webhook:
+            env["RIGHTSIZER_WEBHOOK_PORT"] = "0"
+        elif values.get("RIGHTSIZER_WEBHOOK_PORT", "0") != "0":
             # The webhook on a free local port: it still reads and patches the installed
             # configuration named in the container's environment, with the rights given.
             env["RIGHTSIZER_WEBHOOK_PORT"] = str(free_port())
@@ -689,6 +695,7 @@ def test_operator_works_with_only_its_service_account(
     apps.create_namespaced_deployment(namespace, web_deployment(namespace))
 
     operator = Operator(kubeconfig, tmp_path / "operator.log", prometheus.url)
+    started = [operator]
     try:
         # The webhook's CA, put into the installed configuration with the account's rights.
         admission: Any = client.AdmissionregistrationV1Api(k8s_api)
@@ -774,6 +781,15 @@ def test_operator_works_with_only_its_service_account(
         metrics_status, metrics = operator.get(operator.metrics_port, "/metrics")
         assert metrics_status == 200 and "rightsizer_" in metrics
 
+        # A restart: the policy's first Apply pass in the new process lists the namespace's
+        # Events of its recent writes (to post those a crash lost: a `list` on Events).
+        operator.stop()
+        operator = Operator(kubeconfig, tmp_path / "operator-restarted.log", prometheus.url)
+        started.append(operator)
+        wait_for("a reconcile after the restart",
+                 lambda: operator.reconciles(namespace, "rbac-check") >= 2, 120,
+                 hint=operator.hint)  # fmt: skip
+
         # Deleting the policy: the operator releases its finalizer (a patch).
         custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "rbac-check")
         wait_for(
@@ -788,7 +804,7 @@ def test_operator_works_with_only_its_service_account(
             custom.patch_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"finalizers": None}}
             )
-    log = operator.log()
+    log = "\n".join(o.log() for o in started)
     # Not counted: Events posted into other tests' namespaces while those are being deleted.
     denied = [
         line
