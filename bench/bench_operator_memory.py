@@ -87,7 +87,7 @@ def matrix(ns: str, names: list[str], kind: str, start: float, end: float, step:
             v = np.round(cpu * (1 + 0.5 * phase) * rng.lognormal(0, 0.25, t.shape[0]), 5)
         else:
             v = np.round(mem * (1 + 0.05 * phase) * rng.normal(1, 0.01, t.shape[0]))
-        values = ",".join(f'[{a:.0f},"{b:g}"]' for a, b in zip(t.tolist(), v.tolist()))
+        values = ",".join(f'[{a:.0f},"{b:g}"]' for a, b in zip(t.tolist(), v.tolist(), strict=True))
         metric = json.dumps({"container": "app", "namespace": ns, "pod": pod_name(ns, name)},
                             separators=(",", ":"))  # fmt: skip
         series.append(f'{{"metric":{metric},"values":[{values}]}}')
@@ -103,7 +103,7 @@ def serve(port_file: str, per_policy: int) -> None:
         def log_message(self, *_: Any) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             form = urllib.parse.parse_qs(
                 self.rfile.read(int(self.headers["Content-Length"])).decode()
             )
@@ -273,8 +273,10 @@ def run(args: argparse.Namespace, url: str) -> None:
         before = proc_status()
         trim()
         after = proc_status()
-        rows.append((what, f"RSS {before['VmRSS'] / 1024:6.0f} MiB, after malloc_trim "
-                           f"{after['VmRSS'] / 1024:6.0f} MiB; peak {after['VmHWM'] / 1024:6.0f} MiB"))  # fmt: skip
+        rss, trimmed, peak = (before["VmRSS"] / 1024, after["VmRSS"] / 1024,
+                              after["VmHWM"] / 1024)  # fmt: skip
+        rows.append((what, f"RSS {rss:6.0f} MiB, after malloc_trim {trimmed:6.0f} MiB; "
+                           f"peak {peak:6.0f} MiB"))  # fmt: skip
         return before["VmRSS"]
 
     if args.trace:
@@ -291,7 +293,8 @@ def run(args: argparse.Namespace, url: str) -> None:
     steady = mark(f"after a steady round ({steady_s:.1f} s)")
     print(f"\n{n} containers, {len(op.spaces)} policies × {args.per_policy}, {args.workers} "
           f"threads, {args.days:g} day(s) at 1 min; MALLOC_ARENA_MAX="
-          f"{os.environ.get('MALLOC_ARENA_MAX', 'unset')}, trim after reconcile: {args.trim}")  # fmt: skip
+          f"{os.environ.get('MALLOC_ARENA_MAX', 'unset')}, trim after reconcile: "
+          f"{args.trim}")  # fmt: skip
     for what, text in rows:
         print(f"  {what:38s} {text}")
     print(f"  RSS growth per container: first contact {(first - base) * 1024 / n / 1024:.1f} "

@@ -115,8 +115,9 @@ def test_recommendation_series_are_exposed_as_gauges_built_at_scrape_time() -> N
             'workload="Deployment/web"} 3.0'
         ) in text
         # Six bounds×resources, two current requests: nothing else for this container.
-        mine = [line for line in text.splitlines() if 'policy="metrics-policy"' in line and
-                line.startswith(("rightsizer_recommendation{", "rightsizer_current_request{"))]  # fmt: skip
+        heads = ("rightsizer_recommendation{", "rightsizer_current_request{")
+        mine = [line for line in text.splitlines()
+                if 'policy="metrics-policy"' in line and line.startswith(heads)]  # fmt: skip
         assert len(mine) == 8
     finally:
         obs.forget(NS, POLICY)
