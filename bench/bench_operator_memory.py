@@ -82,11 +82,14 @@ def matrix(ns: str, names: list[str], kind: str, start: float, end: float, step:
     series = []
     for name in names:
         cpu, mem = level(ns, name)
-        rng = np.random.default_rng(int(start) ^ hash(name) & 0xFFFF)
+        # Noise from the sample's time and the series alone (not the query's range), so
+        # any split of the history into queries reads the same samples.
+        seed = int.from_bytes(hashlib.sha1(name.encode()).digest()[:2], "little")
+        u = np.modf(np.abs(np.sin(t * 12.9898 + seed * 78.233)) * 43758.5453)[0]
         if kind == "cpu":
-            v = np.round(cpu * (1 + 0.5 * phase) * rng.lognormal(0, 0.25, t.shape[0]), 5)
+            v = np.round(cpu * (1 + 0.5 * phase) * np.exp(0.87 * (u - 0.5)), 5)
         else:
-            v = np.round(mem * (1 + 0.05 * phase) * rng.normal(1, 0.01, t.shape[0]))
+            v = np.round(mem * (1 + 0.05 * phase) * (1 + 0.035 * (u - 0.5)))
         values = ",".join(f'[{a:.0f},"{b:g}"]' for a, b in zip(t.tolist(), v.tolist(), strict=True))
         metric = json.dumps({"container": "app", "namespace": ns, "pod": pod_name(ns, name)},
                             separators=(",", ":"))  # fmt: skip
@@ -253,6 +256,8 @@ def main() -> None:
                                "--per-policy", str(args.per_policy)])  # fmt: skip
     try:
         while not port_file.exists() or not port_file.read_text():
+            if server.poll() is not None:
+                raise SystemExit("bench: the fake Prometheus exited")
             time.sleep(0.1)
         url = f"http://127.0.0.1:{port_file.read_text()}"
         run(args, url)

@@ -17,7 +17,7 @@ With ``half_life_s=None`` the histograms do not decay (used by the percentile st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +29,9 @@ from rightsizer.engine.buckets import BoolArray, BucketScheme, FloatArray, IntAr
 MAX_DECAY_EXPONENT = 100
 #: VPA's ``MaxCheckpointWeight``: the heaviest bucket is stored as this integer.
 MAX_CHECKPOINT_WEIGHT = 10_000
+#: Reads materialise the dense weights this many rows at a time (rows are independent:
+#: the results are the same, the transient matrix is at most 128 × buckets).
+READ_BLOCK_ROWS = 128
 
 
 def _round_half_up(x: FloatArray) -> FloatArray:
@@ -143,6 +146,23 @@ class DecayingHistograms:
     def stored_buckets(self) -> int:
         """Buckets kept in memory, all rows together (the dense matrix: rows × buckets)."""
         return int(self._data.shape[0])
+
+    def blocks(self) -> Iterator[tuple[slice, npt.NDArray[np.float64]]]:
+        """The dense weights, ``READ_BLOCK_ROWS`` rows at a time: (rows, their weights)."""
+        for first in range(0, self.rows, READ_BLOCK_ROWS):
+            last = min(first + READ_BLOCK_ROWS, self.rows)
+            dense: npt.NDArray[np.float64] = np.zeros((last - first, self.scheme.num_buckets))
+            width = self._width[first:last]
+            count = int(width.sum())
+            if count:
+                r = np.repeat(np.arange(last - first, dtype=np.int64), width)
+                begin = int(self._start[first])
+                cells = np.arange(count, dtype=np.int64)
+                local_start = self._start[first:last] - begin
+                dense[r, self._lo[first:last][r] + cells - local_start[r]] = self._data[
+                    begin : begin + count
+                ]
+            yield slice(first, last), dense
 
     def _row_of_cell(self) -> IntArray:
         n = self._width.shape[0]
@@ -300,7 +320,12 @@ class DecayingHistograms:
     # -- reading ------------------------------------------------------------------------
     def bucket_range(self) -> tuple[IntArray, IntArray, BoolArray]:
         """Per row: (min bucket, max bucket, non-empty) — first/last bucket ≥ epsilon."""
-        return self._range(self.weights)
+        parts = [self._range(weights) for _, weights in self.blocks()]
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty.copy(), np.zeros(0, dtype=bool)
+        min_b, max_b, nonempty = (np.concatenate(p) for p in zip(*parts, strict=True))
+        return min_b, max_b, nonempty
 
     def _range(self, weights: npt.NDArray[np.float64]) -> tuple[IntArray, IntArray, BoolArray]:
         heavy = weights >= self.epsilon
@@ -315,21 +340,22 @@ class DecayingHistograms:
         weight from the min bucket reaches ``fraction × total``; 0 for an empty row."""
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"percentile fraction must be within [0, 1], got {fraction}")
-        if self.rows == 0:
-            return np.zeros(0)
-        weights = self.weights
-        min_b, max_b, nonempty = self._range(weights)
+        result: FloatArray = np.zeros(self.rows)
         idx = np.arange(self.scheme.num_buckets)
-        in_range = (idx >= min_b[:, None]) & (idx <= max_b[:, None])
-        running = np.cumsum(np.where(in_range, weights, 0.0), axis=1)
-        del weights
-        threshold = fraction * self.total
-        hit = (running >= threshold[:, None]) & in_range & (idx < max_b[:, None])
-        bucket = np.where(hit.any(axis=1), np.argmax(hit, axis=1), max_b).astype(np.int64)
-        return np.where(nonempty, self.scheme.upper_edges(bucket), 0.0)
+        for rows, weights in self.blocks():
+            min_b, max_b, nonempty = self._range(weights)
+            in_range = (idx >= min_b[:, None]) & (idx <= max_b[:, None])
+            running = np.cumsum(np.where(in_range, weights, 0.0), axis=1)
+            threshold = fraction * self.total[rows]
+            hit = (running >= threshold[:, None]) & in_range & (idx < max_b[:, None])
+            bucket = np.where(hit.any(axis=1), np.argmax(hit, axis=1), max_b).astype(np.int64)
+            result[rows] = np.where(nonempty, self.scheme.upper_edges(bucket), 0.0)
+        return result
 
     def is_empty(self) -> BoolArray:
-        empty: BoolArray = np.asarray(~(self.weights >= self.epsilon).any(axis=1), dtype=bool)
+        empty: BoolArray = np.ones(self.rows, dtype=bool)
+        for rows, weights in self.blocks():
+            empty[rows] = ~(weights >= self.epsilon).any(axis=1)
         return empty
 
     # -- whole-state snapshots (rightsizer's own strategies) -----------------------------

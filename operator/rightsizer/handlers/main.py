@@ -46,6 +46,7 @@ from rightsizer.controller.reconcile import (
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
+from rightsizer.handlers import memory
 from rightsizer.handlers import recommendations as recommendation_objects
 from rightsizer.handlers.caches import Caches
 from rightsizer.handlers.pools import ReconcilePools
@@ -327,6 +328,8 @@ def _tick(
         if described is not None:  # summary, top changes, how to list them all
             new_status = {**(new_status or {}), **described}
     _write_status(memo, t, new_status)
+    if due:  # what the reconcile freed goes back to the system, not to the high-water mark
+        memory.release()
 
 
 def _sync_objects(
