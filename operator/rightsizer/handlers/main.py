@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ operator_log = logging.getLogger("rightsizer.operator")
 def startup(
     settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
+    memory.limit_arenas(os.environ)  # before the caches' and pools' threads exist
     settings.persistence.finalizer = names.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rightsizer.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
