@@ -16,8 +16,11 @@ the watch cache keeps them (``status.recommendation.seen``). Prints:
   NumPy arrays held by the strategies' state (``nbytes``).
 
 Levers are measured one at a time by the caller: ``MALLOC_ARENA_MAX=2 python …`` for
-glibc's arenas, ``--trim`` for ``malloc_trim(0)`` after each reconcile (what the operator
-does with ``RIGHTSIZER_MALLOC_TRIM``), ``--workers`` for the pool size.
+glibc's arenas (the operator sets the same limit with ``mallopt`` at start,
+``handlers/memory.py``), ``--trim`` for ``malloc_trim(0)`` after each reconcile (what the
+operator does after each reconcile), ``--workers`` for the pool size. To compare with an
+older version of the operator, run this file with ``PYTHONPATH`` pointing at that
+version's ``operator/`` directory (e.g. from ``git archive``).
 
     python bench/bench_operator_memory.py [--containers 2000] [--per-policy 500]
         [--workers 8] [--days 1] [--trace] [--trim]
