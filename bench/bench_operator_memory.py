@@ -114,7 +114,8 @@ def serve(port_file: str, per_policy: int) -> None:
                 self.rfile.read(int(self.headers["Content-Length"])).decode()
             )
             query = form.get("query", [""])[0]
-            ns = (re.search(r'namespace="([^"]+)"', query) or [None, ""])[1]
+            found = re.search(r'namespace="([^"]+)"', query)
+            ns = found[1] if found else ""
             names = [f"svc-{i:05d}" for i in range(per_policy)]
             if self.path.endswith("query_range") and "container_cpu_usage" in query:
                 kind = "cpu"
@@ -249,6 +250,10 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=1.0)
     parser.add_argument("--trace", action="store_true", help="tracemalloc (slower)")
     parser.add_argument("--trim", action="store_true", help="malloc_trim(0) after each reconcile")
+    parser.add_argument(
+        "--chunk-hours", type=float, default=0.0,
+        help="query chunks of this many hours whatever the series (0: the operator's choice)",
+    )  # fmt: skip
     parser.add_argument("--serve", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -271,6 +276,11 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, url: str) -> None:
+    if args.chunk_hours:
+        from rightsizer.controller import reconcile as module
+
+        fixed = args.chunk_hours * 3600.0
+        setattr(module, "chunk_for", lambda step_s, series: fixed)  # noqa: B010
     op = Operator(args, url)
     n = len(op.spaces) * args.per_policy
     gc.collect()
@@ -302,7 +312,8 @@ def run(args: argparse.Namespace, url: str) -> None:
     print(f"\n{n} containers, {len(op.spaces)} policies × {args.per_policy}, {args.workers} "
           f"threads, {args.days:g} day(s) at 1 min; MALLOC_ARENA_MAX="
           f"{os.environ.get('MALLOC_ARENA_MAX', 'unset')}, trim after reconcile: "
-          f"{args.trim}")  # fmt: skip
+          f"{args.trim}, query chunks: "
+          f"{f'{args.chunk_hours:g} h' if args.chunk_hours else 'by series'}")  # fmt: skip
     for what, text in rows:
         print(f"  {what:38s} {text}")
     print(f"  RSS growth per container: first contact {(first - base) * 1024 / n / 1024:.1f} "
