@@ -15,6 +15,12 @@ request counting by the apiserver's own metrics) and prints:
 
     python bench/bench_scale.py [--deployments 2000] [--namespaces 20] [--days 1]
                                 [--writes-per-second R] [--reconciles 2] [--keep]
+                                [--hold FILE]
+
+``--hold FILE``: the sandbox, the Deployments and the history are set up, then the bench
+waits until FILE exists before it starts the operator (so a long setup can overlap with
+work on the operator's code); ``KEY=VALUE`` lines in FILE are added to the operator's
+environment (e.g. ``PYTHONPATH`` of a source snapshot, ``MALLOC_ARENA_MAX``).
 """
 
 from __future__ import annotations
@@ -107,7 +113,7 @@ class ScaleBench(Bench):
     def start_operator(self, kubeconfig: Path) -> None:
         self.operator_log = self.cfg.state / "operator.log"
         self.operator_log.unlink(missing_ok=True)
-        env = {}
+        env = self.held()
         if self.args.writes_per_second:
             env["RIGHTSIZER_RECOMMENDATION_WRITES_PER_SECOND"] = f"{self.args.writes_per_second:g}"
         try:
@@ -119,6 +125,21 @@ class ScaleBench(Bench):
             raise SystemExit(f"bench: the operator did not start: {exc}") from None
         self.metrics_port = self.operator.metrics_port
         self.wait_settled()
+
+    def held(self) -> dict[str, str]:
+        """--hold: wait for the file, return its KEY=VALUE lines."""
+        if not self.args.hold:
+            return {}
+        hold = Path(self.args.hold)
+        log(f"holding until {hold} exists …")
+        wait_for(str(hold), hold.exists, 6 * 3600, interval=5)
+        env = {}
+        for line in hold.read_text().splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and key and not key.startswith("#"):
+                env[key] = value
+        log(f"  operator environment from {hold}: {env}")
+        return env
 
     def scrape_apiserver(self) -> Samples:
         import urllib.request
@@ -325,6 +346,12 @@ def main() -> None:
         help="RIGHTSIZER_RECOMMENDATION_WRITES_PER_SECOND (0: the default)",
     )
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
+    parser.add_argument(
+        "--hold",
+        default="",
+        help="wait for this file before starting the operator; its KEY=VALUE lines go to "
+        "the operator's environment",
+    )
     args = parser.parse_args()
     args.no_metrics_server, args.profile = True, None
     run_in_sandbox(ScaleBench, args, STATE_DIR, PORTS)

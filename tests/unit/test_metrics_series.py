@@ -91,3 +91,34 @@ def test_source_reads_are_observed_when_done_failed_or_not() -> None:
     with pytest.raises(RuntimeError):
         obs.timed("unit-poll", failing)
     assert count("unit-poll") == 2
+
+
+def test_recommendation_series_are_exposed_as_gauges_built_at_scrape_time() -> None:
+    """The series come from the rows held by reference (no child object per series), in
+    the exposition format a labelled Gauge had: HELP, TYPE gauge, one line per series."""
+    from prometheus_client import generate_latest
+
+    obs.publish(NS, POLICY, [row("app", 500, 512 * 2**20)])
+    try:
+        text = generate_latest(REGISTRY).decode()
+        assert "# TYPE rightsizer_recommendation gauge" in text
+        assert "# HELP rightsizer_current_request " in text
+        assert (
+            'rightsizer_recommendation{bound="target",container="app",namespace="metrics-ns",'
+            'policy="metrics-policy",resource="cpu",workload="Deployment/web"} 0.25'
+        ) in text or (
+            'rightsizer_recommendation{namespace="metrics-ns",policy="metrics-policy",'
+            'workload="Deployment/web",container="app",resource="cpu",bound="target"} 0.25'
+        ) in text
+        assert (
+            'rightsizer_workload_replicas{namespace="metrics-ns",policy="metrics-policy",'
+            'workload="Deployment/web"} 3.0'
+        ) in text
+        # Six bounds×resources, two current requests: nothing else for this container.
+        heads = ("rightsizer_recommendation{", "rightsizer_current_request{")
+        mine = [line for line in text.splitlines()
+                if 'policy="metrics-policy"' in line and line.startswith(heads)]  # fmt: skip
+        assert len(mine) == 8
+    finally:
+        obs.forget(NS, POLICY)
+    assert 'policy="metrics-policy",workload=' not in generate_latest(REGISTRY).decode()

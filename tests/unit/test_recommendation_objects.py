@@ -377,3 +377,24 @@ def test_drift_is_shown_per_container_and_fits_the_schema() -> None:
     assert "drift" not in without["status"]["containers"][0]
     (write,) = plan_writes(POLICY, [body], [seen(as_stored(without))], 10)
     assert write.action is Action.PATCH_STATUS
+def test_the_index_shares_the_strings_of_separately_decoded_objects() -> None:
+    """Each watch event is decoded on its own; the index keeps one copy of each key and
+    short value (interned), and the projection is equal to the plain one."""
+    import json
+
+    body = {
+        "metadata": {"namespace": "shop", "name": "deployment-web",
+                     "labels": {"rightsizer.dev/policy": "p"},
+                     "ownerReferences": [{"uid": "u-1", "controller": True}]},
+        "spec": {"workload": {"kind": "Deployment", "name": "web"}},
+        "status": {"state": "Recommended", "conditions": [{"type": "Ready", "status": "True"}],
+                   "containers": [{"name": "app", "exact": {"target": {"cpuMillicores": 5}}}]},
+    }  # fmt: skip
+    one, two = (seen(json.loads(json.dumps(body))) for _ in range(2))
+    assert one == two
+    key_one = next(k for k in one.status["containers"]["app"]["target"])
+    key_two = next(k for k in two.status["containers"]["app"]["target"])
+    assert key_one is key_two
+    assert one.status["state"] is two.status["state"]
+    assert next(iter(one.labels)) is next(iter(two.labels))
+    assert one.status["containers"] == {"app": {"target": {"cpuMillicores": 5}}}

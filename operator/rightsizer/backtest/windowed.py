@@ -99,8 +99,7 @@ class WindowedPercentileUsage(PercentileUsage):
 
     def _forget(self, part: _StepPart) -> None:
         nb = self.cpu.scheme.num_buckets
-        flat = self.cpu.weights.reshape(-1)
-        flat[part.cells] -= part.counts
+        self.cpu.take_away(part.cells, part.counts)
         np.subtract.at(self.cpu.total, part.cells // nb, part.counts)
         self.cpu_samples[part.containers] -= part.cpu_samples
         self.memory_samples[part.containers] -= part.memory_samples

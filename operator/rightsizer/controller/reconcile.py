@@ -44,6 +44,7 @@ from rightsizer.sources.prometheus import QueryBudgetExhaustedError
 from rightsizer.sources.prometheus_history import (
     HistoryWindow,
     PrometheusHistory,
+    chunk_for,
     plan_bootstrap,
     plan_chunks,
 )
@@ -369,13 +370,17 @@ def _read_prometheus(
     try:
         prom = ports.prometheus(src, ns)
         try:
+            # Every pod's containers are series of the namespace's queries.
+            series = sum(max(w.replicas, 1) * len(w.containers) for w in given.workloads)
+            chunk_s = chunk_for(src.step_s, series)
             if runtime.read_until_s is None:  # first contact: older history coarser
                 windows = plan_bootstrap(
                     start + src.step_s / 2, now_s, src.step_s, src.older_step_s,
-                    src.full_resolution_s,
+                    src.full_resolution_s, chunk_s,
                 )  # fmt: skip
             else:
-                windows = [HistoryWindow(start + src.step_s / 2, now_s, src.step_s)]
+                windows = [HistoryWindow(start + src.step_s / 2, now_s, src.step_s,
+                                         chunk_s=chunk_s)]  # fmt: skip
             resolver = prom.resolver(ns, now_s, now_s - start + src.step_s)
 
             def oom_memory(key: ContainerKey) -> float:

@@ -17,7 +17,7 @@ With ``half_life_s=None`` the histograms do not decay (used by the percentile st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +29,9 @@ from rightsizer.engine.buckets import BoolArray, BucketScheme, FloatArray, IntAr
 MAX_DECAY_EXPONENT = 100
 #: VPA's ``MaxCheckpointWeight``: the heaviest bucket is stored as this integer.
 MAX_CHECKPOINT_WEIGHT = 10_000
+#: Reads materialise the dense weights this many rows at a time (rows are independent:
+#: the results are the same, the transient matrix is at most 128 × buckets).
+READ_BLOCK_ROWS = 128
 
 
 def _round_half_up(x: FloatArray) -> FloatArray:
@@ -66,8 +69,25 @@ class HistogramCheckpoint:
         )
 
 
+def _exclusive_cumsum(widths: IntArray) -> IntArray:
+    starts: IntArray = np.zeros(widths.shape[0], dtype=np.int64)
+    if widths.shape[0] > 1:
+        np.cumsum(widths[:-1], out=starts[1:])
+    return starts
+
+
 class DecayingHistograms:
-    """``rows`` independent (decaying) histograms sharing one bucket scheme."""
+    """``rows`` independent (decaying) histograms sharing one bucket scheme.
+
+    Stored compactly: each row keeps only the buckets from the lowest to the highest it
+    has ever been given (``_lo``, ``_width``), one after another in ``_data``; every other
+    bucket is 0.0, as it would be in the dense ``rows × buckets`` matrix. A container's
+    samples span a few hundred of the fine CPU scheme's 1,157 buckets, so this keeps a
+    fraction of the dense matrix (``docs/design.md``, "Memory per container"). Writes
+    touch the same cells with the same operations in the same order as on the dense
+    matrix, and reads (percentiles, bucket ranges) run on the dense matrix materialised
+    for the call, so every result is bit for bit the dense one's.
+    """
 
     def __init__(
         self,
@@ -82,7 +102,13 @@ class DecayingHistograms:
         self.scheme = scheme
         self.half_life_s = half_life_s
         self.epsilon = epsilon
-        self.weights: npt.NDArray[np.float64] = np.zeros((rows, scheme.num_buckets))
+        self._lo: IntArray = np.zeros(rows, dtype=np.int64)
+        """Each row's first stored bucket (0 for a row storing nothing)."""
+        self._width: IntArray = np.zeros(rows, dtype=np.int64)
+        """How many buckets each row stores (0: none, every weight is 0.0)."""
+        self._start: IntArray = np.zeros(rows, dtype=np.int64)
+        """Where each row's buckets begin in ``_data``."""
+        self._data: FloatArray = np.zeros(0)
         self.total: FloatArray = np.zeros(rows, dtype=np.float64)
         #: NaN until a row's first sample (Go's zero time: the first sample always re-bases).
         self.reference_s: FloatArray = np.full(rows, np.nan, dtype=np.float64)
@@ -91,13 +117,109 @@ class DecayingHistograms:
     def rows(self) -> int:
         return int(self.total.shape[0])
 
+    # -- the compact store --------------------------------------------------------------
+    @property
+    def weights(self) -> npt.NDArray[np.float64]:
+        """The dense ``rows × buckets`` weights (a new matrix: writing to it changes
+        nothing here)."""
+        dense: npt.NDArray[np.float64] = np.zeros((self.rows, self.scheme.num_buckets))
+        if self._data.shape[0]:
+            r = self._row_of_cell()
+            dense[r, self._bucket_of_cell(r)] = self._data
+        return dense
+
+    @weights.setter
+    def weights(self, dense: npt.NDArray[np.float64]) -> None:
+        """Store a dense matrix: each row from its first to its last non-zero bucket."""
+        nonzero = dense != 0.0
+        stored = nonzero.any(axis=1)
+        nb = dense.shape[1]
+        lo = np.where(stored, np.argmax(nonzero, axis=1), 0).astype(np.int64)
+        hi = np.where(stored, nb - 1 - np.argmax(nonzero[:, ::-1], axis=1), -1).astype(np.int64)
+        self._lo = lo
+        self._width = np.where(stored, hi - lo + 1, 0).astype(np.int64)
+        self._start = _exclusive_cumsum(self._width)
+        r = self._row_of_cell()
+        self._data = np.asarray(dense[r, self._bucket_of_cell(r)], dtype=np.float64)
+
+    @property
+    def stored_buckets(self) -> int:
+        """Buckets kept in memory, all rows together (the dense matrix: rows × buckets)."""
+        return int(self._data.shape[0])
+
+    def blocks(self) -> Iterator[tuple[slice, npt.NDArray[np.float64]]]:
+        """The dense weights, ``READ_BLOCK_ROWS`` rows at a time: (rows, their weights)."""
+        for first in range(0, self.rows, READ_BLOCK_ROWS):
+            last = min(first + READ_BLOCK_ROWS, self.rows)
+            dense: npt.NDArray[np.float64] = np.zeros((last - first, self.scheme.num_buckets))
+            width = self._width[first:last]
+            count = int(width.sum())
+            if count:
+                r = np.repeat(np.arange(last - first, dtype=np.int64), width)
+                begin = int(self._start[first])
+                cells = np.arange(count, dtype=np.int64)
+                local_start = self._start[first:last] - begin
+                dense[r, self._lo[first:last][r] + cells - local_start[r]] = self._data[
+                    begin : begin + count
+                ]
+            yield slice(first, last), dense
+
+    def _row_of_cell(self) -> IntArray:
+        n = self._width.shape[0]
+        rows: IntArray = np.repeat(np.arange(n, dtype=np.int64), self._width)
+        return rows
+
+    def _bucket_of_cell(self, rows_of_cells: IntArray) -> IntArray:
+        cells = np.arange(rows_of_cells.shape[0], dtype=np.int64)
+        buckets: IntArray = self._lo[rows_of_cells] + cells - self._start[rows_of_cells]
+        return buckets
+
+    def _cover(self, rows: IntArray, buckets: IntArray) -> None:
+        """Widen rows' stored ranges so that each (row, bucket) given is stored."""
+        if rows.shape[0] == 0:
+            return
+        stored = self._width > 0
+        lo = np.where(stored, self._lo, np.iinfo(np.int64).max)
+        hi = np.where(stored, self._lo + self._width - 1, -1)
+        new_lo, new_hi = lo.copy(), hi.copy()
+        np.minimum.at(new_lo, rows, buckets)
+        np.maximum.at(new_hi, rows, buckets)
+        if np.array_equal(new_lo, lo) and np.array_equal(new_hi, hi):
+            return
+        width = np.where(new_hi >= new_lo, new_hi - new_lo + 1, 0).astype(np.int64)
+        self._relayout(np.where(width > 0, new_lo, 0).astype(np.int64), width)
+
+    def _relayout(self, lo: IntArray, width: IntArray) -> None:
+        """New ranges (each containing the old one), the stored weights moved over."""
+        start = _exclusive_cumsum(width)
+        data: FloatArray = np.zeros(int(width.sum()))
+        if self._data.shape[0]:
+            r = self._row_of_cell()
+            data[start[r] + self._bucket_of_cell(r) - lo[r]] = self._data
+        self._lo, self._width, self._start, self._data = lo, width, start, data
+
+    def _cells(self, rows: IntArray, buckets: IntArray) -> IntArray:
+        """Where (row, bucket) is in ``_data`` (stored ones only: ``_cover`` first)."""
+        cells: IntArray = self._start[rows] + buckets - self._lo[rows]
+        return cells
+
+    def _row_weights(self, row: int) -> FloatArray:
+        """One row's dense weights."""
+        dense: FloatArray = np.zeros(self.scheme.num_buckets)
+        lo, width, start = int(self._lo[row]), int(self._width[row]), int(self._start[row])
+        dense[lo : lo + width] = self._data[start : start + width]
+        return dense
+
     def grow(self, rows: int) -> None:
         """Make room for at least ``rows`` histograms (new ones are empty)."""
         extra = rows - self.rows
         if extra <= 0:
             return
-        b = self.scheme.num_buckets
-        self.weights = np.concatenate([self.weights, np.zeros((extra, b))])
+        self._lo = np.concatenate([self._lo, np.zeros(extra, dtype=np.int64)])
+        self._width = np.concatenate([self._width, np.zeros(extra, dtype=np.int64)])
+        self._start = np.concatenate(
+            [self._start, np.full(extra, self._data.shape[0], dtype=np.int64)]
+        )
         self.total = np.concatenate([self.total, np.zeros(extra)])
         self.reference_s = np.concatenate([self.reference_s, np.full(extra, np.nan)])
 
@@ -105,14 +227,21 @@ class DecayingHistograms:
         other = DecayingHistograms(
             self.scheme, 0, half_life_s=self.half_life_s, epsilon=self.epsilon
         )
-        other.weights = self.weights.copy()
+        other._lo = self._lo.copy()
+        other._width = self._width.copy()
+        other._start = self._start.copy()
+        other._data = self._data.copy()
         other.total = self.total.copy()
         other.reference_s = self.reference_s.copy()
         return other
 
     def keep_rows(self, rows: IntArray) -> None:
         """Keep only ``rows``, in that order (forgotten containers' histograms go)."""
-        self.weights = self.weights[rows]
+        width = self._width[rows]
+        start = _exclusive_cumsum(width)
+        picked = np.repeat(self._start[rows] - start, width) + np.arange(int(width.sum()))
+        self._data = self._data[picked]
+        self._lo, self._width, self._start = self._lo[rows], width, start
         self.total = self.total[rows]
         self.reference_s = self.reference_s[rows]
 
@@ -134,7 +263,9 @@ class DecayingHistograms:
             old_ref = self.reference_s[moved]
             exponent = np.where(np.isnan(old_ref), 0.0, _round_half_up((old_ref - new_ref) / hl))
             factor = np.exp2(exponent)
-            self.weights[moved] *= factor[:, None]
+            scale = np.ones(self.rows)
+            scale[moved] = factor
+            self._data *= scale[self._row_of_cell()]
             self.total[moved] *= factor
             self.reference_s[moved] = new_ref
 
@@ -158,8 +289,8 @@ class DecayingHistograms:
             return
         weights = np.asarray(base_weights, dtype=np.float64) * self.decay_factors(rows, times_s)
         buckets = self.scheme.find_buckets(values)
-        nb = self.scheme.num_buckets
-        np.add.at(self.weights.reshape(-1), rows * nb + buckets, weights)
+        self._cover(rows, buckets)
+        np.add.at(self._data, self._cells(rows, buckets), weights)
         np.add.at(self.total, rows, weights)
 
     def subtract(
@@ -171,17 +302,33 @@ class DecayingHistograms:
             return
         weights = base_weights * self.decay_factors(rows, times_s)
         buckets = self.scheme.find_buckets(values)
-        flat = self.weights.reshape(-1)
-        cells = rows * self.scheme.num_buckets + buckets
-        np.subtract.at(flat, cells, weights)
+        self._cover(rows, buckets)
+        cells = self._cells(rows, buckets)
+        np.subtract.at(self._data, cells, weights)
         np.subtract.at(self.total, rows, weights)
-        flat[cells] = np.where(flat[cells] < self.epsilon, 0.0, flat[cells])
+        self._data[cells] = np.where(self._data[cells] < self.epsilon, 0.0, self._data[cells])
         self.total[rows] = np.where(self.total[rows] < self.epsilon, 0.0, self.total[rows])
+
+    def take_away(self, cells: IntArray, amounts: FloatArray) -> None:
+        """``weights.flat[cells] -= amounts`` for distinct dense cells (``row × buckets +
+        bucket``) added before; totals are the caller's (the backtest's sliding window)."""
+        nb = self.scheme.num_buckets
+        rows, buckets = cells // nb, cells % nb
+        self._cover(rows, buckets)
+        self._data[self._cells(rows, buckets)] -= amounts
 
     # -- reading ------------------------------------------------------------------------
     def bucket_range(self) -> tuple[IntArray, IntArray, BoolArray]:
         """Per row: (min bucket, max bucket, non-empty) — first/last bucket ≥ epsilon."""
-        heavy = self.weights >= self.epsilon
+        parts = [self._range(weights) for _, weights in self.blocks()]
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty.copy(), np.zeros(0, dtype=bool)
+        min_b, max_b, nonempty = (np.concatenate(p) for p in zip(*parts, strict=True))
+        return min_b, max_b, nonempty
+
+    def _range(self, weights: npt.NDArray[np.float64]) -> tuple[IntArray, IntArray, BoolArray]:
+        heavy = weights >= self.epsilon
         nonempty: BoolArray = np.asarray(heavy.any(axis=1), dtype=bool)
         nb = self.scheme.num_buckets
         min_b = np.argmax(heavy, axis=1).astype(np.int64)
@@ -193,19 +340,22 @@ class DecayingHistograms:
         weight from the min bucket reaches ``fraction × total``; 0 for an empty row."""
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"percentile fraction must be within [0, 1], got {fraction}")
-        if self.rows == 0:
-            return np.zeros(0)
-        min_b, max_b, nonempty = self.bucket_range()
+        result: FloatArray = np.zeros(self.rows)
         idx = np.arange(self.scheme.num_buckets)
-        in_range = (idx >= min_b[:, None]) & (idx <= max_b[:, None])
-        running = np.cumsum(np.where(in_range, self.weights, 0.0), axis=1)
-        threshold = fraction * self.total
-        hit = (running >= threshold[:, None]) & in_range & (idx < max_b[:, None])
-        bucket = np.where(hit.any(axis=1), np.argmax(hit, axis=1), max_b).astype(np.int64)
-        return np.where(nonempty, self.scheme.upper_edges(bucket), 0.0)
+        for rows, weights in self.blocks():
+            min_b, max_b, nonempty = self._range(weights)
+            in_range = (idx >= min_b[:, None]) & (idx <= max_b[:, None])
+            running = np.cumsum(np.where(in_range, weights, 0.0), axis=1)
+            threshold = fraction * self.total[rows]
+            hit = (running >= threshold[:, None]) & in_range & (idx < max_b[:, None])
+            bucket = np.where(hit.any(axis=1), np.argmax(hit, axis=1), max_b).astype(np.int64)
+            result[rows] = np.where(nonempty, self.scheme.upper_edges(bucket), 0.0)
+        return result
 
     def is_empty(self) -> BoolArray:
-        empty: BoolArray = np.asarray(~(self.weights >= self.epsilon).any(axis=1), dtype=bool)
+        empty: BoolArray = np.ones(self.rows, dtype=bool)
+        for rows, weights in self.blocks():
+            empty[rows] = ~(weights >= self.epsilon).any(axis=1)
         return empty
 
     # -- whole-state snapshots (rightsizer's own strategies) -----------------------------
@@ -222,24 +372,25 @@ class DecayingHistograms:
         weights = np.asarray(arrays[f"{prefix}weights"], dtype=np.float64)
         if weights.ndim != 2 or weights.shape[1] != self.scheme.num_buckets:
             raise ValueError("snapshot histogram has another bucket scheme")
-        self.weights = weights
         self.total = np.asarray(arrays[f"{prefix}total"], dtype=np.float64)
         self.reference_s = np.asarray(arrays[f"{prefix}reference_s"], dtype=np.float64)
+        self.weights = weights
 
     # -- checkpoints (§1.8) -------------------------------------------------------------
     def save_checkpoint(self, row: int) -> HistogramCheckpoint:
         """Scale so the heaviest bucket is 10000, round half-up, drop zeros; keep the real
         total weight."""
-        min_b, max_b, nonempty = self.bucket_range()
+        weights = self._row_weights(row)
+        min_b, max_b, nonempty = self._range(weights[None, :])
         ref = self.reference_s[row]
         reference = None if np.isnan(ref) else float(ref)
-        if not nonempty[row]:
+        if not nonempty[0]:
             return HistogramCheckpoint(reference, {}, float(self.total[row]))
-        window = self.weights[row, min_b[row] : max_b[row] + 1]
+        window = weights[min_b[0] : max_b[0] + 1]
         ratio = MAX_CHECKPOINT_WEIGHT / float(window.max())
         stored = np.floor(window * ratio + 0.5).astype(np.int64)
-        weights = {int(min_b[row] + i): int(w) for i, w in enumerate(stored.tolist()) if w > 0}
-        return HistogramCheckpoint(reference, weights, float(self.total[row]))
+        weights_out = {int(min_b[0] + i): int(w) for i, w in enumerate(stored.tolist()) if w > 0}
+        return HistogramCheckpoint(reference, weights_out, float(self.total[row]))
 
     def load_checkpoint(self, row: int, checkpoint: HistogramCheckpoint) -> None:
         """Add a checkpoint's state to ``row``: ``wᵢ = storedᵢ · total / Σstored``."""
@@ -252,7 +403,12 @@ class DecayingHistograms:
             elif self.reference_s[row] != checkpoint.reference_s:
                 raise ValueError("checkpoint reference differs from the histogram's")
         ratio = checkpoint.total_weight / stored_sum
-        for bucket, weight in checkpoint.bucket_weights.items():
-            if 0 <= bucket < self.scheme.num_buckets:
-                self.weights[row, bucket] += weight * ratio
+        nb = self.scheme.num_buckets
+        items = [(b, w) for b, w in checkpoint.bucket_weights.items() if 0 <= b < nb]
+        if items:
+            buckets = np.asarray([b for b, _ in items], dtype=np.int64)
+            self._cover(np.full(buckets.shape[0], row, dtype=np.int64), buckets)
+            for bucket, weight in items:
+                cell = int(self._start[row]) + bucket - int(self._lo[row])
+                self._data[cell] += weight * ratio
         self.total[row] += checkpoint.total_weight

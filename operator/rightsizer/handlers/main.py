@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from rightsizer.controller.reconcile import (
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
+from rightsizer.handlers import memory
 from rightsizer.handlers import recommendations as recommendation_objects
 from rightsizer.handlers import webhook
 from rightsizer.handlers.caches import Caches
@@ -88,6 +90,7 @@ operator_log = logging.getLogger("rightsizer.operator")
 def startup(
     settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
+    memory.limit_arenas(os.environ)  # before the caches' and pools' threads exist
     settings.persistence.finalizer = names.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rightsizer.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -339,6 +342,8 @@ def _tick(
         if described is not None:  # summary, top changes, how to list them all
             new_status = {**(new_status or {}), **described}
     _write_status(memo, t, new_status)
+    if due:  # what the reconcile freed goes back to the system, not to the high-water mark
+        memory.release()
 
 
 def _sync_objects(

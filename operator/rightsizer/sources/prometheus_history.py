@@ -69,9 +69,27 @@ class HistoryWindow:
         return self.rate_window_s or 1.5 * self.step_s
 
 
+#: Points (series × steps) one range answer of the operator's reader aims at: a chunk
+#: spans fewer steps when a namespace has many series, so one reconcile's answers and
+#: chunk stay about this size whatever the namespace (docs/design.md, "Memory per
+#: container"). 60,000: 500 series × 120 steps (2 h at 1m); up to 166 series the chunk
+#: stays 6 h.
+POINTS_PER_ANSWER = 60_000
+#: …but never fewer steps than this per query (the query count stays bounded).
+MIN_CHUNK_STEPS = 60
+
+
+def chunk_for(step_s: float, series: int) -> float:
+    """Time range of one query for ``series`` series at ``step_s`` (pure): at most the
+    6 h default, fewer steps for many series, at least ``MIN_CHUNK_STEPS`` steps."""
+    steps = max(MIN_CHUNK_STEPS, POINTS_PER_ANSWER // max(series, 1))
+    return min(HistoryWindow.chunk_s, steps * step_s)
+
+
 def plan_bootstrap(
-    start_s: float, end_s: float, step_s: float, older_step_s: float, full_resolution_s: float
-) -> list[HistoryWindow]:
+    start_s: float, end_s: float, step_s: float, older_step_s: float, full_resolution_s: float,
+    chunk_s: float = HistoryWindow.chunk_s,
+) -> list[HistoryWindow]:  # fmt: skip
     """First contact: history older than ``full_resolution_s`` at ``older_step_s`` (each
     sample weighted as ``older_step_s / step_s`` samples), the rest at ``step_s`` (pure).
 
@@ -84,14 +102,14 @@ def plan_bootstrap(
     the same memory per answer).
     """
     if older_step_s <= step_s or end_s - start_s <= full_resolution_s + older_step_s:
-        return [HistoryWindow(start_s, end_s, step_s)]
+        return [HistoryWindow(start_s, end_s, step_s, chunk_s=chunk_s)]
     boundary = math.floor((end_s - full_resolution_s) / older_step_s) * older_step_s
     weight = older_step_s / step_s
     older = HistoryWindow(
         start_s, boundary, older_step_s, rate_window_s=1.5 * step_s,
-        chunk_s=HistoryWindow.chunk_s * weight, sample_weight=weight,
+        chunk_s=chunk_s * weight, sample_weight=weight,
     )  # fmt: skip
-    return [older, HistoryWindow(boundary + step_s / 2, end_s, step_s)]
+    return [older, HistoryWindow(boundary + step_s / 2, end_s, step_s, chunk_s=chunk_s)]
 
 
 def plan_chunks(window: HistoryWindow) -> list[tuple[float, float]]:

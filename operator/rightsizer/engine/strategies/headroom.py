@@ -328,14 +328,16 @@ class HeadroomUsage:
     def saturated(self, limit_cores: FloatArray, fraction: float, share: float) -> FloatArray:
         """1.0 where at least ``share`` of the (decayed) CPU weight sits at or above
         ``fraction × limit``; 0.0 elsewhere and where there is no limit."""
-        weights = self.cpu.weights
-        if weights.shape[0] == 0:
+        if self.cpu.rows == 0:
             return np.zeros(0)
         line = np.nan_to_num(limit_cores * fraction, nan=np.inf)
         first = np.searchsorted(self.cpu.scheme.starts_array, line, side="left")
-        tail = np.cumsum(weights[:, ::-1], axis=1)[:, ::-1]
-        tail = np.concatenate([tail, np.zeros((weights.shape[0], 1))], axis=1)
-        above = np.take_along_axis(tail, np.minimum(first, weights.shape[1])[:, None], 1)[:, 0]
+        above = np.zeros(self.cpu.rows)
+        for rows, weights in self.cpu.blocks():  # a block of rows at a time: less memory
+            tail = np.cumsum(weights[:, ::-1], axis=1)[:, ::-1]
+            tail = np.concatenate([tail, np.zeros((weights.shape[0], 1))], axis=1)
+            at = np.minimum(first[rows], weights.shape[1])[:, None]
+            above[rows] = np.take_along_axis(tail, at, 1)[:, 0]
         with np.errstate(invalid="ignore"):
             hit = (above >= share * self.cpu.total) & (self.cpu.total > 0)
         result: FloatArray = np.where(hit & np.isfinite(line), 1.0, 0.0)
