@@ -49,9 +49,8 @@ from rightsizer.controller.reconcile import (
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
-from rightsizer.handlers import memory
+from rightsizer.handlers import memory, webhook
 from rightsizer.handlers import recommendations as recommendation_objects
-from rightsizer.handlers import webhook
 from rightsizer.handlers.caches import Caches
 from rightsizer.handlers.pools import ReconcilePools
 from rightsizer.handlers.settings import settings_from_env, tick_s_from_env
