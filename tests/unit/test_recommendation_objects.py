@@ -377,6 +377,8 @@ def test_drift_is_shown_per_container_and_fits_the_schema() -> None:
     assert "drift" not in without["status"]["containers"][0]
     (write,) = plan_writes(POLICY, [body], [seen(as_stored(without))], 10)
     assert write.action is Action.PATCH_STATUS
+
+
 def test_the_index_shares_the_strings_of_separately_decoded_objects() -> None:
     """Each watch event is decoded on its own; the index keeps one copy of each key and
     short value (interned), and the projection is equal to the plain one."""
