@@ -1,7 +1,8 @@
 """Gather a report's recommendations from Prometheus history (orchestration, no maths).
 
 Namespaces are read one after another; each namespace's history streams chunk by chunk
-into one strategy state, so memory is bounded by a chunk plus the histograms.
+into a strategy state of its own, recommended and dropped before the next namespace, so
+memory is bounded by a chunk plus one namespace's histograms (and the report's rows).
 """
 
 from __future__ import annotations
@@ -77,13 +78,12 @@ def collect_from_prometheus(
     progress: Progress | None = None,
 ) -> Collected:
     """Usage of every namespace in scope over ``windows`` (contiguous, in time order: see
-    ``plan_bootstrap``), fed into one strategy state."""
+    ``plan_bootstrap``), each namespace fed into a strategy state of its own."""
     strategy, policy = sizing
     end_s = windows[-1].end_s
     span = end_s - windows[0].start_s
     namespaces = [ns for ns in history.namespaces(end_s, span) if scope.namespace_matches(ns)]
-    registry = ContainerRegistry()
-    state = strategy.new_state()
+    recs: list[ContainerRecommendation] = []
     requests: dict[ContainerKey, Resources] = {}
     limits: dict[ContainerKey, Resources] = {}
     replicas: dict[tuple[str, str], int] = {}
@@ -104,6 +104,10 @@ def collect_from_prometheus(
             value = reqs.get(key, Resources()).memory_bytes
             return math.nan if value is None else float(value)
 
+        # One state per namespace, recommended and let go before the next: the memory is
+        # one namespace's state plus the rows, however many namespaces there are.
+        registry = ContainerRegistry()
+        state = strategy.new_state()
         chunks = (
             chunk
             for window in windows
@@ -114,10 +118,11 @@ def collect_from_prometheus(
             if progress:
                 progress(f"namespace {i}/{len(namespaces)} {ns}: chunk {j}/{chunks_per_ns}")
         by_name += resolver.by_name
-    context = SizingContext(
-        policy=policy, current_requests=requests, current_limits=limits, limit_ranges=ranges
-    )
-    recs = [r for r in strategy.recommend(state, registry, context) if scope.selects(r)]
+        context = SizingContext(
+            policy=policy, current_requests=requests, current_limits=limits, limit_ranges=ranges
+        )
+        recs.extend(r for r in strategy.recommend(state, registry, context) if scope.selects(r))
+        del state, registry
     return Collected(
         recommendations=recs,
         replicas=replicas,
