@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test unit lint fmt image bench bench-soak bench-operator bench-scale bench-apply bench-report bench-vs-krr components sandbox-up sandbox-down clean
+.PHONY: help setup demo test unit lint fmt image bench bench-soak bench-operator bench-scale bench-apply bench-inplace bench-report bench-vs-krr components sandbox-up sandbox-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,6 +56,9 @@ bench-scale: setup components  ## recommendation objects at scale: 2,000 Deploym
 
 bench-apply: setup components  ## auto-apply at scale: 1,000 opted-in Deployments, time until all are applied under the rollout limit, API requests per apply
 	$(BIN)/python bench/bench_auto_apply.py
+
+bench-inplace: setup components  ## in-place resize at scale: 1,000 opted-in Deployments × 2 pods (time until all resized, API requests per pod, RSS), then webhook latency at 50 pod creations/s (INPLACE_ARGS="--deployments 200 ...")
+	nice -n 10 $(BIN)/python bench/bench_inplace.py $(INPLACE_ARGS)
 
 bench-report: setup components  ## report vs bare PromQL fetches on 1,000 containers × 7 days
 	$(BIN)/python bench/bench_report.py

@@ -171,6 +171,11 @@ def setup_namespace(
     custom: Any = client.CustomObjectsApi(api)
     custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, policy(live=live))
     for body in deployments:
+        # The policy named as the in-place path names it (model.inplace: namespace/name).
+        annotations = body["metadata"]["annotations"]
+        sized = json.loads(annotations[names.POD_RESOURCES_ANNOTATION])
+        sized["policy"] = f"{ns}/sizer"
+        annotations[names.POD_RESOURCES_ANNOTATION] = json.dumps(sized)
         client.AppsV1Api(api).create_namespaced_deployment(ns, body)
 
     def status() -> Any:

@@ -19,9 +19,13 @@ from rightsizer.model.admission import (
     decide,
     owner_of,
     parse_pod_resources,
+    policy_modes,
 )
+from rightsizer.model.inplace import pod_resources_text
+from rightsizer.model.workloads import PolicyInfo
 
-POLICY = "sizer"
+#: As the in-place path names a policy in pod-resources: namespace/name.
+POLICY = "shop/sizer"
 
 
 def pod(*containers: dict[str, Any], labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -230,4 +234,26 @@ def test_only_a_policy_that_sizes_pods_in_place_lets_the_webhook_size_them() -> 
     assert sizing_mode({}) == "Recommend"
     rollout = facts({"app": {"requests": {"cpu": "120m"}}}, mode=sizing_mode(spec(mode="Apply")))
     note = decide(pod(container("app", {"cpu": "500m"})), rollout).note
-    assert note == "skipped: the policy 'sizer' is in mode Apply with method Rollout"
+    assert note == f"skipped: the policy '{POLICY}' is in mode Apply with method Rollout"
+
+
+def test_the_annotation_the_in_place_path_writes_finds_its_policy() -> None:
+    """pod-resources as the operator writes it (its own codec, policy "namespace/name")
+    against the modes of the namespace's policies as the webhook builds them: the pod is
+    sized. (The webhook once keyed the modes by bare name: every pod was "skipped: the
+    policy 'shop/sizer' is gone".)"""
+    text = pod_resources_text(
+        "shop/sizer", 0.0, {"app": (Resources(120, 310 * 2**20), Resources(None, None))}
+    )
+    in_place = {"update": {"mode": "Apply", "method": "InPlace"}}
+    policies = [PolicyInfo("shop", "sizer", "u1", "", in_place),
+                PolicyInfo("shop", "other", "u2", "", {})]  # fmt: skip
+    facts = WorkloadFacts({names.POD_RESOURCES_ANNOTATION: text}, {"app": "web"},
+                          policy_modes(policies))  # fmt: skip
+    decision = decide(pod(container("app", {"cpu": "500m", "memory": "1Gi"})), facts)
+    assert decision.changed, decision.note
+    assert decision.containers[0]["resources"]["requests"] == {
+        "cpu": "120m",
+        "memory": str(310 * 2**20),
+    }
+    assert policy_modes(policies) == {"shop/sizer": "Apply", "shop/other": "Recommend"}

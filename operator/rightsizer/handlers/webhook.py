@@ -28,7 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from rightsizer import names
 from rightsizer.actuation import webhook_tls
 from rightsizer.handlers.caches import Caches
-from rightsizer.model.admission import WorkloadFacts, decide, owner_of, sizing_mode
+from rightsizer.model.admission import WorkloadFacts, decide, owner_of, policy_modes
 
 PORT_VARIABLE = "RIGHTSIZER_WEBHOOK_PORT"
 ADDRESS_VARIABLE = "RIGHTSIZER_WEBHOOK_ADDRESS"
@@ -111,12 +111,7 @@ def _facts(
     workload = store.find(namespace, owner.name)
     if workload is None:
         return None
-    # The in-place path names its policy ``namespace/name``; a bare name is read too.
-    modes = {
-        key: sizing_mode(p.spec)
-        for p in indexes["policies"].get(namespace, [])
-        for key in (p.name, f"{namespace}/{p.name}")
-    }
+    modes = policy_modes(indexes["policies"].get(namespace, []))
     limits = [item for items in indexes["limitranges"].get(namespace, []) for item in items]
     quotas = list(indexes["resourcequotas"].get(namespace, []))
     return WorkloadFacts(workload.annotations, workload.selector, modes, limits, quotas)

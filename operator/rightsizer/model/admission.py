@@ -14,7 +14,7 @@ says why. It never refuses a pod: whatever goes wrong, the pod is created as ask
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from rightsizer import names
 from rightsizer.engine.policy import LimitRangeItem
 from rightsizer.engine.recommendation import Resources
 from rightsizer.model.pods import qos_class
-from rightsizer.model.workloads import ContainerResources, parse_resources
+from rightsizer.model.workloads import ContainerResources, PolicyInfo, parse_resources
 from rightsizer.quantity import QuantityError, cpu_millicores, memory_bytes
 
 #: The label the ReplicaSet controller puts on its pods: the suffix of the ReplicaSet's
@@ -106,6 +106,12 @@ def owner_of(meta: Mapping[str, Any]) -> Owner | None:
     return None
 
 
+def policy_modes(policies: Iterable[PolicyInfo]) -> dict[str, str]:
+    """The policies' sizing modes, keyed as the in-place path names a policy in a
+    workload's ``pod-resources`` (``namespace/name``, ``model.inplace``)."""
+    return {f"{p.namespace}/{p.name}": sizing_mode(p.spec) for p in policies}
+
+
 def sizing_mode(policy_spec: Mapping[str, Any]) -> str:
     """A policy's mode as the webhook sees it: ``Apply`` only when it sizes pods in place
     (method ``InPlace`` or ``InPlaceOrRollout``); a ``Rollout`` policy changes templates,
@@ -125,7 +131,8 @@ class WorkloadFacts:
     annotations: Mapping[str, str]
     selector: Mapping[str, str]
     policy_modes: Mapping[str, str] = field(default_factory=dict)
-    """Policies of the namespace → their ``spec.update.mode``."""
+    """Policies of the namespace, by ``namespace/name`` (as ``pod-resources`` names its
+    policy) → their mode as the webhook sees it (``policy_modes``)."""
     limit_ranges: Sequence[LimitRangeItem] = ()
     """The namespace's LimitRange items: values outside their min/max would make the
     API server refuse the pod."""
