@@ -295,3 +295,51 @@ def test_hpa_target_changes_are_exported_next_to_the_requests(
     plan = plan_changes(rows(namespace, "web-json"), narrow, templates, hpas)
     assert not plan.workloads[0].hpa
     assert "held (HpaTargetOutOfBounds)" in render_kustomize(plan, narrow)
+
+
+def test_report_kube_shows_the_hpa_target_change_next_to_the_request_change(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    prometheus: Prometheus,
+    kubeconfig: str,
+    k8s_api: ApiClient,
+    namespace: str,
+) -> None:
+    """Issue 16 item 5: ``report --kube`` (table and JSON) reads the live HPA on
+    Deployment/web and shows, per workload, the cpu target that keeps its scale point with
+    the recommended requests (a ``Resource`` metric: the pod's summed requests, as the
+    recommendations saw them), the memory AverageValue one as needing nothing."""
+    frame = read_samples(EXAMPLE)
+    frame = frame[frame["namespace"] == "shop"].assign(namespace=namespace)
+    csv = tmp_path / "samples.csv"
+    frame.to_csv(csv, index=False)
+    end_s = math.floor(time.time() / 300) * 300
+    prometheus.load_samples(csv, end_s, tmp_path / "om")
+    client.AutoscalingV2Api(k8s_api).create_namespaced_horizontal_pod_autoscaler(
+        namespace, hpa_body("web", 60)
+    )
+    monkeypatch.setattr("kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", kubeconfig)
+    argv = ["report", "--prometheus", prometheus.url, "--kube", "-n", namespace,
+            "--history", "3d", "--step", "300s", "--end", str(end_s)]  # fmt: skip
+    capsys.readouterr()
+    assert main([*argv, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    web = [r for r in doc["recommendations"] if r["workload"] == "Deployment/web"]
+    now = sum(cpu_millicores(r["current"]["requests"]["cpu"]) for r in web)
+    then = sum(cpu_millicores(r["target"]["cpu"]) for r in web)
+    assert now > 0 and then > 0 and then != now
+    expected = math.floor(60 * now / then + 0.5)
+    cpu, memory = doc["hpa"]
+    assert (cpu["workload"], cpu["hpa"], cpu["resource"]) == ("Deployment/web", "web", "cpu")
+    assert (cpu["targetPercent"], cpu["compensatedPercent"]) == (60, expected)
+    assert cpu["withinBounds"] is (10 <= expected <= 200)
+    assert memory["targetType"] == "AverageValue" and "compensatedPercent" not in memory
+
+    assert main([*argv, "--format", "table"]) == 0
+    table = capsys.readouterr().out
+    assert f"{namespace}/Deployment/web: HPA web cpu 60%→{expected}%" in table
+    assert "HPA web memory AverageValue target: no change needed" in table
+    # without --kube, no HPA is read or shown
+    assert main([a for a in argv if a != "--kube"] + ["--format", "table"]) == 0
+    assert "HPA" not in capsys.readouterr().out

@@ -444,3 +444,73 @@ def test_an_object_follows_a_change_of_usage(
         delete_policy(cluster, "usage")
         apps.delete_namespaced_deployment("spiky", NS)
     wait_for("the objects gone with their policy", lambda: not objects(cluster), 90)
+
+
+def test_an_hpa_s_target_change_shows_on_the_object_before_any_write(
+    operator: Operator, cluster: ApiClient, prometheus: Prometheus
+) -> None:
+    """Recommend mode, a real HPA on ``web`` (cpu by Utilization, memory by AverageValue):
+    the object shows the cpu target that keeps the HPA's scale point with the recommended
+    requests (the pod's sum: a Resource metric), the memory one as needing nothing; an
+    edit of the HPA and its deletion show too. Nothing is written to the HPA."""
+    v2 = client.AutoscalingV2Api(cluster)
+    body = {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web-hpa"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 4,
+            "metrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "target": {
+                    "type": "Utilization", "averageUtilization": 60}}},
+                {"type": "Resource", "resource": {"name": "memory", "target": {
+                    "type": "AverageValue", "averageValue": "1Gi"}}},
+            ],
+        },
+    }  # fmt: skip
+    v2.create_namespaced_horizontal_pod_autoscaler(NS, body)
+    create_policy(cluster, prometheus, "hpa-view")
+
+    def shown(percent: int | None) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            o = objects(cluster, "rightsizer.dev/policy=hpa-view").get("deployment-web")
+            hpa = (o or {}).get("status", {}).get("hpa")
+            if percent is None:
+                return o if o and o["status"].get("state") and not hpa else None
+            return o if hpa and hpa[0].get("targetPercent") == percent else None
+
+        found: dict[str, Any] = wait_for(f"the HPA's target {percent} on the object", ready, 120)
+        return found
+
+    try:
+        web = shown(60)
+        cpu, memory = web["status"]["hpa"]
+        exact = {c["name"]: c["exact"] for c in web["status"]["containers"]}
+        now = sum(e["requests"]["cpuMillicores"] for e in exact.values())
+        then = sum(e.get("target", e["requests"])["cpuMillicores"] for e in exact.values())
+        assert now == 600 and then != now
+        expected = math.floor(60 * now / then + 0.5)
+        assert (cpu["name"], cpu["resource"], cpu["source"]) == ("web-hpa", "cpu", "Resource")
+        assert (cpu["compensatedPercent"], cpu["withinBounds"]) == (expected, 10 <= expected <= 200)
+        assert cpu["message"].startswith(f"HPA web-hpa cpu 60%→{expected}%")
+        assert memory["targetType"] == "AverageValue" and "compensatedPercent" not in memory
+        assert "no change needed" in memory["message"]
+        # Recommend mode writes nothing to the HPA
+        hpa_now = v2.read_namespaced_horizontal_pod_autoscaler("web-hpa", NS)
+        assert hpa_now.spec.metrics[0].resource.target.average_utilization == 60
+        # a person edits the HPA: the object follows; the HPA deleted: the field goes
+        cpu_30 = {"type": "Resource", "resource": {"name": "cpu", "target": {
+            "type": "Utilization", "averageUtilization": 30}}}  # fmt: skip
+        edit = {"spec": {"metrics": [cpu_30]}}
+        v2.patch_namespaced_horizontal_pod_autoscaler("web-hpa", NS, edit)
+        (alone,) = shown(30)["status"]["hpa"]
+        assert alone["compensatedPercent"] == math.floor(30 * now / then + 0.5)
+        v2.delete_namespaced_horizontal_pod_autoscaler("web-hpa", NS)
+        shown(None)
+    finally:
+        if v2.list_namespaced_horizontal_pod_autoscaler(
+            NS, field_selector="metadata.name=web-hpa"
+        ).items:
+            v2.delete_namespaced_horizontal_pod_autoscaler("web-hpa", NS)
+        delete_policy(cluster, "hpa-view")
+    wait_for("the objects gone with their policy", lambda: not objects(cluster), 90)

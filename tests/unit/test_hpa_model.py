@@ -157,3 +157,37 @@ def test_the_absolute_scale_point_moves_by_less_than_half_a_percent_of_the_new_r
     HPA's 10 % tolerance absorbs the rounding."""
     after = compensated_percent(percent, old, new)
     assert abs(after * new - percent * old) <= 0.5 * new
+
+
+def test_the_outlook_shows_each_metric_s_target_change_before_any_write() -> None:
+    """``target_outlook``: what the recommendation objects and ``report`` show."""
+    from rightsizer.model.hpa import target_outlook
+
+    info = hpa_info(hpa(
+        resource("cpu", 60), resource("memory", value="500Mi"),
+        container_resource("cpu", "side", 50),
+    ))  # fmt: skip
+    before = {"app": Resources(800, 512 * MI), "side": Resources(200, 64 * MI)}
+    after = {"app": Resources(300, 256 * MI), "side": Resources(200, 64 * MI)}
+    pod, absolute, side = target_outlook([info], before, after)
+    assert (pod.target_percent, pod.compensated_percent, pod.within_bounds) == (60, 120, True)
+    assert pod.short() == "HPA web cpu 60%→120%"
+    assert "pod requests 1000m→500m" in pod.text
+    assert absolute.target_percent is None and absolute.compensated_percent is None
+    assert absolute.short() == "HPA web memory AverageValue target: no change needed"
+    assert (side.compensated_percent, side.short()) == (50, "HPA web cpu (side) 50%→50%")
+    assert "request unchanged" in side.text
+
+
+def test_the_outlook_shows_a_target_out_of_bounds_as_held() -> None:
+    from rightsizer.model.hpa import target_outlook
+
+    info = hpa_info(hpa(resource("cpu", 80)))
+    (o,) = target_outlook([info], {"app": Resources(1000, None)}, {"app": Resources(200, None)},
+                          UtilizationBounds(10, 200))  # fmt: skip
+    assert (o.compensated_percent, o.within_bounds) == (400, False)
+    assert o.short() == "HPA web cpu 80%→400% (out of bounds: held)"
+    (undefined,) = target_outlook(
+        [info], {"app": Resources(None, MI)}, {"app": Resources(None, MI)}
+    )
+    assert undefined.compensated_percent is None and "undefined" in undefined.short()

@@ -400,3 +400,62 @@ def test_the_index_shares_the_strings_of_separately_decoded_objects() -> None:
     assert one.status["state"] is two.status["state"]
     assert next(iter(one.labels)) is next(iter(two.labels))
     assert one.status["containers"] == {"app": {"target": {"cpuMillicores": 5}}}
+
+
+def _hpa(utilization: int = 60, kind: str = "Deployment", name: str = "web") -> Any:
+    from rightsizer.model.hpa import hpa_info
+
+    return hpa_info({
+        "metadata": {"name": "web-hpa", "namespace": "shop"},
+        "spec": {"scaleTargetRef": {"kind": kind, "name": name}, "metrics": [
+            {"type": "Resource", "resource": {"name": "cpu", "target": {
+                "type": "Utilization", "averageUtilization": utilization}}},
+            {"type": "Resource", "resource": {"name": "memory", "target": {
+                "type": "AverageValue", "averageValue": "1Gi"}}},
+        ]},
+    })  # fmt: skip
+
+
+def build_hpa(hpas: list[Any], target: Resources = TARGET, bounds: Any = None) -> dict[str, Any]:
+    from rightsizer.model.hpa import UtilizationBounds
+
+    rows = assess([rec(target=target)], {}, min_history_s=3600, min_samples=30)
+    (body,) = desired_objects(POLICY, [workload()], rows, {}, NOW - 60, NOW, None, hpas,
+                              bounds or UtilizationBounds())  # fmt: skip
+    return body
+
+
+def test_the_hpa_target_change_the_recommendation_implies_is_shown_and_fits_the_schema() -> None:
+    """500m → 120m: a 60 % cpu utilization target keeps its scale point at 250 %, outside the
+    default bounds (held); with wider bounds it is within; AverageValue needs nothing."""
+    from rightsizer.model.hpa import UtilizationBounds
+
+    cpu, memory = build_hpa([_hpa(), _hpa(name="other")])["status"]["hpa"]
+    assert cpu == {
+        "name": "web-hpa", "resource": "cpu", "source": "Resource", "targetType": "Utilization",
+        "targetPercent": 60, "compensatedPercent": 250, "withinBounds": False,
+        "message": "HPA web-hpa cpu 60%→250% (out of bounds: held)",
+    }  # fmt: skip
+    assert memory["targetType"] == "AverageValue" and "compensatedPercent" not in memory
+    assert memory["message"] == "HPA web-hpa memory AverageValue target: no change needed"
+    wide = build_hpa([_hpa()], bounds=UtilizationBounds(10, 300))
+    assert wide["status"]["hpa"][0]["withinBounds"] is True
+    assert unknown_fields({k: v for k, v in wide.items() if k != "metadata"}, schema(), "") == []
+    assert build_hpa([_hpa(name="other")])["status"]["hpa"] is None
+
+
+def test_an_hpa_added_or_edited_writes_the_status_its_compensation_alone_does_not() -> None:
+    without = seen(as_stored(build_hpa([])))
+    with_hpa = build_hpa([_hpa()])
+    (write,) = plan_writes(POLICY, [with_hpa], [without], 10)
+    assert write.action is Action.PATCH_STATUS
+    stored = seen(as_stored(with_hpa))
+    assert plan_writes(POLICY, [with_hpa], [stored], 10) == []
+    # the target moving less than minChangePercent moves compensatedPercent: no write
+    nudged = build_hpa([_hpa()], target=Resources(125, 310 * MI))
+    assert nudged["status"]["hpa"][0]["compensatedPercent"] == 240
+    assert plan_writes(POLICY, [nudged], [stored], 10) == []
+    assert len(plan_writes(POLICY, [build_hpa([_hpa(70)])], [stored], 10)) == 1  # edited
+    gone = build_hpa([])
+    (removal,) = plan_writes(POLICY, [gone], [stored], 10)
+    assert removal.body is not None and removal.body["status"]["hpa"] is None

@@ -32,6 +32,7 @@ from rightsizer.report.collect import (
     Scope,
     collect_from_prometheus,
 )
+from rightsizer.report.hpa import hpa_changes
 from rightsizer.report.render import FORMATS, render_report
 from rightsizer.samples.workloads import WorkloadResolver
 from rightsizer.sources.prometheus import PrometheusClient, PrometheusConfig
@@ -185,7 +186,8 @@ class ReportReads:
     collected: Collected
     templates: Templates | None
     hpas: list[dict[str, Any]] = field(default_factory=list)
-    """The live HPAs of the namespaces (``--kube`` with a patch format)."""
+    """The live HPAs of the namespaces (``--kube``): exported with the patches, shown next
+    to the request changes otherwise."""
 
 
 def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
@@ -208,7 +210,13 @@ def cmd_report(args: argparse.Namespace, bad_input: type[Exception]) -> int:
             rows, args.format, plan.patch_settings, "report", reads.templates, args.output,
             reads.hpas,
         )  # fmt: skip
-    text = render_report(rows, totals(rows), args.format, _source(args, plan, config, reads))
+    text = render_report(
+        rows,
+        totals(rows),
+        args.format,
+        _source(args, plan, config, reads),
+        hpa_changes(rows, reads.hpas, apply_settings(args, bad_input).hpa_bounds),
+    )
     if args.output:
         Path(args.output).write_text(text)
     else:
@@ -290,11 +298,18 @@ def _read(
             ]
         templates: Templates | None = None
         hpas: list[dict[str, Any]] = []
-        if api is not None and plan.patch_settings is not None:
+        if api is not None:
             namespaces = sorted({r.namespace for r in collected.recommendations})
-            templates = _templates(api, namespaces, plan.kinds)
+            if plan.patch_settings is not None:
+                templates = _templates(api, namespaces, plan.kinds)
             for ns in namespaces:
-                hpas.extend(kube.hpas_of(api, ns))
+                try:
+                    hpas.extend(kube.hpas_of(api, ns))
+                except Exception as exc:  # the exports need them; the table does without
+                    if plan.patch_settings is not None:
+                        raise
+                    print(f"rightsizer: HPAs of {ns} not read ({type(exc).__name__}): "
+                          "their targets are not shown", file=sys.stderr)  # fmt: skip
     finally:
         progress.done()
         client.close()

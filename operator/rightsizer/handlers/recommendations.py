@@ -99,16 +99,17 @@ def _sync(
     if runtime is None or runtime.observed_generation < 0:
         return None
     try:
-        min_change = parse_policy_spec(dict(spec)).update.settings.min_change_percent
+        settings = parse_policy_spec(dict(spec)).update.settings
     except PolicyError:
         return None  # an invalid spec changes nothing: the objects stay as they were
     workloads = owned_workloads(indexes, policy.namespace, set(runtime.owned))
     desired = desired_objects(
         policy, workloads, runtime.rows, entries, runtime.read_until_s, now_s,
         pod_drift(memo, policy.namespace, workloads),
+        list((indexes.get("hpas") or {}).get(policy.namespace, [])), settings.hpa_bounds,
     )  # fmt: skip
     have = existing(indexes, policy.namespace)
-    writes = plan_writes(policy, desired, have, min_change)
+    writes = plan_writes(policy, desired, have, settings.min_change_percent)
     runtime.synced = {w.ref: w.containers for w in workloads}
     if not writes:
         return effective(desired, have, writes, ())

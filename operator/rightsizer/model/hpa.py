@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -187,7 +187,7 @@ def _request(r: Resources, resource: str) -> int | None:
     return r.cpu_millicores if resource == "cpu" else r.memory_bytes
 
 
-def _relative_to(metric: ResourceMetric, requests: Mapping[str, Resources]) -> int | None:
+def relative_request(metric: ResourceMetric, requests: Mapping[str, Resources]) -> int | None:
     """The request a metric's utilization is relative to; None when the HPA could not
     compute it (a container without that request: the HPA reports an error)."""
     if metric.source is MetricSource.CONTAINER_RESOURCE:
@@ -217,7 +217,7 @@ def compensate(
     unaffected: list[str] = []
     for m in hpa.metrics:
         what = f"{m.source} {m.resource}" + (f" of {m.container}" if m.container else "")
-        old, new = _relative_to(m, before), _relative_to(m, after)
+        old, new = relative_request(m, before), relative_request(m, after)
         if old is None or new is None or old <= 0 or new <= 0:
             if old != new:
                 held[m.resource] = (
@@ -243,6 +243,72 @@ def compensate(
         else:
             unaffected.append(f"{what}: the target rounds to the same {percent}%")
     return Compensation(tuple(changes), held or None, tuple(unaffected))
+
+
+@dataclass(frozen=True)
+class TargetOutlook:
+    """One cpu/memory metric of an HPA and what a request change would do to its target:
+    what the recommendation objects and ``report`` show before anything is written."""
+
+    hpa: str
+    metric: ResourceMetric
+    target_percent: int | None
+    """Its ``averageUtilization`` now (None: an ``AverageValue`` target)."""
+    compensated_percent: int | None
+    """The target that keeps the scale point after the change (None: none needed, or
+    not computable)."""
+    within_bounds: bool
+    """Whether ``compensated_percent`` is within the bounds (else Apply mode with
+    ``Compensate`` holds the resource)."""
+    text: str
+
+    def short(self) -> str:
+        """``HPA web cpu 60%→120%``, ``HPA web memory AverageValue: no change needed``."""
+        what = f"HPA {self.hpa} {self.metric.resource}"
+        if self.metric.container:
+            what += f" ({self.metric.container})"
+        if self.target_percent is None:
+            return f"{what} {self.metric.target_type or 'no'} target: no change needed"
+        if self.compensated_percent is None:
+            return f"{what} {self.target_percent}%: {self.text}"
+        out = f"{what} {self.target_percent}%→{self.compensated_percent}%"
+        return out if self.within_bounds else f"{out} (out of bounds: held)"
+
+
+def target_outlook(
+    hpas: Sequence[HpaInfo],
+    before: Mapping[str, Resources],
+    after: Mapping[str, Resources],
+    bounds: UtilizationBounds = UtilizationBounds(),
+) -> list[TargetOutlook]:
+    """Per cpu/memory metric of each HPA (by name, then position), the target change that
+    requests going from ``before`` to ``after`` (container → requests, every container of
+    the pod) imply, decided by ``compensate`` one metric at a time."""
+    out: list[TargetOutlook] = []
+    for hpa in sorted(hpas, key=lambda h: h.name):
+        for m in hpa.metrics:
+            comp = compensate(replace(hpa, metrics=(m,)), before, after, bounds)
+            old, new = relative_request(m, before), relative_request(m, after)
+            percent = m.utilization_percent if m.target_type == "Utilization" else None
+            if comp.changes:
+                c = comp.changes[0]
+                out.append(TargetOutlook(hpa.name, m, percent, c.after_percent, True,
+                                         c.describe()))  # fmt: skip
+            elif comp.held:
+                moved = (
+                    compensated_percent(percent, old, new)
+                    if percent is not None and old and new and old > 0 and new > 0 else None
+                )  # fmt: skip
+                out.append(TargetOutlook(hpa.name, m, percent, moved, False,
+                                         comp.held[m.resource]))  # fmt: skip
+            elif comp.unaffected:
+                out.append(TargetOutlook(hpa.name, m, percent, percent, True, comp.unaffected[0]))
+            else:
+                out.append(TargetOutlook(
+                    hpa.name, m, percent, None, True,
+                    f"a container has no {m.resource} request: utilization undefined",
+                ))  # fmt: skip
+    return out
 
 
 def hpa_patch(

@@ -12,6 +12,7 @@ import yaml
 
 from rightsizer.model.assessment import Assessment, Totals
 from rightsizer.quantity import DAY_S, human_cpu, human_memory
+from rightsizer.report.hpa import WorkloadHpa
 from rightsizer.report.recommendations import change_cells, to_document
 
 FORMATS = ("table", "json", "yaml", "csv", "markdown")
@@ -47,25 +48,34 @@ def totals_line(t: Totals) -> str:
     )
 
 
-def render_table(rows: Sequence[Assessment], t: Totals) -> str:
+def hpa_section(hpa: Sequence[WorkloadHpa], bullet: str = "  ") -> list[str]:
+    """The HPA target changes next to the request changes (``--kube``: live HPAs)."""
+    if not hpa:
+        return []
+    head = "HPA targets that keep their scale points with the recommended requests:"
+    return ["", head, *(f"{bullet}{w.line()}" for w in hpa)]
+
+
+def render_table(rows: Sequence[Assessment], t: Totals, hpa: Sequence[WorkloadHpa] = ()) -> str:
     table = [HEADER, *(_cells(r) for r in rows)]
     widths = [max(len(row[i]) for row in table) for i in range(len(HEADER) - 1)]
     lines = [
         "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
         for row in table
     ]
-    return "\n".join([*lines, "", totals_line(t)]) + "\n"
+    return "\n".join([*lines, *hpa_section(hpa), "", totals_line(t)]) + "\n"
 
 
-def render_markdown(rows: Sequence[Assessment], t: Totals) -> str:
+def render_markdown(rows: Sequence[Assessment], t: Totals, hpa: Sequence[WorkloadHpa] = ()) -> str:
     out = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
-    return "\n".join([*out, "", totals_line(t)]) + "\n"
+    return "\n".join([*out, *hpa_section(hpa, "- "), "", totals_line(t)]) + "\n"
 
 
 def to_report_document(
-    rows: Sequence[Assessment], t: Totals, source: dict[str, Any]
-) -> dict[str, Any]:
+    rows: Sequence[Assessment], t: Totals, source: dict[str, Any],
+    hpa: Sequence[WorkloadHpa] = (),
+) -> dict[str, Any]:  # fmt: skip
     items = to_document([r.recommendation for r in rows])["recommendations"]
     for item, row in zip(items, rows, strict=True):
         item["pods"] = row.replicas
@@ -86,6 +96,7 @@ def to_report_document(
             "memoryGiBAdded": round(t.memory_gib_added, 3),
         },
         "recommendations": items,
+        **({"hpa": [item for w in hpa for item in w.document()]} if hpa else {}),
     }
 
 
@@ -106,14 +117,18 @@ def render_csv(rows: Sequence[Assessment]) -> str:
     return buf.getvalue()
 
 
-def render_report(rows: Sequence[Assessment], t: Totals, fmt: str, source: dict[str, Any]) -> str:
+def render_report(
+    rows: Sequence[Assessment], t: Totals, fmt: str, source: dict[str, Any],
+    hpa: Sequence[WorkloadHpa] = (),
+) -> str:  # fmt: skip
+    """``hpa``: the HPA target changes (``report/hpa.py``); not in CSV (one row a container)."""
     if fmt == "table":
-        return render_table(rows, t)
+        return render_table(rows, t, hpa)
     if fmt == "markdown":
-        return render_markdown(rows, t)
+        return render_markdown(rows, t, hpa)
     if fmt == "csv":
         return render_csv(rows)
-    doc = to_report_document(rows, t, source)
+    doc = to_report_document(rows, t, source, hpa)
     if fmt == "json":
         return json.dumps(doc, indent=2) + "\n"
     if fmt == "yaml":

@@ -22,6 +22,7 @@ from rightsizer import names
 from rightsizer.engine.recommendation import Resources
 from rightsizer.model.assessment import Assessment
 from rightsizer.model.change import moved_enough
+from rightsizer.model.hpa import HpaInfo, TargetOutlook, UtilizationBounds, target_outlook
 from rightsizer.model.workloads import WorkloadInfo
 from rightsizer.names import HoldReason, RecommendationConditionType, RecommendationState
 from rightsizer.status.build import iso
@@ -32,10 +33,15 @@ MAX_LABEL_VALUE = 63
 _HASH_CHARS = 10
 #: Optional status fields: sent as null when absent, so a merge patch removes them.
 _OPTIONAL_STATUS = ("autoApply", "lastAction")
+#: In ``hpa`` entries, what counts as a change (the compensated target follows the
+#: recommendation: it is rewritten when the target moves by ``minChangePercent``).
+_HPA_SHOWN = ("name", "resource", "source", "container", "targetType", "targetPercent",
+              "withinBounds")  # fmt: skip
 _BOUNDS = ("target", "lowerBound", "upperBound", "uncappedTarget", "recommendedLimits")
 #: Current requests and limits count at any change (a person edited them); the estimates
 #: (target, bounds, limits recommended) when they move by at least ``minChangePercent``.
 _CURRENT = ("requests", "limits")
+DEFAULT_BOUNDS = UtilizationBounds()
 
 
 def _short_hash(text: str) -> str:
@@ -192,6 +198,47 @@ def _state(rows: Sequence[Assessment], entry: Mapping[str, Any]) -> str:
     return RecommendationState.RECOMMENDED
 
 
+def _hpa_entry(o: TargetOutlook) -> dict[str, Any]:
+    m = o.metric
+    entry: dict[str, Any] = {"name": o.hpa, "resource": m.resource, "source": m.source.value}
+    if m.container:
+        entry["container"] = m.container
+    entry["targetType"] = m.target_type
+    if o.target_percent is not None:
+        entry["targetPercent"] = o.target_percent
+    if o.compensated_percent is not None:
+        entry["compensatedPercent"] = o.compensated_percent
+    entry.update(withinBounds=o.within_bounds, message=o.short())
+    return entry
+
+
+def hpa_entries(
+    rows: Sequence[Assessment], workload: WorkloadInfo, hpas: Sequence[HpaInfo],
+    bounds: UtilizationBounds,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The ``hpa`` field: per cpu/memory metric of the HPAs that scale ``workload``, the
+    target that keeps its scale point when the pod's requests (every container, as the
+    operator last saw them) go to the recommended ones (containers with enough data;
+    the others keep theirs). Before any write: what ``hpaResources: Compensate`` would
+    do with the recommendation as it stands (Apply mode's step limits aside)."""
+    mine = [h for h in hpas if h.namespace == workload.namespace and h.target_ref == workload.ref]
+    if not mine:
+        return []
+    before = {c.name: c.requests for c in workload.containers}
+    for r in rows:
+        before.setdefault(r.recommendation.container, _current(r, workload)[0])
+    after = dict(before)
+    for r in rows:
+        if r.enough_data:
+            target = r.recommendation.target
+            now = before[r.recommendation.container]
+            after[r.recommendation.container] = Resources(
+                target.cpu_millicores if target.cpu_millicores is not None else now.cpu_millicores,
+                target.memory_bytes if target.memory_bytes is not None else now.memory_bytes,
+            )
+    return [_hpa_entry(o) for o in target_outlook(mine, before, after, bounds)]
+
+
 def _condition(rows: Sequence[Assessment], now_s: float) -> dict[str, Any]:
     ready = [r for r in rows if r.enough_data]
     missing = sorted(f"{r.recommendation.container}: {r.reason}" for r in rows if not r.enough_data)
@@ -208,10 +255,12 @@ def desired_object(
     policy: PolicyRef, workload: WorkloadInfo, rows: Sequence[Assessment],
     entry: Mapping[str, Any], read_until_s: float | None, now_s: float,
     drift: Mapping[str, Mapping[str, Any]] | None = None,
+    hpa: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The whole object for one workload; ``entry``: its ``lastAction`` and ``autoApply``
     (Annotate and Apply modes keep them on the object: ``auto_apply_entries``), if any;
-    ``drift``: container → its drift entry (``status/drift.py``), if sized in place."""
+    ``drift``: container → its drift entry (``status/drift.py``), if sized in place;
+    ``hpa``: its ``hpa_entries``, if an HPA scales it on cpu or memory."""
     rows = sorted(rows, key=lambda r: r.recommendation.container)
     ready = [r.recommendation.confidence for r in rows if r.enough_data]
     status: dict[str, Any] = {
@@ -226,6 +275,7 @@ def desired_object(
         ],
         "conditions": [_condition(rows, now_s)],
         **{key: (dict(entry[key]) if entry.get(key) else None) for key in _OPTIONAL_STATUS},
+        "hpa": [dict(h) for h in hpa] if hpa else None,
     }
     if read_until_s is not None:
         status["readUntil"] = iso(read_until_s)
@@ -262,17 +312,25 @@ def desired_objects(
     policy: PolicyRef, workloads: Sequence[WorkloadInfo], rows: Sequence[Assessment],
     entries: Mapping[str, Mapping[str, Any]], read_until_s: float | None, now_s: float,
     drift: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    hpas: Sequence[HpaInfo] = (), hpa_bounds: UtilizationBounds = DEFAULT_BOUNDS,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """One object per workload with rows (the workloads the policy owns); ``entries``:
     workload (``Kind/name``) → its ``lastAction`` and ``autoApply``; ``drift``: workload →
-    container → drift entry."""
+    container → drift entry; ``hpas``: the namespace's HPAs (``hpa_entries``)."""
     by_workload: dict[str, list[Assessment]] = {}
     for row in rows:
         by_workload.setdefault(row.recommendation.workload, []).append(row)
     drift = drift or {}
     return [
         desired_object(
-            policy, w, rows_of, entries.get(w.ref, {}), read_until_s, now_s, drift.get(w.ref)
+            policy,
+            w,
+            rows_of,
+            entries.get(w.ref, {}),
+            read_until_s,
+            now_s,
+            drift.get(w.ref),
+            hpa_entries(rows_of, w, hpas, hpa_bounds),
         )
         for w in sorted(workloads, key=lambda w: w.ref)
         if (rows_of := by_workload.get(w.ref))
@@ -350,6 +408,7 @@ def _kept(status: Mapping[str, Any]) -> dict[str, Any]:
         "conditions": [dict(c) for c in status.get("conditions") or []],
         "containers": {str(c.get("name")): dict(c.get("exact") or {}) for c in containers},
         "drift": {str(c.get("name")): c["drift"] for c in containers if c.get("drift")},
+        "hpa": [{k: h[k] for k in _HPA_SHOWN if k in h} for h in status.get("hpa") or []],
     }
 
 
@@ -414,7 +473,8 @@ def status_changed(
 ) -> bool:
     """Whether a person would see a difference: the state, the auto-apply state (and
     reason) or last action, a condition, current requests or limits, a container added or gone, or a
-    target or recommended limit moved by at least ``min_change_percent``."""
+    target or recommended limit moved by at least ``min_change_percent``, an HPA target
+    (added, gone, edited, or in or out of bounds)."""
     after = _kept(desired)
     if any(before.get(k) != after.get(k) for k in ("state", "lastAction")):
         return True
@@ -423,6 +483,8 @@ def status_changed(
     if _conditions_changed(before.get("conditions") or [], after["conditions"]):
         return True
     if (before.get("drift") or {}) != after["drift"]:  # pods resized, added or gone
+        return True
+    if (before.get("hpa") or []) != after["hpa"]:  # an HPA added, gone, edited or held
         return True
     return _moved(before.get("containers") or {}, after["containers"], min_change_percent)
 
