@@ -165,6 +165,7 @@ class Look:
 
 
 class InPlaceBench(apply_bench.ApplyBench):
+    flow_schemas = FLOWS
     looks: list[Look]
 
     # ------------------------------------------------------------------ setup
@@ -232,34 +233,6 @@ class InPlaceBench(apply_bench.ApplyBench):
             120,
         )  # fmt: skip
         self.wait_settled()
-
-    def operator_flows(self) -> None:
-        flow: Any = client.FlowcontrolApiserverV1Api(self.admin)
-        level = flow.read_flow_schema("service-accounts").spec.priority_level_configuration.name
-        subject = {"kind": "ServiceAccount", "serviceAccount": {
-            "name": base.SERVICE_ACCOUNT, "namespace": base.OPERATOR_NS}}  # fmt: skip
-        for i, (name, (verbs, groups, resources)) in enumerate(FLOWS.items()):
-            rule: dict[str, Any] = {"subjects": [subject], "resourceRules": [{
-                "verbs": verbs, "apiGroups": groups, "resources": resources,
-                "clusterScope": True, "namespaces": ["*"]}]}  # fmt: skip
-            if name == "rs-other":
-                rule["nonResourceRules"] = [{"verbs": ["*"], "nonResourceURLs": ["*"]}]
-            flow.create_flow_schema({
-                "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
-                "metadata": {"name": name},
-                "spec": {"matchingPrecedence": 100 + i,
-                         "priorityLevelConfiguration": {"name": level},
-                         "distinguisherMethod": {"type": "ByUser"}, "rules": [rule]},
-            })  # fmt: skip
-
-    @staticmethod
-    def flows(samples: base.Samples) -> dict[str, float]:
-        out: dict[str, float] = defaultdict(float)
-        for (name, labels), value in samples.items():
-            schema = dict(labels).get("flow_schema", "")
-            if name == apply_bench.FLOW and (schema in FLOWS or schema == "service-accounts"):
-                out[schema] += value
-        return out
 
     def create_policy(
         self, name: str = base.POLICY, bootstrap: dict[str, str] | None = None
