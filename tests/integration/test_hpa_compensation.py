@@ -52,15 +52,16 @@ def deployment(cpu_request: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def hpa() -> dict[str, Any]:
+def hpa(target_percent: int = 60) -> dict[str, Any]:
+    """HPA ``web`` on Deployment ``web``: 2–8 replicas, CPU utilization at ``target_percent``."""
     return {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "web"},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
             "minReplicas": 2, "maxReplicas": 8,
-            "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}],
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                "type": "Utilization", "averageUtilization": target_percent}}}],
         },
     }  # fmt: skip
 

@@ -26,7 +26,6 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,9 +37,9 @@ from kubernetes.client import ApiClient
 from rightsizer.actuation.hpa import read_hpa
 from rightsizer.model.hpa import HPA_RECORD_ANNOTATION
 from rightsizer.names import RECORD_ANNOTATION
-from tests.integration.test_auto_apply_e2e import Cluster
-from tests.integration.test_hpa_compensation import only_new_pods_measured, utilization
-from tests.integration.test_operator_e2e import GROUP, PLURAL, VERSION, Operator, install_crd
+from tests.integration.test_hpa_compensation import hpa, only_new_pods_measured, utilization
+from tests.integration.test_inplace_e2e import InPlaceCluster
+from tests.integration.test_operator_e2e import GROUP, PLURAL, VERSION, install_crd
 from tests.integration.waiting import wait_for
 from tests.sandbox import KubeAccess, Prometheus
 
@@ -93,19 +92,6 @@ def deployment(ns: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def hpa() -> dict[str, Any]:
-    return {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "web"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-            "minReplicas": 2, "maxReplicas": 8,
-            "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 20}}}],
-        },
-    }  # fmt: skip
-
-
 def policy(ns: str, prometheus_url: str) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "RightSizePolicy",
@@ -120,14 +106,8 @@ def policy(ns: str, prometheus_url: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class HpaCluster(Cluster):
-    def __init__(self, api: ApiClient, kubeconfig: str, log: Path, prometheus_url: str) -> None:
-        """As ``Cluster``, without starting the operator (``start``)."""
-        self.api, self.kubeconfig, self.log = api, kubeconfig, log
-        self.allowed = [prometheus_url]
-
-    def start(self) -> None:
-        self.operator = Operator(self.kubeconfig, self.log, self.allowed)
+class HpaCluster(InPlaceCluster):
+    """The sandbox, the operator started later (``start``), and the HPA ``web``."""
 
     def hpa(self, ns: str) -> dict[str, Any]:
         return read_hpa(self.api, ns, "web")
@@ -166,7 +146,7 @@ def cluster(
             {"metadata": {"name": ns, "labels": {"rightsizer.dev/auto-apply": "enabled"}}}
         )
         apps.create_namespaced_deployment(ns, deployment(ns))
-        v2.create_namespaced_horizontal_pod_autoscaler(ns, hpa())
+        v2.create_namespaced_horizontal_pod_autoscaler(ns, hpa(20))
     cl = HpaCluster(k8s_api, kubeconfig, tmp / "operator.log", prometheus.url)
     before = {
         ns: wait_for(f"{ns}: the HPA measuring ≈ 20 % on 2 replicas",
