@@ -161,11 +161,15 @@ class ApplyBench(base.Bench):
                                    "history": f"{self.args.days:g}d", "step": base.STEP},
                     "metricsServer": {"enabled": not self.args.no_metrics_server},
                 },
-                "update": {"mode": "Apply", "maxConcurrentRollouts": self.args.max_rollouts,
-                           "cooldown": "24h"},
+                "update": self.update(),
                 "reconcileInterval": f"{self.args.interval:g}s",
             },
         })  # fmt: skip
+
+    def update(self) -> dict[str, Any]:
+        """The policy's ``spec.update`` (a subclass may apply otherwise)."""
+        return {"mode": "Apply", "maxConcurrentRollouts": self.args.max_rollouts,
+                "cooldown": "24h"}  # fmt: skip
 
     def operator_flows(self) -> None:
         """FlowSchemas that split the operator's requests (see OPERATOR_FLOWS)."""

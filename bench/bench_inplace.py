@@ -63,7 +63,6 @@ import bench_auto_apply as apply_bench
 import bench_operator_scale as base
 from rightsizer.names import ADMISSION_ANNOTATION, POD_RESOURCES_ANNOTATION
 from rightsizer.quantity import parse_quantity
-from tests.sandbox import OperatorExitedError, OperatorProcess
 
 STATE_DIR = "/tmp/rightsizer-bench-inplace"
 #: The base benchmark's ports + 3000 (12xxx → 15xxx): no other benchmark's.
@@ -212,19 +211,12 @@ class InPlaceBench(apply_bench.ApplyBench):
             "value": {"url": f"https://127.0.0.1:{self.args.webhook_port}/size-pods"},
         }])  # fmt: skip
 
-    def start_operator(self, kubeconfig: Path) -> None:
-        self.operator_log = self.cfg.state / "operator.log"
-        self.operator_log.unlink(missing_ok=True)
-        try:
-            self.operator = OperatorProcess(
-                kubeconfig, self.operator_log, self.cfg.prometheus_url, tick_s=2,
-                log_format="json", start_timeout_s=180,
-                env={"RIGHTSIZER_WEBHOOK_PORT": str(self.args.webhook_port),
-                     "RIGHTSIZER_WEBHOOK_CONFIGURATION": WEBHOOK_CONFIGURATION},
-            )  # fmt: skip
-        except (OperatorExitedError, TimeoutError) as exc:
-            raise SystemExit(f"bench: the operator did not start: {exc}") from None
-        self.metrics_port = self.operator.metrics_port
+    def start_operator(
+        self, kubeconfig: Path, env: dict[str, str] | None = None, start_timeout_s: float = 180
+    ) -> None:
+        webhook = {"RIGHTSIZER_WEBHOOK_PORT": str(self.args.webhook_port),
+                   "RIGHTSIZER_WEBHOOK_CONFIGURATION": WEBHOOK_CONFIGURATION}  # fmt: skip
+        super().start_operator(kubeconfig, {**webhook, **(env or {})}, start_timeout_s)
         admission: Any = client.AdmissionregistrationV1Api(self.admin)
         base.wait_for(
             "the operator to fill in the webhook's caBundle",
@@ -232,28 +224,10 @@ class InPlaceBench(apply_bench.ApplyBench):
                 WEBHOOK_CONFIGURATION).webhooks[0].client_config.ca_bundle,
             120,
         )  # fmt: skip
-        self.wait_settled()
 
-    def create_policy(
-        self, name: str = base.POLICY, bootstrap: dict[str, str] | None = None
-    ) -> None:
-        custom: Any = client.CustomObjectsApi(self.admin)
-        b = base
-        custom.create_namespaced_custom_object(b.GROUP, b.VERSION, b.NAMESPACE, b.PLURAL, {
-            "apiVersion": f"{base.GROUP}/{base.VERSION}", "kind": "RightSizePolicy",
-            "metadata": {"name": name, "namespace": base.NAMESPACE},
-            "spec": {
-                "targets": {"kinds": ["Deployment"]},
-                "source": {
-                    "prometheus": {"url": self.cfg.prometheus_url,
-                                   "history": f"{self.args.days:g}d", "step": base.STEP},
-                    "metricsServer": {"enabled": not self.args.no_metrics_server},
-                },
-                "update": {"mode": "Apply", "method": "InPlace", "cooldown": "24h",
-                           "inPlace": {"maxPodsPerNamespace": self.args.max_per_namespace}},
-                "reconcileInterval": f"{self.args.interval:g}s",
-            },
-        })  # fmt: skip
+    def update(self) -> dict[str, Any]:
+        return {"mode": "Apply", "method": "InPlace", "cooldown": "24h",
+                "inPlace": {"maxPodsPerNamespace": self.args.max_per_namespace}}  # fmt: skip
 
     # ------------------------------------------------------------------ watching
     def get_json(self, path: str) -> dict[str, Any]:

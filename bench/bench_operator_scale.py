@@ -499,13 +499,15 @@ class Bench:
             f"{time.monotonic() - t1:.0f}s")  # fmt: skip
 
     # ------------------------------------------------------------------ the operator
-    def start_operator(self, kubeconfig: Path) -> None:
+    def start_operator(
+        self, kubeconfig: Path, env: dict[str, str] | None = None, start_timeout_s: float = 120
+    ) -> None:
         self.operator_log = self.cfg.state / "operator.log"
         self.operator_log.unlink(missing_ok=True)
         try:
             self.operator = OperatorProcess(
                 kubeconfig, self.operator_log, self.cfg.prometheus_url, tick_s=2,
-                log_format="json", start_timeout_s=120,
+                log_format="json", start_timeout_s=start_timeout_s, env=env,
             )  # fmt: skip
         except (OperatorExitedError, TimeoutError) as exc:
             raise SystemExit(f"bench: the operator did not start: {exc}") from None
