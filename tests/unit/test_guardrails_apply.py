@@ -153,6 +153,12 @@ def test_too_little_data_holds(recommendation: Assessment, settings: ApplySettin
     assert d.hold is not None and d.hold.reason == "InsufficientData"
 
 
+def test_a_confidence_just_below_the_minimum_reads_below_it() -> None:
+    d = decide(workload(), [row(confidence=0.999)], ctx())
+    assert d.hold is not None and d.hold.reason == "InsufficientData"
+    assert "confidence 0.99 below 1" in d.hold.message
+
+
 def test_small_changes_hold() -> None:
     d = decide(workload(), [row(cpu=950, mem=1000 * MI, lim_cpu=None, lim_mem=None,
                                  peak=100 * MI)], ctx())  # fmt: skip

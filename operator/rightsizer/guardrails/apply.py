@@ -289,7 +289,9 @@ def container_change(
         r = replace(r, current_requests=current[0], current_limits=current[1])
     s = ctx.settings
     if not row.enough_data or r.confidence < s.min_confidence:
-        why = row.reason or f"confidence {r.confidence:.2f} below {s.min_confidence:g}"
+        # Rounded down, so that 0.999 reads "0.99 below 1", not "1.00 below 1".
+        shown = math.floor(r.confidence * 100) / 100
+        why = row.reason or f"confidence {shown:.2f} below {s.min_confidence:g}"
         return ContainerOutcome(r.container, insufficient_data=why)
     floor = math.ceil(r.peak_memory_bytes * (1 + s.memory_peak_margin_percent / 100))
     requests, limits, left_alone = {}, {}, []
