@@ -1,0 +1,133 @@
+"""Saturation as unknown demand and a memory buffer from the workload's own spikes, for
+``headroom`` (issue 18 item 2, ideas (b) and (a) of the issue's list, and (c): both with
+the hysteresis option): a parameter search on the tuning half of the Bitbrains August
+trace, and the choices on the held-out half. Reads the trace in place from
+``../shared/data``.
+
+    python bench/bench_saturation_spikes.py                   # the search, 100-VM sample
+    python bench/bench_saturation_spikes.py --held-out --all  # … then the choices on the
+        # other 400 VMs and on all 500 (with --extra k=v,k=v: other sets beside them)
+
+The halves are ``bench_profiles.py``'s (100 VMs drawn with seed 18 to search on, the other
+400 never searched on). The grid: CPU probe step (``saturation_probe``: off, 0.1, 0.2,
+0.3) × memory spike buffer (off, or percentile {90, 100} of the day-over-day jumps
+clipped to [{0.05, 0.1}, {0.3, 0.5}]) × hysteresis (off, or the hysteresis option of
+``docs/quality.md``). Rules, on the sample only (``bench_peak_memory.py``'s):
+
+* **default**: among the sets no worse than ``Balanced`` on any of the issue's seven
+  measures, the least churn (ties within 0.5 point: the least cost);
+* **limit**: among the sets with no more OOM container-days than ``Balanced``, the least
+  GiB-hours by limit;
+* **core**: among the sets with no more CPU samples above request than ``Balanced``, the
+  least core-hours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+
+import pandas as pd
+
+from bench_hysteresis import choose, measures, report_halves
+from bench_peak_memory import NAMES, least_limit
+from bench_profiles import (
+    HEADER,
+    TRACE,
+    Point,
+    baselines,
+    contender,
+    measure,
+    percentile_7d,
+    row,
+    sample_ids,
+    subset,
+)
+from rightsizer.backtest.replay import BacktestSettings, Contender
+from rightsizer.sources.bitbrains import read_bitbrains
+
+HYSTERESIS = {"keep_below": "0.2", "keep_above": "1", "keep_limit_below": "0",
+              "keep_limit_above": "0.1", "cpu_percentile": "90", "cpu_step": "50m"}  # fmt: skip
+"""The hysteresis option (``docs/quality.md``)."""
+
+PROBES = ("0", "0.1", "0.2", "0.3")
+SPIKES = (None, *itertools.product(("90", "100"), ("0.05", "0.1"), ("0.3", "0.5")))
+
+
+def candidates() -> list[tuple[str, dict[str, str]]]:
+    result = []
+    for probe, spike, hyst in itertools.product(PROBES, SPIKES, (False, True)):
+        overrides = dict(HYSTERESIS) if hyst else {}
+        parts = ["hyst"] if hyst else []
+        if probe != "0":
+            overrides["saturation_probe"] = probe
+            parts.append(f"probe={probe}")
+        if spike is not None:
+            quantile, low, high = spike
+            overrides["memory_spike_quantile"] = quantile
+            overrides["memory_spike_margin_min"] = low
+            overrides["memory_spike_margin_max"] = high
+            parts.append(f"spike=p{quantile}[{low},{high}]")
+        if parts:
+            result.append(("headroom:" + ",".join(parts), overrides))
+    return result
+
+
+def least_core(points: list[Point], default: Point) -> Point | None:
+    fit = [p for p in points if p.label.startswith("headroom:")
+           and p.cpu_samples_above <= default.cpu_samples_above]  # fmt: skip
+    return min(fit, key=lambda p: (p.core_hours, p.cpu_samples_above)) if fit else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trace", default=str(TRACE), help="Bitbrains trace file")
+    parser.add_argument("--frame", help="a pickled frame of the trace (faster reruns)")
+    parser.add_argument("--held-out", action="store_true", help="also measure the choices")
+    parser.add_argument("--all", action="store_true", help="… and on all VMs")
+    parser.add_argument("--pick", action="append", default=[],
+                        help="also take this grid label to the other halves")  # fmt: skip
+    parser.add_argument("--extra", action="append", default=[], help="also measure k=v,k=v")
+    args = parser.parse_args()
+    frame = pd.read_pickle(args.frame) if args.frame else read_bitbrains(args.trace)
+    settings = BacktestSettings()
+    chosen, held_out = sample_ids(frame)
+    trace = subset(frame, chosen)
+    default = contender("Balanced (before)", "headroom", {})
+    sets = dict(candidates())
+    grid = [contender(label, "headroom", o) for label, o in sets.items()]
+    extras = [contender(f"headroom:{e}", "headroom", dict(kv.split("=", 1) for kv in e.split(",")))
+              for e in args.extra]  # fmt: skip
+    points = measure(trace, [*baselines(), default, *extras, *grid], settings)
+    points.append(percentile_7d(trace, settings))
+    print(f"## tuning half: sample ({len(chosen)} VMs)\n\n{HEADER}")
+    for p in sorted(points, key=lambda q: q.label):
+        print(row(p))
+    by = {p.label: p for p in points}
+    base = by["Balanced (before)"]
+    picks = {"default": choose(points, base), "limit": least_limit(points, base),
+             "core": least_core(points, base)}  # fmt: skip
+    for rule, pick in picks.items():
+        print(f"\nrule '{rule}' → {pick.label if pick else 'none'}")
+    balanced = measures(base)
+    print("\nclosest to no worse than Balanced (measures worse, by how much):")
+
+    def gap(q: Point) -> float:
+        return sum(max(0.0, a - b) for a, b in zip(measures(q), balanced, strict=True))
+
+    for p in sorted((q for q in points if q.label.startswith("headroom:")), key=gap)[:10]:
+        pairs = zip(NAMES, measures(p), balanced, strict=True)
+        worse = [f"{n} +{100 * (a - b):.2f}" for n, a, b in pairs if a > b + 1e-12]
+        print(f"  {p.label}: {', '.join(worse) or 'none'}")
+    sys.stdout.flush()
+    if not args.held_out:
+        return
+    finals: list[Contender] = [*baselines(), default, *extras]
+    labels = [q.label for q in picks.values() if q is not None] + args.pick
+    finals += [contender(label, "headroom", sets[label]) for label in dict.fromkeys(labels)]
+    report_halves(frame, finals, settings, chosen, held_out, everything=args.all)
+
+
+if __name__ == "__main__":
+    main()
