@@ -55,7 +55,52 @@ PROBES = ("0", "0.1", "0.2", "0.3")
 SPIKES = (None, *itertools.product(("90", "100"), ("0.05", "0.1"), ("0.3", "0.5")))
 
 
+ROUND_2 = {
+    "probe": ("0.3", "0.5"),
+    "grace": ("0", "1"),
+    "spike": (None, ("90", "0.1", "0.3"), ("90", "0.1", "0.4"), ("95", "0.1", "0.3"),
+              ("95", "0.1", "0.4"), ("90", "0.12", "0.4")),
+    "limit_band": ("0.05", "0.1"),
+}  # fmt: skip
+"""The second round, around the first's closest sets (all with hysteresis): the probe
+with and without a grace day, spike buffers between p90 [0.1, 0.3] and p95 [0.1, 0.4],
+the limit's band above at 0.05 or 0.1."""
+
+
 def candidates() -> list[tuple[str, dict[str, str]]]:
+    """Both rounds' sets (the first: probe × spike × hysteresis; the second: ROUND_2)."""
+    result = first_round()
+    for probe, grace, spike, band in itertools.product(*ROUND_2.values()):
+        overrides = {**HYSTERESIS, "keep_limit_above": band, "saturation_probe": probe,
+                     "saturation_probe_grace": grace}  # fmt: skip
+        label = f"headroom:hyst,band={band},probe={probe},grace={grace}"
+        if spike is not None:
+            quantile, low, high = spike
+            overrides["memory_spike_quantile"] = quantile
+            overrides["memory_spike_margin_min"] = low
+            overrides["memory_spike_margin_max"] = high
+            label += f",spike=p{quantile}[{low},{high}]"
+        result.append((label, overrides))
+    return result + [c for c in third_round() if c[0] not in dict(result)]
+
+
+def third_round() -> list[tuple[str, dict[str, str]]]:
+    """Around the second round's closest (hysteresis, probe, grace 1, spike p90 [0.1,
+    0.3]: one OOM container-day more than ``Balanced``; without the spike buffer: 0.08
+    point more GiB-hours by limit): the spike buffer's bounds, or a thinner margin."""
+    result = []
+    for probe in ("0.3", "0.5"):
+        base = {**HYSTERESIS, "saturation_probe": probe, "saturation_probe_grace": "1"}
+        stem = f"headroom:hyst,band=0.1,probe={probe},grace=1"
+        for low, high in itertools.product(("0.08", "0.1", "0.11"), ("0.3", "0.33", "0.35")):
+            spike = {"memory_spike_quantile": "90", "memory_spike_margin_min": low,
+                     "memory_spike_margin_max": high}  # fmt: skip
+            result.append((f"{stem},spike=p90[{low},{high}]", {**base, **spike}))
+        result.append((f"{stem},m=0.14", {**base, "memory_margin": "0.14"}))
+    return result
+
+
+def first_round() -> list[tuple[str, dict[str, str]]]:
     result = []
     for probe, spike, hyst in itertools.product(PROBES, SPIKES, (False, True)):
         overrides = dict(HYSTERESIS) if hyst else {}
@@ -89,6 +134,8 @@ def main() -> None:
     parser.add_argument("--pick", action="append", default=[],
                         help="also take this grid label to the other halves")  # fmt: skip
     parser.add_argument("--extra", action="append", default=[], help="also measure k=v,k=v")
+    parser.add_argument("--round", type=int, default=3, choices=(1, 2, 3), help="which grid")
+    parser.add_argument("--no-grid", action="store_true", help="only --pick and --extra sets")
     args = parser.parse_args()
     frame = pd.read_pickle(args.frame) if args.frame else read_bitbrains(args.trace)
     settings = BacktestSettings()
@@ -96,7 +143,8 @@ def main() -> None:
     trace = subset(frame, chosen)
     default = contender("Balanced (before)", "headroom", {})
     sets = dict(candidates())
-    grid = [contender(label, "headroom", o) for label, o in sets.items()]
+    searched = dict(ROUNDS[args.round]())
+    grid = [] if args.no_grid else [contender(lb, "headroom", o) for lb, o in searched.items()]
     extras = [contender(f"headroom:{e}", "headroom", dict(kv.split("=", 1) for kv in e.split(",")))
               for e in args.extra]  # fmt: skip
     points = measure(trace, [*baselines(), default, *extras, *grid], settings)
@@ -123,10 +171,22 @@ def main() -> None:
     sys.stdout.flush()
     if not args.held_out:
         return
+    if args.no_grid:  # the picks are measured on the sample too
+        points += measure(trace, [contender(lb, "headroom", sets[lb]) for lb in args.pick],
+                          settings)  # fmt: skip
+        for p in points[-len(args.pick) :] if args.pick else []:
+            print(row(p))
     finals: list[Contender] = [*baselines(), default, *extras]
     labels = [q.label for q in picks.values() if q is not None] + args.pick
     finals += [contender(label, "headroom", sets[label]) for label in dict.fromkeys(labels)]
     report_halves(frame, finals, settings, chosen, held_out, everything=args.all)
+
+
+def second_round() -> list[tuple[str, dict[str, str]]]:
+    return [c for c in candidates() if ",band=" in c[0] and c not in third_round()]
+
+
+ROUNDS = {1: first_round, 2: second_round, 3: third_round}
 
 
 if __name__ == "__main__":

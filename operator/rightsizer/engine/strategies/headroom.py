@@ -18,6 +18,9 @@ it is first in line for eviction when the node runs short):
   this misses fewer days than a flat buffer of the same cost, while a buffer scaled by
   observed spikiness (past jumps over the running peak) misses more
   (``bench/bench_backtest_buffers.py``, ``docs/quality.md``);
+* with ``memory_spike_quantile`` (off by default), ``memory_margin`` is replaced by the
+  container's own jumps (a percentile of day peak ÷ earlier peak − 1, clipped): on the
+  Bitbrains halves the same cost-miss curve as every other buffer (``docs/quality.md``);
 * with ``memory_peak_half_life`` (off by default), ``peak`` is a decaying memory of
   peaks instead: the largest daily peak weighed by ``0.5 ^ (age / half-life)``. Measured
   with hysteresis on the Bitbrains halves: a little less GiB-hours by limit at equal OOM
@@ -40,7 +43,11 @@ CPU (compressible: a miss is slowness under contention, never a kill):
 * no CPU limit: bursts use idle capacity instead of being throttled;
 * **censored usage**: when at least ``saturation_share`` of the (weighted) samples sit at
   or above ``saturation_fraction`` of the current CPU limit, demand is unknown (usage
-  cannot exceed the limit), so the request never goes below the current request.
+  cannot exceed the limit), so the request never goes below the current request —
+  or, with ``saturation_probe`` (off by default), is probed down from the limit a rung
+  per quiet day and put back at the limit on the next saturated day (issue 18 item 2;
+  measured in ``docs/quality.md``: less core-hours, not no-worse than the default on
+  the held-out half).
 
 Hysteresis (off by default: ``keep_below = keep_above = 0``): with a band on, every
 recommendation carries a ``KeepBand`` around its values; a value in force inside it is
