@@ -292,10 +292,18 @@ def test_the_probe_survives_a_checkpoint() -> None:
     restored = HeadroomUsage.restore(probe, state.snapshot())
     rec = recommend(restored, context=capped_context())
     assert rec.target.cpu_millicores == pytest.approx(1000 * 0.8**3, abs=1)
-    # a snapshot from before the CPU day ring: nothing known, the request stays full
-    old = {k: v for k, v in state.snapshot().items() if not k.startswith("cpu_day_")}
-    legacy = HeadroomUsage.restore(probe, old)
+    # a snapshot taken without the probe has no CPU days: nothing known, the request
+    # stays full (and the default's snapshots are as they were)
+    plain = saturated_days([True, False, False, False, False], HeadroomSettings()).snapshot()
+    assert not any(k.startswith("cpu_day_") for k in plain)
+    legacy = HeadroomUsage.restore(probe, plain)
     assert recommend(legacy, context=capped_context()).target.cpu_millicores == 1000
+    # … and probes down from the first day it sees, a rung at a time, not all at once
+    for day in range(5, 9):
+        hours = np.arange(24)
+        legacy.add(usage((100 + day) * DAY + hours * 3600.0 + 60.0, [0.2] * 24, [GIB] * 24))
+    rec = recommend(legacy, context=capped_context())
+    assert rec.target.cpu_millicores == pytest.approx(1000 * 0.8**2, abs=1)
 
 
 def test_the_spike_buffer_follows_the_containers_own_jumps() -> None:

@@ -146,6 +146,15 @@ class DailyPeaks:
         result: FloatArray = np.where(count > 0, picked, np.nan)
         return result
 
+    def oldest_age(self) -> FloatArray:
+        """Per container, how many days ago its oldest day with a peak in the window was
+        (+inf: none)."""
+        age = (self.current_day()[:, None] - self.day).astype(np.float64)
+        result: FloatArray = np.where(self.peak_bytes > 0, age, -np.inf).max(
+            axis=1, initial=-np.inf
+        )
+        return np.where(np.isfinite(result), result, np.inf)
+
     def last_day_at_or_above(self, line: FloatArray) -> FloatArray:
         """Per container, how many days ago (0: the current day) its latest day with a
         peak at or above ``line`` was; +inf where no day in the window reached it (or

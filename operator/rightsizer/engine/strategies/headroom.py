@@ -275,9 +275,11 @@ class HeadroomUsage:
         )
         self.days = DailyPeaks(s.memory_slots)
         """Memory peaks and OOM kills per container and day (its own days)."""
-        self.cpu_days = DailyPeaks(s.memory_slots)
+        self.cpu_days = DailyPeaks(s.memory_slots if self.probing else 1)
         """CPU peaks (cores, in the ring's ``peak_bytes``) per container and day: when
-        the container last sat at its limit (``saturation_probe``)."""
+        the container last sat at its limit. Kept only with ``saturation_probe`` on (a
+        one-day stub otherwise), so that the default's state and checkpoints stay as
+        they were."""
         self.peak_memory_bytes: FloatArray = np.zeros(0)
         self.cpu_samples: FloatArray = np.zeros(0)
         self.memory_samples: FloatArray = np.zeros(0)
@@ -289,6 +291,10 @@ class HeadroomUsage:
     def rows(self) -> int:
         return self.cpu.rows
 
+    @property
+    def probing(self) -> bool:
+        return self.settings.saturation_probe > 0
+
     _ROW_ARRAYS = ("peak_memory_bytes", "cpu_samples", "memory_samples", "oom_kills",
                    "first_s", "last_s")  # fmt: skip
 
@@ -297,7 +303,8 @@ class HeadroomUsage:
         arrays = self.cpu.to_arrays("cpu_")
         arrays.update({name: getattr(self, name) for name in self._ROW_ARRAYS})
         arrays.update(self.days.to_arrays())
-        arrays.update({CPU_DAYS + k: v for k, v in self.cpu_days.to_arrays().items()})
+        if self.probing:
+            arrays.update({CPU_DAYS + k: v for k, v in self.cpu_days.to_arrays().items()})
         return arrays
 
     @classmethod
@@ -310,9 +317,9 @@ class HeadroomUsage:
             setattr(state, name, np.asarray(arrays[name], dtype=np.float64))
         state.days = DailyPeaks.from_arrays(settings.memory_slots, arrays, state.first_s)
         cpu_days = {k[len(CPU_DAYS) :]: v for k, v in arrays.items() if k.startswith(CPU_DAYS)}
-        if cpu_days:
+        if cpu_days and state.probing:
             state.cpu_days = DailyPeaks.from_arrays(settings.memory_slots, cpu_days, state.first_s)
-        else:  # a snapshot from before the CPU day ring: no CPU peaks known yet
+        else:  # a snapshot taken without the probe: no CPU peaks known yet
             state.cpu_days.grow(state.rows)
         return state
 
@@ -369,10 +376,11 @@ class HeadroomUsage:
         bumped = np.maximum(line * s.oom_bump_up_ratio, line + s.oom_min_bump_up_bytes)
         self.days.add_peaks(cid[oom], col[oom], bumped)
         self.days.add_ooms(cid[oom], col[oom])
-        self.cpu_days.advance(self.first_s, float(ts[seen].max()))
-        cpu_col, cpu_recent = self.cpu_days.columns(cid, ts)
-        cpu_day = cpu_ok & cpu_recent
-        self.cpu_days.add_peaks(cid[cpu_day], cpu_col[cpu_day], chunk.cpu_cores[cpu_day])
+        if self.probing:
+            self.cpu_days.advance(self.first_s, float(ts[seen].max()))
+            cpu_col, cpu_recent = self.cpu_days.columns(cid, ts)
+            cpu_day = cpu_ok & cpu_recent
+            self.cpu_days.add_peaks(cid[cpu_day], cpu_col[cpu_day], chunk.cpu_cores[cpu_day])
 
     def history_days(self) -> FloatArray:
         result: FloatArray = np.nan_to_num(self.last_s - self.first_s, nan=0.0) / DAY_S
@@ -433,8 +441,11 @@ def probed_request(
     if s.saturation_probe <= 0:
         return request
     quiet = state.cpu_days.last_day_at_or_above(limit * s.saturation_fraction)
-    known = state.cpu_days.peak_bytes.max(axis=1, initial=0.0) > 0
-    quiet = np.where(known, quiet, 0.0)  # no CPU day known (an older checkpoint): full
+    # no saturated day in the ring: count from its oldest day (after a restart from a
+    # checkpoint taken without the probe the ring starts empty and the probe starts
+    # over); no CPU day at all: the full limit
+    oldest = state.cpu_days.oldest_age()
+    quiet = np.where(np.isfinite(oldest), np.fmin(quiet, oldest), 0.0)
     rungs = np.maximum(quiet - s.saturation_probe_grace_days, 0.0)
     result: FloatArray = limit * np.power(1.0 - s.saturation_probe, rungs)
     return result
