@@ -240,3 +240,114 @@ def test_settings_are_checked() -> None:
     assert isinstance(strategy, HeadroomStrategy)
     assert strategy.settings.cpu_step_millicores == 50
     assert policy.min_allowed.cpu_millicores == 20
+
+
+# -- issue 18 item 2: saturation as unknown demand, a buffer from the own spikes ------
+def saturated_days(pattern: list[bool], settings: HeadroomSettings) -> HeadroomUsage:
+    """Hourly samples over consecutive days: 0.2 cores, and on the days marked True four
+    hours at the 1-core limit (censored: ≥ 1 % of the samples at the limit)."""
+    state = HeadroomUsage(settings)
+    for day, saturated in enumerate(pattern):
+        hours = np.arange(24)
+        cpu = np.where(saturated & (hours >= 10) & (hours < 14), 1.0, 0.2)
+        ts = (100 + day) * DAY + hours * 3600.0 + 60.0
+        state.add(usage(ts, cpu, [GIB] * 24))
+    return state
+
+
+def capped_context() -> SizingContext:
+    return SizingContext(
+        policy=HeadroomStrategy.default_policy(),
+        current_requests={KEY: Resources(1000, GIB)},
+        current_limits={KEY: Resources(1000, GIB)},
+    )
+
+
+def test_a_saturated_request_is_probed_down_a_rung_per_quiet_day() -> None:
+    probe = HeadroomSettings(saturation_probe=0.2)
+    # saturated on the first day, then four quiet days: 4 days ago, less one grace day
+    state = saturated_days([True, False, False, False, False], probe)
+    rec = recommend(state, context=capped_context())
+    assert rec.target.cpu_millicores == pytest.approx(1000 * 0.8**3, abs=1)
+    # the default keeps the full request however long the quiet
+    plain = saturated_days([True, False, False, False, False], HeadroomSettings())
+    assert recommend(plain, context=capped_context()).target.cpu_millicores == 1000
+
+
+def test_saturation_seen_again_puts_the_probed_request_back_at_the_limit() -> None:
+    probe = HeadroomSettings(saturation_probe=0.2)
+    state = saturated_days([True] + [False] * 7 + [True], probe)  # p95 is still 0.2
+    assert recommend(state, context=capped_context()).target.cpu_millicores == 1000
+    # a long quiet (0.8 ** 11 ≈ 86m) stops at the ladder's value (p95: 0.2), not below
+    pattern = [True] * 3 + [False] * 12
+    rec = recommend(saturated_days(pattern, probe), context=capped_context())
+    assert rec.target.cpu_millicores == pytest.approx(200, rel=0.011)
+    plain = saturated_days(pattern, HeadroomSettings())  # still censored: kept at 1000
+    assert recommend(plain, context=capped_context()).target.cpu_millicores == 1000
+
+
+def test_the_probe_survives_a_checkpoint() -> None:
+    probe = HeadroomSettings(saturation_probe=0.2)
+    state = saturated_days([True, False, False, False, False], probe)
+    restored = HeadroomUsage.restore(probe, state.snapshot())
+    rec = recommend(restored, context=capped_context())
+    assert rec.target.cpu_millicores == pytest.approx(1000 * 0.8**3, abs=1)
+    # a snapshot taken without the probe has no CPU days: nothing known, the request
+    # stays full (and the default's snapshots are as they were)
+    plain = saturated_days([True, False, False, False, False], HeadroomSettings()).snapshot()
+    assert not any(k.startswith("cpu_day_") for k in plain)
+    legacy = HeadroomUsage.restore(probe, plain)
+    assert recommend(legacy, context=capped_context()).target.cpu_millicores == 1000
+    # … and probes down from the first day it sees, a rung at a time, not all at once
+    for day in range(5, 9):
+        hours = np.arange(24)
+        legacy.add(usage((100 + day) * DAY + hours * 3600.0 + 60.0, [0.2] * 24, [GIB] * 24))
+    rec = recommend(legacy, context=capped_context())
+    assert rec.target.cpu_millicores == pytest.approx(1000 * 0.8**2, abs=1)
+
+
+def test_the_spike_buffer_follows_the_containers_own_jumps() -> None:
+    spiky = [1.0, 1.0, 1.5, 1.2, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]  # one jump of × 1.5
+    steady = [1.0, 1.02] + [1.0] * 9  # jumps of at most × 1.02
+    settings = HeadroomSettings(memory_spike_quantile=1.0, memory_spike_margin_max=0.4)
+    days = 10.0
+
+    def line(peak_gib: float, margin: float) -> int:
+        return math.ceil(peak_gib * GIB * (1 + margin + 1 / days) / MIB) * MIB
+
+    # the largest jump (× 1.5) is capped at 0.4; the steady one gets the least, 0.05
+    assert recommend(daily_peaks(spiky, settings=settings)).upper_bound.memory_bytes == line(
+        1.5, 0.4
+    )
+    assert recommend(daily_peaks(steady, settings=settings)).upper_bound.memory_bytes == line(
+        1.02, 0.05
+    )
+    # a lower percentile of the jumps ignores the one spike
+    median = HeadroomSettings(memory_spike_quantile=0.5)
+    assert recommend(daily_peaks(spiky, settings=median)).upper_bound.memory_bytes == line(
+        1.5, 0.05
+    )
+    # one day: no jump known yet, the fleet-wide margin
+    (one,) = HeadroomStrategy(settings).recommend(
+        daily_peaks([2.0], settings=settings),
+        registry(),
+        SizingContext(policy=HeadroomStrategy.default_policy()),
+    )
+    assert one.upper_bound.memory_bytes == math.ceil(2 * GIB * (1.15 + 1 / 0.25) / MIB) * MIB
+
+
+def test_the_new_settings_are_off_by_default_and_checked() -> None:
+    assert HeadroomSettings().saturation_probe == 0
+    assert HeadroomSettings().memory_spike_quantile is None
+    strategy, _ = build_strategy(
+        "headroom", {"saturation_probe": "0.1", "memory_spike_quantile": "90"}
+    )
+    assert isinstance(strategy, HeadroomStrategy)
+    assert strategy.settings.saturation_probe == 0.1
+    assert strategy.settings.memory_spike_quantile == 0.9
+    with pytest.raises(SettingsError):
+        build_strategy("headroom", {"saturation_probe": "1"})
+    with pytest.raises(SettingsError):
+        build_strategy(
+            "headroom", {"memory_spike_margin_min": "0.5", "memory_spike_margin_max": "0.2"}
+        )

@@ -125,6 +125,48 @@ class DailyPeaks:
         result: FloatArray = np.where(days > 0, picked, 0.0)
         return result
 
+    def jump_quantile(self, fraction: float) -> FloatArray:
+        """Per container, the ``fraction`` percentile (lower value) of its day-over-day
+        jumps in the window: each day's peak ÷ the largest peak of its earlier days there
+        (a new high gives a ratio above 1, a quieter day one below). NaN where no day has
+        an earlier one with a peak."""
+        if self.peak_bytes.shape[0] == 0:
+            return np.zeros(0)
+        order = np.argsort(self.day, axis=1, kind="stable")
+        peaks = np.take_along_axis(self.peak_bytes, order, axis=1)
+        running = np.maximum.accumulate(peaks, axis=1)
+        before = np.concatenate([np.zeros((peaks.shape[0], 1)), running[:, :-1]], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = np.where((peaks > 0) & (before > 0), peaks / before, np.nan)
+        ratios = np.sort(ratios, axis=1)  # NaN last
+        count = np.count_nonzero(np.isfinite(ratios), axis=1)
+        rank = np.maximum(np.ceil(fraction * count).astype(np.int64) - 1, 0)
+        index = np.minimum(rank, max(ratios.shape[1] - 1, 0))[:, None]
+        picked = np.take_along_axis(ratios, index, axis=1)[:, 0]
+        result: FloatArray = np.where(count > 0, picked, np.nan)
+        return result
+
+    def oldest_age(self) -> FloatArray:
+        """Per container, how many days ago its oldest day with a peak in the window was
+        (+inf: none)."""
+        age = (self.current_day()[:, None] - self.day).astype(np.float64)
+        result: FloatArray = np.where(self.peak_bytes > 0, age, -np.inf).max(
+            axis=1, initial=-np.inf
+        )
+        return np.where(np.isfinite(result), result, np.inf)
+
+    def last_day_at_or_above(self, line: FloatArray) -> FloatArray:
+        """Per container, how many days ago (0: the current day) its latest day with a
+        peak at or above ``line`` was; +inf where no day in the window reached it (or
+        the line is NaN)."""
+        if self.peak_bytes.shape[0] == 0:
+            return np.zeros(0)
+        with np.errstate(invalid="ignore"):
+            hit = (self.peak_bytes >= line[:, None]) & (self.peak_bytes > 0)
+        age = (self.current_day()[:, None] - self.day).astype(np.float64)
+        result: FloatArray = np.where(hit, age, np.inf).min(axis=1)
+        return result
+
     def window_ooms(self) -> FloatArray:
         result: FloatArray = self.ooms.sum(axis=1)
         return result

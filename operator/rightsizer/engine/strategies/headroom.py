@@ -18,6 +18,9 @@ it is first in line for eviction when the node runs short):
   this misses fewer days than a flat buffer of the same cost, while a buffer scaled by
   observed spikiness (past jumps over the running peak) misses more
   (``bench/bench_backtest_buffers.py``, ``docs/quality.md``);
+* with ``memory_spike_quantile`` (off by default), ``memory_margin`` is replaced by the
+  container's own jumps (a percentile of day peak ÷ earlier peak − 1, clipped): on the
+  Bitbrains halves the same cost-miss curve as every other buffer (``docs/quality.md``);
 * with ``memory_peak_half_life`` (off by default), ``peak`` is a decaying memory of
   peaks instead: the largest daily peak weighed by ``0.5 ^ (age / half-life)``. Measured
   with hysteresis on the Bitbrains halves: a little less GiB-hours by limit at equal OOM
@@ -40,7 +43,11 @@ CPU (compressible: a miss is slowness under contention, never a kill):
 * no CPU limit: bursts use idle capacity instead of being throttled;
 * **censored usage**: when at least ``saturation_share`` of the (weighted) samples sit at
   or above ``saturation_fraction`` of the current CPU limit, demand is unknown (usage
-  cannot exceed the limit), so the request never goes below the current request.
+  cannot exceed the limit), so the request never goes below the current request —
+  or, with ``saturation_probe`` (off by default), is probed down from the limit a rung
+  per quiet day and put back at the limit on the next saturated day (issue 18 item 2;
+  measured in ``docs/quality.md``: less core-hours, not no-worse than the default on
+  the held-out half).
 
 Hysteresis (off by default: ``keep_below = keep_above = 0``): with a band on, every
 recommendation carries a ``KeepBand`` around its values; a value in force inside it is
@@ -100,6 +107,8 @@ MIN_HISTORY_DAYS = 0.25
 CPU_EPSILON = 1e-3
 #: The CPU ladder above the starting percentile (1.0 = the largest sample).
 CPU_LADDER = (0.96, 0.97, 0.98, 0.99, 0.995, 1.0)
+#: Checkpoint array names of the CPU day ring start with this.
+CPU_DAYS = "cpu_day_"
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,15 @@ class HeadroomSettings:
     """CPU at or above this fraction of the current limit counts as saturated."""
     saturation_share: float = 0.01
     """With at least this share of saturated samples, never go below the current request."""
+    saturation_probe: float = 0.0
+    """Saturation as unknown demand (0: off — a saturated container keeps its current
+    request). With a step ``s`` in (0, 1) the kept request is probed down instead:
+    ``current limit × (1 − s) ^ quiet days``, where the quiet days are the days since
+    the last one whose CPU peak reached ``saturation_fraction`` of the current limit,
+    less ``saturation_probe_grace_days``; a new saturated day puts it back at the limit
+    (never below the ladder's value)."""
+    saturation_probe_grace_days: float = 1.0
+    """Quiet days before the probe starts (1: a day saturated yesterday keeps it full)."""
     memory_window_s: float = 30 * DAY_S
     """Memory peaks (and OOM kills) older than this are forgotten (whole days)."""
     memory_peak_half_life_s: float | None = None
@@ -125,6 +143,16 @@ class HeadroomSettings:
     ``docs/quality.md``). Pair it with a longer ``memory_window_s`` (weeks)."""
     memory_margin: float = 0.15
     """Buffer on the memory peak once history is long (fraction)."""
+    memory_spike_quantile: float | None = None
+    """A buffer sized by the workload's own spike history (None: off, ``memory_margin``
+    for everyone): this percentile of the container's day-over-day jumps (a day's peak ÷
+    the largest peak of its earlier days in the window) − 1, clipped to
+    [``memory_spike_margin_min``, ``memory_spike_margin_max``], replaces
+    ``memory_margin`` (kept where no jump is known yet)."""
+    memory_spike_margin_min: float = 0.05
+    """The spike buffer's least value (steady workloads)."""
+    memory_spike_margin_max: float = 0.5
+    """The spike buffer's largest value (a jump beyond any buffer is left to the OOM bump)."""
     memory_confidence_margin: float = 1.0
     """Extra buffer ÷ days of history (1.0: +100 % after one day, +10 % after ten)."""
     memory_confidence_power: float = 1.0
@@ -180,12 +208,22 @@ class HeadroomSettings:
             "keep_above",
             "keep_cpu_millicores",
             "keep_memory_bytes",
+            "memory_spike_margin_min",
+            "memory_spike_margin_max",
+            "saturation_probe_grace_days",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number ≥ 0")  # fmt: skip
         if not (math.isfinite(self.memory_confidence_power) and self.memory_confidence_power > 0):
             raise ValueError("memory_confidence_power must be positive")
+        if not 0 <= self.saturation_probe < 1:
+            raise ValueError("saturation_probe must be a fraction within [0, 1)")
+        spike = self.memory_spike_quantile
+        if spike is not None and not 0 < spike <= 1:
+            raise ValueError("memory_spike_quantile must be a fraction within (0, 1]")
+        if self.memory_spike_margin_min > self.memory_spike_margin_max:
+            raise ValueError("memory_spike_margin_min must not exceed memory_spike_margin_max")
         if self.cpu_half_life_s <= 0:
             raise ValueError("the CPU half-life must be positive")
         half_life = self.memory_peak_half_life_s
@@ -237,6 +275,11 @@ class HeadroomUsage:
         )
         self.days = DailyPeaks(s.memory_slots)
         """Memory peaks and OOM kills per container and day (its own days)."""
+        self.cpu_days = DailyPeaks(s.memory_slots if self.probing else 1)
+        """CPU peaks (cores, in the ring's ``peak_bytes``) per container and day: when
+        the container last sat at its limit. Kept only with ``saturation_probe`` on (a
+        one-day stub otherwise), so that the default's state and checkpoints stay as
+        they were."""
         self.peak_memory_bytes: FloatArray = np.zeros(0)
         self.cpu_samples: FloatArray = np.zeros(0)
         self.memory_samples: FloatArray = np.zeros(0)
@@ -248,6 +291,10 @@ class HeadroomUsage:
     def rows(self) -> int:
         return self.cpu.rows
 
+    @property
+    def probing(self) -> bool:
+        return self.settings.saturation_probe > 0
+
     _ROW_ARRAYS = ("peak_memory_bytes", "cpu_samples", "memory_samples", "oom_kills",
                    "first_s", "last_s")  # fmt: skip
 
@@ -256,6 +303,8 @@ class HeadroomUsage:
         arrays = self.cpu.to_arrays("cpu_")
         arrays.update({name: getattr(self, name) for name in self._ROW_ARRAYS})
         arrays.update(self.days.to_arrays())
+        if self.probing:
+            arrays.update({CPU_DAYS + k: v for k, v in self.cpu_days.to_arrays().items()})
         return arrays
 
     @classmethod
@@ -267,6 +316,11 @@ class HeadroomUsage:
         for name in cls._ROW_ARRAYS:
             setattr(state, name, np.asarray(arrays[name], dtype=np.float64))
         state.days = DailyPeaks.from_arrays(settings.memory_slots, arrays, state.first_s)
+        cpu_days = {k[len(CPU_DAYS) :]: v for k, v in arrays.items() if k.startswith(CPU_DAYS)}
+        if cpu_days and state.probing:
+            state.cpu_days = DailyPeaks.from_arrays(settings.memory_slots, cpu_days, state.first_s)
+        else:  # a snapshot taken without the probe: no CPU peaks known yet
+            state.cpu_days.grow(state.rows)
         return state
 
     def grow(self, count: int) -> None:
@@ -274,6 +328,7 @@ class HeadroomUsage:
             return
         self.cpu.grow(count)
         self.days.grow(count)
+        self.cpu_days.grow(count)
         self.peak_memory_bytes = _grown(self.peak_memory_bytes, count, 0.0)
         self.cpu_samples = _grown(self.cpu_samples, count, 0.0)
         self.memory_samples = _grown(self.memory_samples, count, 0.0)
@@ -289,6 +344,7 @@ class HeadroomUsage:
         for name in self._ROW_ARRAYS:
             setattr(self, name, getattr(self, name)[containers])
         self.days.keep(containers)
+        self.cpu_days.keep(containers)
 
     def add(self, chunk: UsageChunk) -> None:
         """Add samples; chunks in time order (within a chunk, any order)."""
@@ -320,6 +376,11 @@ class HeadroomUsage:
         bumped = np.maximum(line * s.oom_bump_up_ratio, line + s.oom_min_bump_up_bytes)
         self.days.add_peaks(cid[oom], col[oom], bumped)
         self.days.add_ooms(cid[oom], col[oom])
+        if self.probing:
+            self.cpu_days.advance(self.first_s, float(ts[seen].max()))
+            cpu_col, cpu_recent = self.cpu_days.columns(cid, ts)
+            cpu_day = cpu_ok & cpu_recent
+            self.cpu_days.add_peaks(cid[cpu_day], cpu_col[cpu_day], chunk.cpu_cores[cpu_day])
 
     def history_days(self) -> FloatArray:
         result: FloatArray = np.nan_to_num(self.last_s - self.first_s, nan=0.0) / DAY_S
@@ -368,6 +429,39 @@ def cpu_ladder(state: HeadroomUsage, settings: HeadroomSettings) -> FloatArray:
     return request
 
 
+def probed_request(
+    state: HeadroomUsage, request: FloatArray, limit: FloatArray, s: HeadroomSettings
+) -> FloatArray:
+    """The CPU request a saturated container keeps: the current one, or with
+    ``saturation_probe`` on, the current limit (the cap that hides the demand) × (1 −
+    probe) per quiet day — days since its CPU peak last reached ``saturation_fraction`` ×
+    the limit, less the grace days. Anchored on the limit, not on the request in force,
+    so that repeated recommendations do not compound the step, and a saturated day puts
+    the request back at the cap."""
+    if s.saturation_probe <= 0:
+        return request
+    quiet = state.cpu_days.last_day_at_or_above(limit * s.saturation_fraction)
+    # no saturated day in the ring: count from its oldest day (after a restart from a
+    # checkpoint taken without the probe the ring starts empty and the probe starts
+    # over); no CPU day at all: the full limit
+    oldest = state.cpu_days.oldest_age()
+    quiet = np.where(np.isfinite(oldest), np.fmin(quiet, oldest), 0.0)
+    rungs = np.maximum(quiet - s.saturation_probe_grace_days, 0.0)
+    result: FloatArray = limit * np.power(1.0 - s.saturation_probe, rungs)
+    return result
+
+
+def memory_margin(state: HeadroomUsage, s: HeadroomSettings) -> FloatArray | float:
+    """The buffer on the memory peak: ``memory_margin``, or with ``memory_spike_quantile``
+    the container's own jumps (that percentile of day peak ÷ earlier peak, − 1), clipped."""
+    if s.memory_spike_quantile is None:
+        return s.memory_margin
+    jumps = state.days.jump_quantile(s.memory_spike_quantile) - 1.0
+    clipped = np.clip(jumps, s.memory_spike_margin_min, s.memory_spike_margin_max)
+    result: FloatArray = np.where(np.isfinite(jumps), clipped, s.memory_margin)
+    return result
+
+
 def _current_cpu(
     registry: ContainerRegistry, context: SizingContext
 ) -> tuple[FloatArray, FloatArray]:
@@ -411,7 +505,8 @@ class HeadroomStrategy:
         cpu_cores = cpu_ladder(state, s)
         current_req, current_lim = _current_cpu(registry, context)
         censored = state.saturated(current_lim, s.saturation_fraction, s.saturation_share) > 0
-        cpu_cores = np.where(censored, np.fmax(cpu_cores, current_req), cpu_cores)
+        kept = probed_request(state, current_req, current_lim, s)
+        cpu_cores = np.where(censored, np.fmax(cpu_cores, kept), cpu_cores)
         has_cpu = state.cpu_samples > 0
         floor_m = s.min_cpu_millicores
         cpu_free = np.where(has_cpu, _amounts(cpu_cores * 1000.0), 0)
@@ -426,7 +521,7 @@ class HeadroomStrategy:
         ooms = np.minimum(state.days.window_ooms(), s.max_oom_steps)
         history = np.maximum(days, MIN_HISTORY_DAYS) ** s.memory_confidence_power
         confidence = s.memory_confidence_margin / history
-        factor = (1.0 + s.memory_margin + confidence) * np.power(1.0 + s.oom_margin, ooms)
+        factor = (1.0 + memory_margin(state, s) + confidence) * np.power(1.0 + s.oom_margin, ooms)
         has_mem = peak > 0
         floor_b = s.min_memory_bytes
         buffered = np.maximum(_amounts(peak * factor), _amounts(peak + s.min_memory_headroom_bytes))
@@ -516,12 +611,24 @@ SETTINGS = [
             "CPU ≥ this × current limit counts as saturated (default 0.95)"),
     Setting("saturation_share", "settings", "saturation_share", parse_float,
             "this share of saturated samples keeps the current CPU request (default 0.01)"),
+    Setting("saturation_probe", "settings", "saturation_probe", parse_float,
+            "probe a saturated CPU request down by this fraction per quiet day (default 0: off)"),
+    Setting("saturation_probe_grace", "settings", "saturation_probe_grace_days", parse_float,
+            "quiet days before the probe starts (default 1)"),
     Setting("memory_window", "settings", "memory_window_s", parse_duration_s,
             "memory peaks and OOM kills older than this are forgotten (default 30d)"),
     Setting("memory_peak_half_life", "settings", "memory_peak_half_life_s", parse_duration_s,
             "memory limit from a decaying memory of peaks with this half-life (default: off)"),
     Setting("memory_margin", "settings", "memory_margin", parse_non_negative,
             "memory limit: buffer on the peak, fraction (default 0.15)"),
+    Setting("memory_spike_quantile", "settings", "memory_spike_quantile",
+            parse_percent_as_fraction,
+            "memory buffer = this percentile of the container's own day-over-day jumps − 1 "
+            "(default: off, memory_margin)"),
+    Setting("memory_spike_margin_min", "settings", "memory_spike_margin_min", parse_non_negative,
+            "the spike buffer's least value (default 0.05)"),
+    Setting("memory_spike_margin_max", "settings", "memory_spike_margin_max", parse_non_negative,
+            "the spike buffer's largest value (default 0.5)"),
     Setting("memory_confidence_margin", "settings", "memory_confidence_margin",
             parse_non_negative, "memory limit: extra buffer ÷ days of history (default 1.0)"),
     Setting("memory_confidence_power", "settings", "memory_confidence_power", parse_float,
