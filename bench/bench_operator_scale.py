@@ -399,8 +399,9 @@ class Bench:
             prometheus.restart()
         run.end_s = end_s
         log(f"  history: {run.files} day files, {run.bytes / 2**30:.1f} GiB, ready in "
-            f"{run.wall_s:.0f}s (writing {run.write_s:.0f}s, promtool {run.load_s:.0f}s, "
-            f"overlapped); bench peak RSS {run.peak_rss_mib:.0f} MiB")  # fmt: skip
+            f"{run.wall_s:.0f}s (writing {run.write_s:.0f}s / {run.write_cpu_s:.0f}s CPU, "
+            f"promtool {run.load_s:.0f}s / {run.load_cpu_s:.0f}s CPU, overlapped); bench peak "
+            f"RSS {run.peak_rss_mib:.0f} MiB")  # fmt: skip
         return run
 
     def history_only(self, fleet: Fleet) -> None:
@@ -424,8 +425,9 @@ class Bench:
         }
         rows = [
             ("history ready (written + promtool + restart)", f"{ready_s:.0f} s"),
-            ("  writing day files (overlapped)", f"{run.write_s:.0f} s"),
-            ("  promtool", f"{run.load_s:.0f} s"),
+            ("  writing day files (overlapped): wall, CPU",
+             f"{run.write_s:.0f} s, {run.write_cpu_s:.0f} s"),
+            ("  promtool: wall, CPU", f"{run.load_s:.0f} s, {run.load_cpu_s:.0f} s"),
             ("day files / OpenMetrics text", f"{run.files} / {run.bytes / 2**30:.1f} GiB"),
             ("blocks / samples", f"{len(blocks)} / {samples:,}"),
             ("CPU counter series at the first / last minute",

@@ -343,14 +343,23 @@ class Pipeline:
 
     files: int = 0
     bytes: int = 0
-    #: Seconds the writer spent on the files, and the loader.
+    #: Seconds the writer spent on the files, and the loader (wall).
     write_s: float = 0.0
     load_s: float = 0.0
+    #: CPU seconds of the writer thread, and of the loader's child processes (promtool).
+    write_cpu_s: float = 0.0
+    load_cpu_s: float = 0.0
     wall_s: float = 0.0
     #: Peak RSS of this process (``ru_maxrss``) when done, MiB.
     peak_rss_mib: float = 0.0
     #: The history's last sample time (set by the caller).
     end_s: float = 0.0
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's finished (waited for) children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_mib() -> float:
@@ -374,9 +383,10 @@ def load_pipelined(
                 slots.acquire()
                 if stop.is_set():
                     return
-                t0 = time.monotonic()
+                t0, cpu0 = time.monotonic(), time.thread_time()
                 path = next(files, None)
                 stats.write_s += time.monotonic() - t0
+                stats.write_cpu_s += time.thread_time() - cpu0
                 ready.put(path)
                 if path is None:
                     return
@@ -390,17 +400,19 @@ def load_pipelined(
         while (item := ready.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            t0 = time.monotonic()
+            t0, children0 = time.monotonic(), _children_cpu_s()
             size = item.stat().st_size
             load(item)
             stats.load_s += time.monotonic() - t0
+            stats.load_cpu_s += _children_cpu_s() - children0
             stats.files += 1
             stats.bytes += size
             item.unlink()
             slots.release()
             if log is not None:
                 log(f"  {item.name}: {size / 2**30:.2f} GiB loaded in {time.monotonic() - t0:.0f}s"
-                    f" (written so far in {stats.write_s:.0f}s)")  # fmt: skip
+                    f" (so far: writing {stats.write_s:.0f}s, {stats.write_cpu_s:.0f}s CPU; "
+                    f"loading {stats.load_s:.0f}s, {stats.load_cpu_s:.0f}s CPU)")  # fmt: skip
     finally:
         stop.set()
         slots.release()
