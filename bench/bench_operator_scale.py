@@ -58,8 +58,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,12 +68,7 @@ from kubernetes import config as kube_config  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from rightsizer.dev.openmetrics import (  # noqa: E402
-    render,
-    replicaset_name,
-    split_days,
-    with_cpu_counter,
-)
+from fleet_history import NAMESPACE, Fleet, Pipeline, day_files, load_pipelined  # noqa: E402
 from tests.sandbox import (  # noqa: E402
     Config,
     OperatorExitedError,
@@ -85,7 +78,6 @@ from tests.sandbox import (  # noqa: E402
 )
 from tests.sandbox.http import KubeRest  # noqa: E402
 
-NAMESPACE = "bench"
 POLICY = "bench"
 #: The second first contact (--no-compare skips it): everything read at full resolution.
 POLICY_FULL = "bench-full"
@@ -104,7 +96,6 @@ PORTS = {
     "RIGHTSIZER_SANDBOX_METRICS_SERVER_PORT": 12444,
     "RIGHTSIZER_SANDBOX_PROMETHEUS_PORT": 12090,
 }
-SAFE = "bcdfghjklmnpqrstvwxz2456789"
 #: (API group, resource) the operator's ClusterRole grants: the breakdown counts only these.
 OPERATOR_RESOURCES = {
     (group, resource.split("/")[0])
@@ -112,7 +103,6 @@ OPERATOR_RESOURCES = {
     for group in rule["apiGroups"]
     for resource in rule["resources"]
 }
-MI = 2**20
 PROMETHEUS_METRICS = [
     "prometheus_http_requests_total",
     "process_cpu_seconds_total",
@@ -148,96 +138,6 @@ def exists(read: Callable[[], Any]) -> bool:
 
 def ratio(a: float | None, b: float | None) -> str:
     return "n/a" if a is None or b is None or a == 0 else f"{b / a:.2f}×"
-
-
-# ------------------------------------------------------------------ workloads and history
-@dataclass(frozen=True)
-class Fleet:
-    """The benchmark's Deployments: one pod, one container each, with usage levels."""
-
-    names: list[str]
-    cpu_cores: np.ndarray
-    memory_bytes: np.ndarray
-    #: Each Deployment's namespace (all in NAMESPACE unless ``make`` spreads them).
-    namespaces: list[str]
-
-    @staticmethod
-    def make(count: int, seed: int = 5, spaces: int = 1) -> Fleet:
-        """``spaces`` > 1: Deployment i in namespace ``bench-{i % spaces:02d}``."""
-        rng = np.random.default_rng(seed)
-        width = len(str(count - 1))
-        return Fleet(
-            names=[f"svc-{i:0{width}d}" for i in range(count)],
-            cpu_cores=rng.lognormal(-2.3, 0.8, count),
-            memory_bytes=rng.lognormal(np.log(200e6), 0.6, count),
-            namespaces=[
-                NAMESPACE if spaces == 1 else f"{NAMESPACE}-{i % spaces:02d}" for i in range(count)
-            ],
-        )
-
-    def deployment(self, i: int) -> dict[str, Any]:
-        name = self.names[i]
-        cpu_m = max(1, round(self.cpu_cores[i] * 1000))
-        mem_mi = round(self.memory_bytes[i] / MI)
-        return {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "namespace": self.namespaces[i], "labels": {"app": name}},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {
-                        "labels": {"app": name},
-                        "annotations": {
-                            "kwok.x-k8s.io/usage-cpu": f"{cpu_m}m",
-                            "kwok.x-k8s.io/usage-memory": f"{mem_mi}Mi",
-                        },
-                    },
-                    "spec": {
-                        "containers": [{
-                            "name": "app", "image": "registry.k8s.io/pause:3.10",
-                            "resources": {"requests": {"cpu": "250m", "memory": "256Mi"},
-                                          "limits": {"memory": "512Mi"}},
-                        }],
-                        "terminationGracePeriodSeconds": 1,
-                    },
-                },
-            },
-        }  # fmt: skip
-
-    def history(self, days: float, end_s: float, step_s: float = 60.0) -> pd.DataFrame:
-        """Per-minute usage of each Deployment's pod (daily cycle, noise), ending at end_s;
-        pod names as the ReplicaSet controller makes them, so kube-state-metrics' owner
-        series lead to exactly these Deployments."""
-        rng = np.random.default_rng(7)
-        n = int(days * 86400 / step_s)
-        t = end_s - (n - 1 - np.arange(n)) * step_s
-        phase = np.sin(2 * np.pi * (t % 86400) / 86400)
-        frames = []
-        for i, name in enumerate(self.names):
-            ns = self.namespaces[i]
-            pod = f"{replicaset_name(ns, name)}-" + "".join(rng.choice(list(SAFE), 5))
-            cpu = self.cpu_cores[i] * (1 + 0.5 * phase) * rng.lognormal(0, 0.25, n)
-            mem = self.memory_bytes[i] * (1 + 0.05 * phase) * rng.normal(1, 0.01, n)
-            frames.append(pd.DataFrame({
-                "timestamp": t, "namespace": ns, "workload": f"Deployment/{name}",
-                "pod": pod, "container": "app", "cpu": np.round(np.clip(cpu, 0, None), 5),
-                "memory": np.round(mem), "cpu_request": 0.25, "cpu_limit": np.nan,
-                "memory_request": 256.0 * MI, "memory_limit": 512.0 * MI, "oom": False,
-            }))  # fmt: skip
-        return pd.concat(frames, ignore_index=True)
-
-
-def write_openmetrics(frame: pd.DataFrame, out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    for i, day in enumerate(split_days(with_cpu_counter(frame))):
-        path = out / f"day-{i:02d}.om"
-        with path.open("w") as fh:
-            fh.writelines(render(day, 0.0, state_interval_s=300.0))
-        files.append(path)
-    return files
 
 
 # ------------------------------------------------------------------ metrics scraping
@@ -487,16 +387,60 @@ class Bench:
 
         wait_for("all Deployments available", available, 900, interval=3)
 
-    def load_history(self, fleet: Fleet) -> None:
+    def load_history(self, fleet: Fleet) -> Pipeline:
+        """The fleet's history into Prometheus: day files written (fleet_history.day_files)
+        while promtool loads the one before, then Prometheus restarted once."""
         end_s = math.floor(time.time() / 60) * 60
+        prometheus = Prometheus(self.sandbox)
+        files = day_files(fleet, self.args.days, end_s, self.cfg.state / "om")
+        run = load_pipelined(files, lambda f: prometheus.load_openmetrics(f, restart=False),
+                             log=log)  # fmt: skip
+        if self.sandbox.pid(prometheus.component) is not None:
+            prometheus.restart()
+        run.end_s = end_s
+        log(f"  history: {run.files} day files, {run.bytes / 2**30:.1f} GiB, ready in "
+            f"{run.wall_s:.0f}s (writing {run.write_s:.0f}s / {run.write_cpu_s:.0f}s CPU, "
+            f"promtool {run.load_s:.0f}s / {run.load_cpu_s:.0f}s CPU, overlapped); bench peak "
+            f"RSS {run.peak_rss_mib:.0f} MiB")  # fmt: skip
+        return run
+
+    def history_only(self, fleet: Fleet) -> None:
+        """Only the history (``--history-only``): Prometheus alone, the fleet's days loaded,
+        then what its blocks and queries hold."""
+        self.sandbox.down()
+        self.sandbox.up(["prometheus"], keep_data=False, log=lambda line: log("  " + line))
+        n, days = len(fleet.names), self.args.days
+        log(f"history only: {n} containers × {days:g} days at 1 minute …")
         t0 = time.monotonic()
-        files = write_openmetrics(fleet.history(self.args.days, end_s), self.cfg.state / "om")
-        t1 = time.monotonic()
-        Prometheus(self.sandbox).load_openmetrics(files)
-        for f in files:
-            f.unlink()
-        log(f"  history: generated in {t1 - t0:.0f}s, loaded by promtool in "
-            f"{time.monotonic() - t1:.0f}s")  # fmt: skip
+        run = self.load_history(fleet)
+        ready_s = time.monotonic() - t0
+        prometheus = Prometheus(self.sandbox)
+        blocks = [json.loads(m.read_text())
+                  for m in sorted(prometheus.tsdb_dir.glob("*/meta.json"))]  # fmt: skip
+        samples = sum(b["stats"]["numSamples"] for b in blocks)
+        start_s = run.end_s - (int(days * 86400 / 60) - 1) * 60
+        counts = {
+            at: prometheus.value("count(container_cpu_usage_seconds_total)", at)
+            for at in (start_s, run.end_s)
+        }
+        rows = [
+            ("history ready (written + promtool + restart)", f"{ready_s:.0f} s"),
+            ("  writing day files (overlapped): wall, CPU",
+             f"{run.write_s:.0f} s, {run.write_cpu_s:.0f} s"),
+            ("  promtool: wall, CPU", f"{run.load_s:.0f} s, {run.load_cpu_s:.0f} s"),
+            ("day files / OpenMetrics text", f"{run.files} / {run.bytes / 2**30:.1f} GiB"),
+            ("blocks / samples", f"{len(blocks)} / {samples:,}"),
+            ("CPU counter series at the first / last minute",
+             f"{counts[start_s]:.0f} / {counts[run.end_s]:.0f} (expected {n})"),
+            ("bench peak RSS (ru_maxrss)", f"{run.peak_rss_mib:.0f} MiB"),
+        ]  # fmt: skip
+        print(f"\nhistory at scale: {n} Deployments × {days:g} days of 1-minute history "
+              f"(cAdvisor every minute, kube-state-metrics every 5 min); "
+              f"{os.cpu_count()} CPUs\n")  # fmt: skip
+        width = max(len(k) for k, _ in rows)
+        for k, v in rows:
+            print(f"{k.ljust(width)}  {v}")
+        sys.stdout.flush()
 
     # ------------------------------------------------------------------ the operator
     def start_operator(

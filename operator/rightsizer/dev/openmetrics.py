@@ -70,13 +70,13 @@ def pod_uid(namespace: str, pod: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pod/{namespace}/{pod}"))
 
 
-def _ksm(**labels: object) -> str:
+def ksm_labels(**labels: object) -> str:
     """A kube-state-metrics series as scraped: its own labels over the target's."""
     return _labels(**{**KSM_POD, **KSM_TARGET, **labels})
 
 
-def _ksm_container(ns: str, pod: str, container: str, **labels: object) -> str:
-    return _ksm(container=container, namespace=ns, pod=pod, uid=pod_uid(ns, pod), **labels)
+def ksm_container_labels(ns: str, pod: str, container: str, **labels: object) -> str:
+    return ksm_labels(container=container, namespace=ns, pod=pod, uid=pod_uid(ns, pod), **labels)
 
 
 def _lines(name: str, labels: str, values: np.ndarray, ts: np.ndarray) -> str:
@@ -138,7 +138,7 @@ def render(
     yield "# EOF\n"
 
 
-def _cadvisor_labels(ns: str, pod: str, container: str) -> str:
+def cadvisor_labels(ns: str, pod: str, container: str) -> str:
     return _labels(**KUBELET_TARGET, container=container, namespace=ns, pod=pod)
 
 
@@ -154,7 +154,7 @@ def _cadvisor_cpu(groups: _Groups, shift_s: float) -> Iterator[str]:
         if np.isfinite(origin):
             ts = np.concatenate([[origin], ts])
             counter = np.concatenate([[0.0], counter])
-        labels = _cadvisor_labels(ns, pod, container)
+        labels = cadvisor_labels(ns, pod, container)
         yield _lines("container_cpu_usage_seconds_total", labels, counter, ts + shift_s)
 
 
@@ -166,7 +166,7 @@ def _cadvisor_memory(groups: _Groups, shift_s: float) -> Iterator[str]:
             continue
         yield _lines(
             "container_memory_working_set_bytes",
-            _cadvisor_labels(ns, pod, container),
+            cadvisor_labels(ns, pod, container),
             mem["memory"].to_numpy(dtype=float),
             mem["timestamp"].to_numpy(dtype=float) + shift_s,
         )
@@ -180,7 +180,7 @@ def _owners(frame: pd.DataFrame, shift_s: float, state_interval_s: float | None)
         owner_kind, owner_name = (
             ("ReplicaSet", replicaset_name(str(ns), name)) if kind == "Deployment" else (kind, name)
         )
-        labels = _ksm(namespace=ns, owner_is_controller="true", owner_kind=owner_kind,
+        labels = ksm_labels(namespace=ns, owner_is_controller="true", owner_kind=owner_kind,
                       owner_name=owner_name, pod=pod, uid=pod_uid(str(ns), str(pod)))  # fmt: skip
         t = np.unique(pod_ts.to_numpy(dtype=float))
         t = t[_thin(t, state_interval_s)]
@@ -192,7 +192,7 @@ def _owners(frame: pd.DataFrame, shift_s: float, state_interval_s: float | None)
         kind, name = str(wl).split("/", 1)
         if kind != "Deployment":
             continue
-        labels = _ksm(namespace=ns, owner_is_controller="true", owner_kind="Deployment",
+        labels = ksm_labels(namespace=ns, owner_is_controller="true", owner_kind="Deployment",
                       owner_name=name, replicaset=replicaset_name(str(ns), name))  # fmt: skip
         t = np.unique(wl_ts.to_numpy(dtype=float))
         t = t[_thin(t, state_interval_s)]
@@ -213,7 +213,7 @@ def _resources(groups: _Groups, shift_s: float, state_interval_s: float | None) 
                 if rows.empty:
                     continue
                 rows = rows.iloc[_thin(rows["timestamp"].to_numpy(dtype=float), state_interval_s)]
-                labels = _ksm_container(ns, pod, container, node=NODE, resource=resource,
+                labels = ksm_container_labels(ns, pod, container, node=NODE, resource=resource,
                                         unit=unit)  # fmt: skip
                 t = rows["timestamp"].to_numpy(dtype=float)
                 yield _lines(family, labels, rows[column].to_numpy(dtype=float), t + shift_s)
@@ -229,7 +229,7 @@ def _terminations(
     restarts: list[tuple[str, np.ndarray, np.ndarray]] = []
     for (ns, _wl, pod, container), g in groups:
         t = np.unique(g["timestamp"].to_numpy(dtype=float))
-        restart_labels = _ksm_container(ns, pod, container)
+        restart_labels = ksm_container_labels(ns, pod, container)
         if not g["oom"].any():
             t = t[_thin(t, state_interval_s)]
             restarts.append((restart_labels, np.zeros(t.shape[0]), t + shift_s))
@@ -237,7 +237,7 @@ def _terminations(
         oom_at = np.unique(g.loc[g["oom"].to_numpy(dtype=bool), "timestamp"].to_numpy(dtype=float))
         after = np.searchsorted(oom_at, t, side="right").astype(float)
         seen = after > 0
-        labels = _ksm_container(ns, pod, container, reason="OOMKilled")
+        labels = ksm_container_labels(ns, pod, container, reason="OOMKilled")
         yield _lines(
             "kube_pod_container_status_last_terminated_reason",
             labels,
