@@ -21,7 +21,7 @@ from rightsizer.engine.recommendation import Resources
 from rightsizer.engine.usage import ContainerKey, ContainerRegistry, UsageChunk
 from rightsizer.samples.workloads import WorkloadResolver
 from rightsizer.sources import promql
-from rightsizer.sources.errors import SourceError, SourceProblem, SourceRejectedError
+from rightsizer.sources.errors import SourceError, SourceProblem
 from rightsizer.sources.prometheus import MAX_POINTS_PER_SERIES, PrometheusClient, Result
 
 #: What reading a successful answer of the wrong shape raises (a series without ``pod``,
@@ -190,15 +190,14 @@ class PrometheusHistory:
 
     def pods(self, namespace: str, start_s: float, end_s: float) -> list[str] | None:
         """Every pod with usage series in ``[start_s, end_s]`` (perhaps a few more), from
-        the index; None where the store does not serve label values with matchers."""
+        the index; None where the listing fails (a store without label values for
+        matchers answers 404, 400 or 501): the namespace is then read whole, which is
+        always correct; a real failure of the store fails the reads that follow."""
         match = promql.usage_series(namespace, self.extra)
         try:
             return sorted(self.client.label_values("pod", match, start_s, end_s))
-        except SourceRejectedError as exc:
-            if exc.problem in (SourceProblem.HTTP_404, SourceProblem.NO_QUERY_API,
-                               SourceProblem.QUERY_REJECTED):  # fmt: skip
-                return None
-            raise
+        except SourceError:
+            return None
 
     def resolver(
         self,
