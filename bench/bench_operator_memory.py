@@ -17,7 +17,7 @@ the watch cache keeps them (``status.recommendation.seen``). Prints:
 
 Levers are measured one at a time by the caller: ``MALLOC_ARENA_MAX=2 python …`` for
 glibc's arenas (the operator sets the same limit with ``mallopt`` at start,
-``handlers/memory.py``), ``--trim`` for ``malloc_trim(0)`` after each reconcile (what the
+``heap.py``), ``--trim`` for ``malloc_trim(0)`` after each reconcile (what the
 operator does after each reconcile), ``--workers`` for the pool size. To compare with an
 older version of the operator, run this file with ``PYTHONPATH`` pointing at that
 version's ``operator/`` directory (e.g. from ``git archive``).

@@ -15,6 +15,8 @@ from rightsizer.sources.prometheus_history import (
     chunk_for,
     plan_bootstrap,
     plan_chunks,
+    plan_slices,
+    slice_windows,
 )
 
 T0 = 1_800_000_000.0
@@ -75,3 +77,37 @@ def test_recommendations_do_not_depend_on_the_chunk_size(name: str) -> None:
 
 def test_the_default_window_keeps_its_six_hours() -> None:
     assert HistoryWindow(T0, T0 + 86_400).chunk_s == 21_600.0
+
+
+def test_slices_hold_whole_workloads_within_the_budget() -> None:
+    """``plan_slices`` (the report's slices of a large namespace): every pod in exactly
+    one slice, a workload's pods together, each slice within the budget unless one
+    workload alone exceeds it."""
+    pods = [f"{w}-{i}" for w in ("a", "b", "c", "d") for i in range(3)] + ["e-0"]
+    big = {"c": 40}
+    slices = plan_slices(
+        pods, lambda pod: pod.split("-")[0], lambda pod: big.get(pod.split("-")[0], 2), 10
+    )
+    members = [pod for slice_pods, _ in slices for pod in slice_pods]
+    assert sorted(members) == sorted(pods)
+    assert [sorted({p.split("-")[0] for p in s}) for s, _ in slices] == [
+        ["a"],
+        ["b"],
+        ["c"],
+        ["d", "e"],
+    ]  # a + b (12) would exceed 10; c alone (120) exceeds it alone
+    assert [series for _, series in slices] == [6, 6, 120, 8]
+    assert plan_slices(pods, lambda pod: pod[0], lambda pod: 1, 13) == [(pods, 13)]
+    assert plan_slices([], lambda pod: pod, lambda pod: 1, 10) == []
+
+
+def test_slice_windows_cut_query_ranges_only_for_an_oversized_slice() -> None:
+    windows = plan_bootstrap(T0 - 7 * 86_400, T0, STEP, 300.0, 86_400.0)
+    assert slice_windows(windows, 166) == windows  # within 60,000 points: unchanged
+    assert slice_windows(windows, 0) == windows  # size unknown: unchanged
+    cut = slice_windows(windows, 500)
+    assert [w.chunk_s for w in cut] == [120 * 300.0, 120 * STEP]  # 500 × 120 = 60,000
+    assert [w.chunk_s for w in slice_windows(windows, 10**6)] == [60 * 300.0, 60 * STEP]
+    assert [(w.start_s, w.end_s, w.step_s) for w in cut] == [
+        (w.start_s, w.end_s, w.step_s) for w in windows
+    ]

@@ -1,4 +1,4 @@
-"""handlers/memory.py: malloc_trim after a reconcile and the arena limit (glibc; the
+"""heap.py: malloc_trim after a reconcile and the arena limit (glibc; the
 operator's image is Debian's). Whether they lower RSS is measured, not unit-tested:
 bench/bench_operator_memory.py, docs/benchmarks.md."""
 
@@ -9,7 +9,7 @@ import platform
 
 import pytest
 
-from rightsizer.handlers import memory
+from rightsizer import heap as memory
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
 

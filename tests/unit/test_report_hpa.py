@@ -64,3 +64,24 @@ def test_the_table_markdown_and_json_show_it_and_csv_does_not() -> None:
 def test_a_target_out_of_bounds_reads_as_held() -> None:
     (w,) = hpa_changes(ROWS, [hpa(cpu=150)])
     assert w.line() == "shop/Deployment/web: HPA web cpu 150%→300% (out of bounds: held)"
+
+
+def test_json_built_row_by_row_is_the_text_of_one_dump() -> None:
+    """``render_json`` (one row at a time, for memory) writes exactly what
+    ``json.dumps(document, indent=2)`` writes: with and without HPAs, rows short of data
+    (fewer fields), non-ASCII text (escaped alike), no rows at all."""
+    from rightsizer.report.render import render_json, to_report_document
+
+    short = assess(
+        [rec("thin", Resources(100, 64 * MI), Resources(50, 32 * MI))],
+        {}, min_history_s=30 * 86_400, min_samples=30,
+    )  # fmt: skip
+    rows = [*ROWS, *short]
+    assert not short[0].enough_data
+    for found in ([], hpa_changes(ROWS, [hpa()])):
+        for some in (rows, []):
+            t = totals(some)
+            source = {"prometheus": "http://p", "note": "ünïcode …", "namespaces": ["shop"]}
+            want = json.dumps(to_report_document(some, t, source, found), indent=2) + "\n"
+            assert render_json(some, t, source, found) == want
+            assert render_report(some, t, "json", source, found) == want

@@ -32,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
 from rightsizer import __version__, names
+from rightsizer import heap as memory
 from rightsizer.actuation import hpa as hpa_writes
 from rightsizer.actuation import kubernetes as kube_writes
 from rightsizer.actuation import pods as pod_writes
@@ -49,8 +50,8 @@ from rightsizer.controller.reconcile import (
 from rightsizer.controller.runtime import PolicyRuntime
 from rightsizer.engine.policy import LimitRangeItem, parse_limit_range
 from rightsizer.engine.settings import SettingsError, parse_duration_s
-from rightsizer.handlers import memory, webhook
 from rightsizer.handlers import recommendations as recommendation_objects
+from rightsizer.handlers import webhook
 from rightsizer.handlers.caches import Caches
 from rightsizer.handlers.pools import ReconcilePools
 from rightsizer.handlers.settings import settings_from_env, tick_s_from_env

@@ -76,15 +76,24 @@ def to_report_document(
     rows: Sequence[Assessment], t: Totals, source: dict[str, Any],
     hpa: Sequence[WorkloadHpa] = (),
 ) -> dict[str, Any]:  # fmt: skip
-    items = to_document([r.recommendation for r in rows])["recommendations"]
-    for item, row in zip(items, rows, strict=True):
-        item["pods"] = row.replicas
-        item["historySeconds"] = round(row.recommendation.history_span_s, 3)
-        item["severity"] = row.severity.value
-        if not row.enough_data:
-            item["insufficientData"] = row.reason
-            for key in ("target", "lowerBound", "upperBound", "uncappedTarget", "limits"):
-                item.pop(key, None)
+    return _document([_item(row) for row in rows], t, source, hpa)
+
+
+def _item(row: Assessment) -> dict[str, Any]:
+    item: dict[str, Any] = to_document([row.recommendation])["recommendations"][0]
+    item["pods"] = row.replicas
+    item["historySeconds"] = round(row.recommendation.history_span_s, 3)
+    item["severity"] = row.severity.value
+    if not row.enough_data:
+        item["insufficientData"] = row.reason
+        for key in ("target", "lowerBound", "upperBound", "uncappedTarget", "limits"):
+            item.pop(key, None)
+    return item
+
+
+def _document(
+    items: list[dict[str, Any]], t: Totals, source: dict[str, Any], hpa: Sequence[WorkloadHpa]
+) -> dict[str, Any]:
     return {
         "source": source,
         "totals": {
@@ -98,6 +107,24 @@ def to_report_document(
         "recommendations": items,
         **({"hpa": [item for w in hpa for item in w.document()]} if hpa else {}),
     }
+
+
+def render_json(
+    rows: Sequence[Assessment], t: Totals, source: dict[str, Any],
+    hpa: Sequence[WorkloadHpa] = (),
+) -> str:  # fmt: skip
+    """``json.dumps(to_report_document(…), indent=2)``, the same text, built one row at a
+    time: the encoder's pieces of the whole document would take about eight times the
+    text (37 MiB for 5,000 rows, the report's peak memory)."""
+    frame = json.dumps(_document([], t, source, hpa), indent=2)
+    if not rows:
+        return frame + "\n"
+    slot = '\n  "recommendations": []'
+    head, sep, tail = frame.partition(slot)
+    assert sep, "the document has its recommendations at the top level"
+    pad = "\n    "
+    items = ",\n".join("    " + json.dumps(_item(row), indent=2).replace("\n", pad) for row in rows)
+    return f'{head}\n  "recommendations": [\n{items}\n  ]{tail}\n'
 
 
 def render_csv(rows: Sequence[Assessment]) -> str:
@@ -128,9 +155,9 @@ def render_report(
         return render_markdown(rows, t, hpa)
     if fmt == "csv":
         return render_csv(rows)
-    doc = to_report_document(rows, t, source, hpa)
     if fmt == "json":
-        return json.dumps(doc, indent=2) + "\n"
+        return render_json(rows, t, source, hpa)
+    doc = to_report_document(rows, t, source, hpa)
     if fmt == "yaml":
         return yaml.safe_dump(doc, sort_keys=False)
     raise ValueError(f"unknown format {fmt!r}")

@@ -167,7 +167,7 @@ class PrometheusClient:
             allowed = min(allowed, self.deadline_monotonic - time.monotonic())
         return allowed
 
-    def _post(self, path: str, data: dict[str, str]) -> Any:
+    def _post(self, path: str, data: dict[str, str], method: str = "POST") -> Any:
         budget = self.config.max_queries
         allowed_s = self._request_deadline_s()
         with self._lock:
@@ -182,19 +182,23 @@ class PrometheusClient:
         data = {**data, "timeout": f"{int(self.config.timeout_s)}s"}
         transport = self._acquire()
         try:
-            resp, raw = self._send_watched(transport, path, data, allowed_s)
+            resp, raw = self._send_watched(transport, path, data, allowed_s, method)
         finally:
             self._release(transport)
-        return self._check(resp, raw, data.get("query", ""), path.endswith("/query_range"))
+        query = data.get("query", "") or f"{path} of {data.get('match[]', '')}"
+        return self._check(
+            resp, raw, query, path.endswith("/query_range"), path.endswith("/values")
+        )
 
     def _send_watched(
-        self, transport: _Transport, path: str, data: dict[str, str], allowed_s: float
-    ) -> tuple[Any, bytes]:
+        self, transport: _Transport, path: str, data: dict[str, str], allowed_s: float,
+        method: str = "POST",
+    ) -> tuple[Any, bytes]:  # fmt: skip
         """``_send`` under the request's watchdog, whose firing is reported as the deadline."""
         watchdog = SocketWatchdog(transport.sockets, allowed_s)
         try:
             with watchdog:
-                resp, raw = self._send(transport.session, path, data, allowed_s)
+                resp, raw = self._send(transport.session, path, data, allowed_s, method)
         except BodyTooLargeError:
             raise SourceRejectedError(
                 f"Prometheus at {self.url} answered with more than "
@@ -226,13 +230,16 @@ class PrometheusClient:
         )
 
     def _send(
-        self, session: requests.Session, path: str, data: dict[str, str], allowed_s: float
-    ) -> tuple[Any, bytes]:
+        self, session: requests.Session, path: str, data: dict[str, str], allowed_s: float,
+        method: str = "POST",
+    ) -> tuple[Any, bytes]:  # fmt: skip
         unavailable = SourceUnavailableError
         try:
-            resp = session.post(
+            resp = session.request(
+                method,
                 f"{self.url}{path}",
-                data=data,
+                data=data if method == "POST" else None,
+                params=data if method != "POST" else None,
                 headers=self._headers,
                 auth=self.config.basic_auth,
                 timeout=min(self.attempt_timeout_s, allowed_s),
@@ -297,7 +304,10 @@ class PrometheusClient:
         a credential is left."""
         return self._redact(raw[:4096].decode("utf-8", "replace"))[:200]
 
-    def _check(self, resp: requests.Response, raw: bytes, query: str, matrix: bool = False) -> Any:
+    def _check(
+        self, resp: requests.Response, raw: bytes, query: str, matrix: bool = False,
+        values: bool = False,
+    ) -> Any:  # fmt: skip
         code = resp.status_code
         rejected = SourceRejectedError
         if code in (401, 403):
@@ -368,6 +378,12 @@ class PrometheusClient:
                 SourceProblem.PARTIAL_DATA,
             )
         data = body.get("data")
+        if values:  # label values: a list of strings
+            if not isinstance(data, list) or not all(isinstance(v, str) for v in data):
+                raise SourceError(
+                    f"malformed Prometheus response for {query}", SourceProblem.MALFORMED_RESULT
+                )
+            return data
         if self.store is None:
             self.store = store_of(body)
         if not isinstance(data, dict) or not isinstance(data.get("result"), list):
@@ -388,6 +404,15 @@ class PrometheusClient:
             "/api/v1/query_range",
             {"query": expr, "start": _fmt(start_s), "end": _fmt(end_s), "step": _fmt(step_s)},
         )
+        return result
+
+    def label_values(self, label: str, match: str, start_s: float, end_s: float) -> list[str]:
+        """Values of ``label`` among the series ``match`` selects with samples in
+        ``[start_s, end_s]``, read from the index alone (no sample is decoded). A store may
+        answer with more (Prometheus: every series of the blocks the range touches), never
+        with fewer."""
+        data = {"match[]": match, "start": _fmt(start_s), "end": _fmt(end_s)}
+        result: list[str] = self._post(f"/api/v1/label/{label}/values", data, method="GET")
         return result
 
     def check(self) -> None:

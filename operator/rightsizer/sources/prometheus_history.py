@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -86,6 +86,48 @@ def chunk_for(step_s: float, series: int) -> float:
     return min(HistoryWindow.chunk_s, steps * step_s)
 
 
+def slice_windows(
+    windows: Sequence[HistoryWindow], series: int, points: int = POINTS_PER_ANSWER
+) -> list[HistoryWindow]:
+    """``windows`` with each query's range cut (as ``chunk_for`` does) so that ``series``
+    series stay about ``points`` points per answer, never under ``MIN_CHUNK_STEPS`` steps
+    (pure); unchanged for a slice within its budget or of unknown size (0)."""
+    if series <= 0:
+        return list(windows)
+    out = []
+    for w in windows:
+        steps = max(MIN_CHUNK_STEPS, points // series)
+        out.append(replace(w, chunk_s=min(w.chunk_s, steps * w.step_s)))
+    return out
+
+
+def plan_slices(
+    pods: Iterable[str], workload_of: Callable[[str], str],
+    series_of: Callable[[str], int], budget: int,
+) -> list[tuple[list[str], int]]:  # fmt: skip
+    """Pods in slices of whole workloads, each slice up to ``budget`` series (pure); a
+    workload larger than that is a slice of its own. Every pod is in exactly one slice,
+    and every workload's pods in one (a container's samples feed one state). Slices are
+    returned with their series counts, one slice when everything fits."""
+    by_workload: dict[str, list[str]] = defaultdict(list)
+    for pod in pods:
+        by_workload[workload_of(pod)].append(pod)
+    slices: list[tuple[list[str], int]] = []
+    current: list[str] = []
+    weight = 0
+    for workload in sorted(by_workload):
+        members = by_workload[workload]
+        size = sum(series_of(pod) for pod in members)
+        if current and weight + size > budget:
+            slices.append((current, weight))
+            current, weight = [], 0
+        current += members
+        weight += size
+    if current:
+        slices.append((current, weight))
+    return slices
+
+
 def plan_bootstrap(
     start_s: float, end_s: float, step_s: float, older_step_s: float, full_resolution_s: float,
     chunk_s: float = HistoryWindow.chunk_s,
@@ -145,6 +187,17 @@ class PrometheusHistory:
         result = self.client.query(expr, end_s)
         with _well_formed(expr):
             return sorted({str(r["metric"].get("namespace", "")) for r in result} - {""})
+
+    def pods(self, namespace: str, start_s: float, end_s: float) -> list[str] | None:
+        """Every pod with usage series in ``[start_s, end_s]`` (perhaps a few more), from
+        the index; None where the listing fails (a store without label values for
+        matchers answers 404, 400 or 501): the namespace is then read whole, which is
+        always correct; a real failure of the store fails the reads that follow."""
+        match = promql.usage_series(namespace, self.extra)
+        try:
+            return sorted(self.client.label_values("pod", match, start_s, end_s))
+        except SourceError:
+            return None
 
     def resolver(
         self,
@@ -219,13 +272,15 @@ class PrometheusHistory:
         registry: ContainerRegistry,
         resolver: WorkloadResolver,
         memory_request: Callable[[ContainerKey], float] | None = None,
+        pods: Sequence[str] | None = None,
     ) -> Iterator[UsageChunk]:
-        """One chunk per query range: CPU, memory and OOM samples of the namespace.
+        """One chunk per query range: CPU, memory and OOM samples of the namespace (of
+        ``pods`` only, if given).
 
         ``memory_request`` gives the memory reported for an OOM kill (upstream VPA uses the
         container's request for OOMs seen in container status).
         """
-        extra = self.extra
+        extra = ",".join(filter(None, (self.extra, promql.pod_set(pods) if pods else "")))
         # On VictoriaMetrics only: its irate repeats a series' last rate one step after it
         # ends; the guard costs a second read of the counter, needless on Prometheus.
         two_samples = self.client.store == "victoriametrics"

@@ -9,6 +9,7 @@ de-duplicates series that several jobs scrape. cAdvisor's pod-level and pause se
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from rightsizer.policy.matchers import validate_matchers
 
@@ -109,6 +110,26 @@ def replicaset_owners(namespace: str, window_s: float, extra: str = "") -> str:
         f"max by (namespace, replicaset, owner_kind, owner_name) "
         f"(max_over_time(kube_replicaset_owner{sel}[{duration(window_s)}]))"
     )
+
+
+#: What the usage queries read (CPU, memory, the OOM queries' restart counts).
+USAGE_METRICS = (
+    "container_cpu_usage_seconds_total",
+    "container_memory_working_set_bytes",
+    "kube_pod_container_status_restarts_total",
+)
+
+
+def usage_series(namespace: str, extra: str = "") -> str:
+    """One series selector for every series the usage queries of a namespace read."""
+    names = "|".join(re.escape(name) for name in USAGE_METRICS)
+    return selector(namespace, f"__name__=~{quote(names)}" + ("," + extra if extra else ""))
+
+
+def pod_set(pods: Iterable[str]) -> str:
+    """A matcher for exactly these pods: a regex of escaped alternatives, which Prometheus
+    and VictoriaMetrics turn into a set lookup."""
+    return f"pod=~{quote('|'.join(re.escape(pod) for pod in sorted(pods)))}"
 
 
 def namespaces(window_s: float, extra: str = "") -> str:
