@@ -37,6 +37,7 @@ import sys
 import pandas as pd
 
 from bench_hysteresis import choose, measures, report_halves
+from bench_peak_memory import HYSTERESIS as HYSTERESIS_WITHOUT_LIMIT_BAND
 from bench_peak_memory import NAMES, least_limit
 from bench_profiles import (
     HEADER,
@@ -53,8 +54,7 @@ from bench_profiles import (
 from rightsizer.backtest.replay import BacktestSettings, Contender
 from rightsizer.sources.bitbrains import read_bitbrains
 
-HYSTERESIS = {"keep_below": "0.2", "keep_above": "1", "keep_limit_below": "0",
-              "keep_limit_above": "0.1", "cpu_percentile": "90", "cpu_step": "50m"}  # fmt: skip
+HYSTERESIS = {**HYSTERESIS_WITHOUT_LIMIT_BAND, "keep_limit_above": "0.1"}
 """The hysteresis option (``docs/quality.md``)."""
 
 PROBES = ("0", "0.1", "0.2", "0.3")
