@@ -120,23 +120,29 @@ def main() -> None:
              "limit": least_limit(points, by["Balanced (before)"])}  # fmt: skip
     for rule, pick in picks.items():
         print(f"\nrule '{rule}' → {pick.label if pick else 'none'}")
-    balanced = measures(by["Balanced (before)"])
-    print("\nclosest to no worse than Balanced (measures worse, by how much):")
-
-    def gap(q: Point) -> float:
-        return sum(max(0.0, a - b) for a, b in zip(measures(q), balanced, strict=True))
-
-    for p in sorted((q for q in points if q.label.startswith("headroom:")), key=gap)[:8]:
-        pairs = zip(NAMES, measures(p), balanced, strict=True)
-        worse = [f"{n} +{100 * (a - b):.2f}" for n, a, b in pairs if a > b + 1e-12]
-        print(f"  {p.label}: {', '.join(worse) or 'none'}")
-    sys.stdout.flush()
+    print_closest(points, by["Balanced (before)"], 8)
     if not args.held_out:
         return
     finals: list[Contender] = [*baselines(), default, *extras]
     finals += [contender(p.label, "headroom", sets[p.label])
                for p in dict.fromkeys(q for q in picks.values() if q is not None)]  # fmt: skip
     report_halves(frame, finals, settings, chosen, held_out, everything=args.all)
+
+
+def print_closest(points: list[Point], base: Point, top: int) -> None:
+    """The ``top`` headroom sets closest to no worse than ``base``: each with the measures
+    it is worse on, and by how much."""
+    balanced = measures(base)
+    print("\nclosest to no worse than Balanced (measures worse, by how much):")
+
+    def gap(q: Point) -> float:
+        return sum(max(0.0, a - b) for a, b in zip(measures(q), balanced, strict=True))
+
+    for p in sorted((q for q in points if q.label.startswith("headroom:")), key=gap)[:top]:
+        pairs = zip(NAMES, measures(p), balanced, strict=True)
+        worse = [f"{n} +{100 * (a - b):.2f}" for n, a, b in pairs if a > b + 1e-12]
+        print(f"  {p.label}: {', '.join(worse) or 'none'}")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 
 import pandas as pd
 
-from bench_hysteresis import choose, measures, report_halves
+from bench_hysteresis import choose, report_halves
 from bench_peak_memory import HYSTERESIS as HYSTERESIS_WITHOUT_LIMIT_BAND
-from bench_peak_memory import NAMES, least_limit
+from bench_peak_memory import least_limit, print_closest
 from bench_profiles import (
     HEADER,
     TRACE,
@@ -166,17 +165,7 @@ def main() -> None:
              "core": least_core(points, base)}  # fmt: skip
     for rule, pick in picks.items():
         print(f"\nrule '{rule}' → {pick.label if pick else 'none'}")
-    balanced = measures(base)
-    print("\nclosest to no worse than Balanced (measures worse, by how much):")
-
-    def gap(q: Point) -> float:
-        return sum(max(0.0, a - b) for a, b in zip(measures(q), balanced, strict=True))
-
-    for p in sorted((q for q in points if q.label.startswith("headroom:")), key=gap)[:10]:
-        pairs = zip(NAMES, measures(p), balanced, strict=True)
-        worse = [f"{n} +{100 * (a - b):.2f}" for n, a, b in pairs if a > b + 1e-12]
-        print(f"  {p.label}: {', '.join(worse) or 'none'}")
-    sys.stdout.flush()
+    print_closest(points, base, 10)
     if not args.held_out:
         return
     finals: list[Contender] = [*baselines(), default, *extras]
